@@ -1,0 +1,24 @@
+//! portstat: what is using which port on this machine, and is that all right?
+//!
+//! Data flows one way: `backend` reads the kernel's socket tables into `model::Socket`s,
+//! `filter` keeps what the user asked for, `owners` finds the processes holding them,
+//! `meaning` adds ranges, services and direction, and `render` writes the result.
+
+pub mod backend;
+pub mod cli;
+pub mod filter;
+pub mod host;
+pub mod list;
+pub mod meaning;
+pub mod model;
+pub mod owners;
+pub mod render;
+pub mod scan;
+pub mod services;
+
+use std::io::Write;
+
+/// Runs the parsed command line, writing results to `out` and warnings to `err`.
+pub fn run(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    list::run(&cli.list, out, err)
+}

@@ -1,0 +1,110 @@
+//! `portstat [OPTIONS]`: list sockets.
+
+use std::cmp::Ordering;
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::backend::Source;
+use crate::cli::{ListArgs, SortKey, UsageError};
+use crate::filter::Query;
+use crate::host::{self, UserNames};
+use crate::model::Entry;
+use crate::render::{self, Report};
+use crate::scan::{self, Names};
+use crate::services::Services;
+
+pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    let users = (!args.numeric || args.user.is_some()).then(UserNames::load);
+    let query = Query {
+        states: args.states(),
+        protos: args.protos(),
+        families: args.families(),
+        ports: args.ports(),
+        pids: args.pid.clone(),
+        process: args.process.as_ref().map(|name| name.to_lowercase()),
+        uid: args
+            .user
+            .as_deref()
+            .map(|user| resolve_user(user, users.as_ref()))
+            .transpose()?,
+        range: args.range,
+    };
+    let source = args
+        .proc_net
+        .clone()
+        .map_or(Source::Live, Source::Recorded);
+    let services = (!args.numeric).then(Services::load);
+    let names = Names {
+        services: services.as_ref(),
+        users: users.as_ref().filter(|_| !args.numeric),
+    };
+    let mut scan = scan::scan(&query, &source, names)?;
+    sort(&mut scan.entries, args.sort);
+
+    for warning in &scan.warnings {
+        writeln!(err, "portstat: warning: {warning}")?;
+    }
+    let host = host::hostname();
+    let captured_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let report = Report {
+        host: &host,
+        captured_at: &captured_at,
+        entries: &scan.entries,
+        warnings: &scan.warnings,
+        numeric: args.numeric,
+    };
+    render::write(args.format(), &report, out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn resolve_user(user: &str, users: Option<&UserNames>) -> Result<u32> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Ok(uid);
+    }
+    users
+        .and_then(|users| users.uid(user))
+        .ok_or_else(|| UsageError(format!("no such user: {user:?}")).into())
+}
+
+/// Listeners first, then by port, unless `--sort` says otherwise; ties fall back to that order.
+pub fn sort(entries: &mut [Entry], key: Option<SortKey>) {
+    entries.sort_by(|a, b| by_key(a, b, key).then_with(|| default_order(a, b)));
+}
+
+fn default_order(a: &Entry, b: &Entry) -> Ordering {
+    let (sa, sb) = (&a.socket, &b.socket);
+    sb.state
+        .is_listening()
+        .cmp(&sa.state.is_listening())
+        .then(sa.local.port().cmp(&sb.local.port()))
+        .then(sa.proto.cmp(&sb.proto))
+        .then(sa.family().cmp(&sb.family()))
+        .then(sa.local.ip().cmp(&sb.local.ip()))
+        .then(sa.remote.cmp(&sb.remote))
+}
+
+fn by_key(a: &Entry, b: &Entry, key: Option<SortKey>) -> Ordering {
+    let first_pid = |e: &Entry| e.processes.first().map(|p| p.pid);
+    let first_name = |e: &Entry| e.processes.first().map(|p| p.name.to_lowercase());
+    // Sockets without an owner sort after those with one.
+    fn owned_first<T: Ord>(x: Option<T>, y: Option<T>) -> Ordering {
+        match (x, y) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+    }
+    match key {
+        None => Ordering::Equal,
+        Some(SortKey::Port) => a.socket.local.port().cmp(&b.socket.local.port()),
+        Some(SortKey::Proto) => a.socket.proto.cmp(&b.socket.proto),
+        Some(SortKey::State) => a.socket.state.as_str().cmp(b.socket.state.as_str()),
+        Some(SortKey::Pid) => owned_first(first_pid(a), first_pid(b)),
+        Some(SortKey::Process) => owned_first(first_name(a), first_name(b)),
+        Some(SortKey::User) => owned_first(a.user.clone(), b.user.clone())
+            .then(a.socket.uid.cmp(&b.socket.uid)),
+    }
+}

@@ -1,0 +1,185 @@
+//! What a socket means beyond the kernel's numbers: port ranges, ephemeral ports, service names
+//! and which way a connection goes. Pure functions over data the caller gathered.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::model::{Direction, EphemeralRange, Entry, OwnerNote, PortRange, Process, Proto, Socket};
+use crate::services::Services;
+
+/// This host's listening sockets (TCP LISTEN, bound UDP), by protocol and port.
+#[derive(Debug, Default)]
+pub struct Listeners(HashMap<(Proto, u16), Vec<IpAddr>>);
+
+impl Listeners {
+    pub fn index<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> Listeners {
+        let mut index: HashMap<(Proto, u16), Vec<IpAddr>> = HashMap::new();
+        for socket in sockets.into_iter().filter(|s| s.state.is_listening()) {
+            index
+                .entry((socket.proto, socket.local.port()))
+                .or_default()
+                .push(socket.local.ip());
+        }
+        Listeners(index)
+    }
+
+    /// Whether a listener of this host would receive traffic sent to `local`.
+    pub fn covers(&self, proto: Proto, local: SocketAddr) -> bool {
+        self.0
+            .get(&(proto, local.port()))
+            .is_some_and(|addresses| addresses.iter().any(|&a| listener_covers(a, local.ip())))
+    }
+}
+
+/// A wildcard listener covers every address of its family; `::` also covers IPv4, since a
+/// dual-stack socket accepts it. Otherwise the addresses must be equal, IPv4-mapped or not.
+fn listener_covers(listener: IpAddr, address: IpAddr) -> bool {
+    match (listener, address) {
+        (IpAddr::V6(l), _) if l.is_unspecified() => true,
+        (IpAddr::V4(l), IpAddr::V4(_)) if l.is_unspecified() => true,
+        (IpAddr::V4(l), IpAddr::V6(a)) if l.is_unspecified() => a.to_ipv4_mapped().is_some(),
+        _ => listener.to_canonical() == address.to_canonical(),
+    }
+}
+
+/// A connection whose local end is one of our listeners came in; every other connection went
+/// out. Listening sockets have no direction.
+pub fn direction(socket: &Socket, listeners: &Listeners) -> Option<Direction> {
+    socket.remote?;
+    if socket.state.is_listening() {
+        return None;
+    }
+    Some(if listeners.covers(socket.proto, socket.local) {
+        Direction::Inbound
+    } else {
+        Direction::Outbound
+    })
+}
+
+/// Everything needed to turn sockets into entries; built once per run.
+pub struct Meaning<'a> {
+    pub ephemeral: EphemeralRange,
+    pub listeners: &'a Listeners,
+    /// `None` under `--numeric`.
+    pub services: Option<&'a Services>,
+    /// `None` under `--numeric`.
+    pub users: Option<&'a crate::host::UserNames>,
+}
+
+impl Meaning<'_> {
+    pub fn entry(
+        &self,
+        socket: Socket,
+        processes: Vec<Process>,
+        owner_note: Option<OwnerNote>,
+    ) -> Entry {
+        let service = |port: u16| {
+            self.services
+                .and_then(|services| services.name(port, socket.proto))
+                .map(str::to_string)
+        };
+        let local_port = socket.local.port();
+        let remote_port = socket.remote.map(|remote| remote.port());
+        Entry {
+            user: self
+                .users
+                .and_then(|users| users.name(socket.uid))
+                .map(str::to_string),
+            local_range: PortRange::of(local_port),
+            remote_range: remote_port.map(PortRange::of),
+            ephemeral: self.ephemeral.contains(local_port),
+            local_service: service(local_port),
+            remote_service: remote_port.and_then(service),
+            direction: direction(&socket, self.listeners),
+            processes,
+            owner_note,
+            socket,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::State;
+
+    fn socket(proto: Proto, local: &str, remote: Option<&str>, state: State) -> Socket {
+        Socket {
+            proto,
+            local: local.parse().expect("test address"),
+            remote: remote.map(|r| r.parse().expect("test address")),
+            state,
+            tx_queue: 0,
+            rx_queue: 0,
+            timer_ticks: None,
+            uid: 0,
+            inode: 1,
+        }
+    }
+
+    #[test]
+    fn connection_to_a_local_listener_is_inbound_and_its_client_outbound() {
+        let listener = socket(Proto::Tcp, "127.0.0.1:8080", None, State::Listen);
+        let server_side = socket(
+            Proto::Tcp,
+            "127.0.0.1:8080",
+            Some("127.0.0.1:50000"),
+            State::Established,
+        );
+        let client_side = socket(
+            Proto::Tcp,
+            "127.0.0.1:50000",
+            Some("127.0.0.1:8080"),
+            State::Established,
+        );
+        let listeners = Listeners::index([&listener]);
+        assert_eq!(direction(&server_side, &listeners), Some(Direction::Inbound));
+        assert_eq!(direction(&client_side, &listeners), Some(Direction::Outbound));
+        assert_eq!(direction(&listener, &listeners), None);
+    }
+
+    #[test]
+    fn wildcard_listeners_cover_their_family_and_dual_stack_covers_ipv4() {
+        let any4 = socket(Proto::Tcp, "0.0.0.0:22", None, State::Listen);
+        let any6 = socket(Proto::Tcp, "[::]:443", None, State::Listen);
+        let listeners = Listeners::index([&any4, &any6]);
+        assert!(listeners.covers(Proto::Tcp, "10.1.2.3:22".parse().expect("addr")));
+        assert!(listeners.covers(Proto::Tcp, "[::ffff:10.1.2.3]:22".parse().expect("addr")));
+        assert!(!listeners.covers(Proto::Tcp, "[fe80::1]:22".parse().expect("addr")));
+        assert!(listeners.covers(Proto::Tcp, "10.1.2.3:443".parse().expect("addr")));
+        assert!(!listeners.covers(Proto::Udp, "10.1.2.3:443".parse().expect("addr")));
+    }
+
+    #[test]
+    fn specific_listener_covers_only_its_address() {
+        let lo = socket(Proto::Udp, "127.0.0.1:53", None, State::Unconn);
+        let listeners = Listeners::index([&lo]);
+        assert!(listeners.covers(Proto::Udp, "127.0.0.1:53".parse().expect("addr")));
+        assert!(listeners.covers(Proto::Udp, "[::ffff:127.0.0.1]:53".parse().expect("addr")));
+        assert!(!listeners.covers(Proto::Udp, "127.0.0.2:53".parse().expect("addr")));
+    }
+
+    #[test]
+    fn entries_carry_ranges_services_and_ephemeral_flag() {
+        let services = Services::with_system_services(None);
+        let listeners = Listeners::default();
+        let meaning = Meaning {
+            ephemeral: EphemeralRange::LINUX_DEFAULT,
+            listeners: &listeners,
+            services: Some(&services),
+            users: None,
+        };
+        let outbound = socket(
+            Proto::Tcp,
+            "10.0.0.2:40000",
+            Some("1.1.1.1:443"),
+            State::Established,
+        );
+        let entry = meaning.entry(outbound, Vec::new(), None);
+        assert_eq!(entry.local_range, PortRange::Registered);
+        assert_eq!(entry.remote_range, Some(PortRange::WellKnown));
+        assert!(entry.ephemeral);
+        assert_eq!(entry.remote_service.as_deref(), Some("https"));
+        assert_eq!(entry.direction, Some(Direction::Outbound));
+    }
+}

@@ -1,0 +1,308 @@
+//! The plain data every part of portstat shares: sockets as the kernel reports them, and the
+//! meaning portstat adds to them. No I/O happens here.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// Socket states, named as `ss` names them. `Unconn` is a bound UDP socket with no peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    Listen,
+    Unconn,
+    Established,
+    SynSent,
+    SynRecv,
+    NewSynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Closing,
+}
+
+impl State {
+    pub const ALL: [State; 13] = [
+        State::Listen,
+        State::Unconn,
+        State::Established,
+        State::SynSent,
+        State::SynRecv,
+        State::NewSynRecv,
+        State::FinWait1,
+        State::FinWait2,
+        State::TimeWait,
+        State::Close,
+        State::CloseWait,
+        State::LastAck,
+        State::Closing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Listen => "LISTEN",
+            State::Unconn => "UNCONN",
+            State::Established => "ESTABLISHED",
+            State::SynSent => "SYN_SENT",
+            State::SynRecv => "SYN_RECV",
+            State::NewSynRecv => "NEW_SYN_RECV",
+            State::FinWait1 => "FIN_WAIT1",
+            State::FinWait2 => "FIN_WAIT2",
+            State::TimeWait => "TIME_WAIT",
+            State::Close => "CLOSE",
+            State::CloseWait => "CLOSE_WAIT",
+            State::LastAck => "LAST_ACK",
+            State::Closing => "CLOSING",
+        }
+    }
+
+    /// Accepts a state name in any case, with `-` or `_` between words and with or without the
+    /// separator before a trailing digit (`fin-wait-1`, `FIN_WAIT1`, `finwait1`).
+    pub fn parse(name: &str) -> Option<State> {
+        let wanted = normalise_state_name(name);
+        State::ALL
+            .into_iter()
+            .find(|state| normalise_state_name(state.as_str()) == wanted)
+    }
+
+    /// A socket that waits for others rather than talking to one peer: TCP LISTEN, bound UDP.
+    pub fn is_listening(self) -> bool {
+        matches!(self, State::Listen | State::Unconn)
+    }
+}
+
+fn normalise_state_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of a kernel socket table, as the backend read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub proto: Proto,
+    pub local: SocketAddr,
+    /// `None` for listeners and unconnected UDP sockets: they have no peer.
+    pub remote: Option<SocketAddr>,
+    pub state: State,
+    /// Bytes waiting to be sent; for a TCP listener, its backlog.
+    pub tx_queue: u32,
+    /// Bytes waiting to be read; for a TCP listener, connections waiting to be accepted.
+    pub rx_queue: u32,
+    /// Time left on the socket's running kernel timer, in clock ticks (`USER_HZ`), if one runs.
+    pub timer_ticks: Option<u64>,
+    pub uid: u32,
+    /// 0 when no process holds the socket (TIME_WAIT, accept queue, orphans).
+    pub inode: u64,
+}
+
+impl Socket {
+    pub fn family(&self) -> Family {
+        match self.local {
+            SocketAddr::V4(_) => Family::Ipv4,
+            SocketAddr::V6(_) => Family::Ipv6,
+        }
+    }
+}
+
+/// IANA's three port ranges (RFC 6335).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortRange {
+    WellKnown,
+    Registered,
+    Dynamic,
+}
+
+impl PortRange {
+    pub fn of(port: u16) -> PortRange {
+        match port {
+            0..=1023 => PortRange::WellKnown,
+            1024..=49151 => PortRange::Registered,
+            _ => PortRange::Dynamic,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortRange::WellKnown => "well-known",
+            PortRange::Registered => "registered",
+            PortRange::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// The host's ephemeral port range (`net.ipv4.ip_local_port_range`), inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EphemeralRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl EphemeralRange {
+    /// Linux's default, used when the sysctl can't be read.
+    pub const LINUX_DEFAULT: EphemeralRange = EphemeralRange {
+        first: 32768,
+        last: 60999,
+    };
+
+    pub fn contains(self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// A peer connected to one of this host's listeners.
+    Inbound,
+    /// This host connected to a peer.
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A process that holds a socket open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+    pub user: Option<String>,
+    pub cmdline: String,
+}
+
+/// Why a socket shows no owning process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerNote {
+    /// No process holds it: TIME_WAIT and other sockets the kernel finishes alone.
+    Kernel,
+    /// A connection the kernel completed that no process has accepted yet.
+    AcceptQueue,
+    /// Held by a process whose descriptors this user can't read.
+    Hidden,
+    /// The holder closed it or exited between reading the tables and walking the processes.
+    Gone,
+}
+
+impl OwnerNote {
+    /// The stable code scripts see in JSON and CSV.
+    pub fn code(self) -> &'static str {
+        match self {
+            OwnerNote::Kernel => "kernel",
+            OwnerNote::AcceptQueue => "accept-queue",
+            OwnerNote::Hidden => "hidden",
+            OwnerNote::Gone => "gone",
+        }
+    }
+
+    /// What a person sees in the table instead of a process.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OwnerNote::Kernel => "(kernel)",
+            OwnerNote::AcceptQueue => "(not accepted yet)",
+            OwnerNote::Hidden => "(hidden: run as root)",
+            OwnerNote::Gone => "(gone during scan)",
+        }
+    }
+}
+
+/// A socket with everything portstat knows about it: owners, ranges, services, direction.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub socket: Socket,
+    pub user: Option<String>,
+    pub processes: Vec<Process>,
+    pub owner_note: Option<OwnerNote>,
+    pub local_range: PortRange,
+    pub remote_range: Option<PortRange>,
+    pub ephemeral: bool,
+    pub local_service: Option<String>,
+    pub remote_service: Option<String>,
+    pub direction: Option<Direction>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_parse_in_any_spelling() {
+        assert_eq!(State::parse("time-wait"), Some(State::TimeWait));
+        assert_eq!(State::parse("TIME_WAIT"), Some(State::TimeWait));
+        assert_eq!(State::parse("Fin-Wait-1"), Some(State::FinWait1));
+        assert_eq!(State::parse("listen"), Some(State::Listen));
+        assert_eq!(State::parse("bogus"), None);
+        for state in State::ALL {
+            assert_eq!(State::parse(state.as_str()), Some(state));
+        }
+    }
+
+    #[test]
+    fn port_ranges_follow_rfc_6335_boundaries() {
+        assert_eq!(PortRange::of(0), PortRange::WellKnown);
+        assert_eq!(PortRange::of(1023), PortRange::WellKnown);
+        assert_eq!(PortRange::of(1024), PortRange::Registered);
+        assert_eq!(PortRange::of(49151), PortRange::Registered);
+        assert_eq!(PortRange::of(49152), PortRange::Dynamic);
+        assert_eq!(PortRange::of(65535), PortRange::Dynamic);
+    }
+
+    #[test]
+    fn ephemeral_range_is_inclusive() {
+        let range = EphemeralRange {
+            first: 1000,
+            last: 2000,
+        };
+        assert!(range.contains(1000) && range.contains(2000));
+        assert!(!range.contains(999) && !range.contains(2001));
+    }
+}

@@ -1,0 +1,266 @@
+//! Who holds each socket: the socket-inode -> pid join (one pass over `/proc/PID/fd`), the
+//! processes' names, users and command lines (through `sysinfo`, for the pids found only), and
+//! why a socket has no visible owner.
+
+use std::collections::{HashMap, HashSet};
+
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+
+use crate::host::UserNames;
+use crate::meaning::Listeners;
+use crate::model::{OwnerNote, Process, Socket, State};
+
+/// The result of one walk over every process's open files.
+#[derive(Debug, Default)]
+pub struct Holders {
+    /// Socket inode -> the pids holding it, each once, in ascending order.
+    pub by_inode: HashMap<u64, Vec<u32>>,
+    /// Processes whose descriptors could not be read (another user's, without root).
+    pub unreadable: usize,
+    /// Processes that exited while the walk was under way.
+    pub vanished: usize,
+}
+
+impl Holders {
+    pub fn pids(&self, inode: u64) -> &[u32] {
+        self.by_inode.get(&inode).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn all_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.by_inode.values().flatten().copied().collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+}
+
+/// Walks `/proc/*/fd` once and records which processes hold the `wanted` socket inodes.
+/// Processes that vanish or can't be read are counted, never fatal.
+#[cfg(target_os = "linux")]
+pub fn find_holders(wanted: &HashSet<u64>) -> Holders {
+    use procfs::ProcError;
+    use procfs::process::FDTarget;
+
+    let mut holders = Holders::default();
+    if wanted.is_empty() {
+        return holders;
+    }
+    let Ok(processes) = procfs::process::all_processes() else {
+        holders.unreadable += 1;
+        return holders;
+    };
+    for process in processes {
+        let Ok(process) = process else {
+            holders.vanished += 1;
+            continue;
+        };
+        let fds = match process.fd() {
+            Ok(fds) => fds,
+            Err(ProcError::NotFound(_)) => {
+                holders.vanished += 1;
+                continue;
+            }
+            Err(_) => {
+                holders.unreadable += 1;
+                continue;
+            }
+        };
+        let pid = process.pid as u32;
+        for fd in fds.flatten() {
+            if let FDTarget::Socket(inode) = fd.target
+                && wanted.contains(&inode)
+            {
+                let pids = holders.by_inode.entry(inode).or_default();
+                if pids.last() != Some(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+    }
+    holders
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn find_holders(_wanted: &HashSet<u64>) -> Holders {
+    Holders::default()
+}
+
+/// Names, users and command lines of the given processes. A pid that has exited by now is
+/// missing from the result.
+pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u32, Process> {
+    if pids.is_empty() {
+        return HashMap::new();
+    }
+    let Ok(mut system) = System::new() else {
+        return HashMap::new();
+    };
+    let sysinfo_pids: Vec<Pid> = pids.iter().map(|&pid| Pid::from_u32(pid)).collect();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&sysinfo_pids),
+        true,
+        ProcessRefreshKind::nothing()
+            .without_tasks()
+            .with_cmd(UpdateKind::Always)
+            .with_user(UpdateKind::Always),
+    );
+    system
+        .processes()
+        .iter()
+        .map(|(pid, process)| {
+            let user = users
+                .zip(process.user_id())
+                .and_then(|(users, uid)| users.name(**uid))
+                .map(str::to_string);
+            let cmdline = process
+                .cmd()
+                .iter()
+                .map(|arg| arg.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let described = Process {
+                pid: pid.as_u32(),
+                name: process.name().to_string_lossy().into_owned(),
+                user,
+                cmdline,
+            };
+            (pid.as_u32(), described)
+        })
+        .collect()
+}
+
+/// What the walk knew when it found no process for a socket.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkLimits {
+    /// This process's effective uid (`None` where the platform has none).
+    pub euid: Option<u32>,
+    /// Some processes' descriptors could not be read.
+    pub some_unreadable: bool,
+}
+
+/// Why `socket` has no owner in the walk, or `None` when it has one.
+pub fn owner_note(
+    socket: &Socket,
+    has_owner: bool,
+    listeners: &Listeners,
+    limits: WalkLimits,
+) -> Option<OwnerNote> {
+    if has_owner {
+        return None;
+    }
+    if socket.inode == 0 {
+        // A completed handshake the server has not accept()ed yet has no file, hence no inode;
+        // neither has a socket the kernel is finishing after its process closed it.
+        let waits_for_accept = matches!(
+            socket.state,
+            State::Established | State::SynRecv | State::NewSynRecv | State::CloseWait
+        ) && listeners.covers(socket.proto, socket.local);
+        return Some(if waits_for_accept {
+            OwnerNote::AcceptQueue
+        } else {
+            OwnerNote::Kernel
+        });
+    }
+    let is_root = limits.euid == Some(0);
+    let someone_elses = limits.euid.is_some_and(|euid| euid != socket.uid);
+    if limits.some_unreadable && (someone_elses || is_root) {
+        Some(OwnerNote::Hidden)
+    } else {
+        Some(OwnerNote::Gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Proto;
+
+    fn socket(local: &str, remote: Option<&str>, state: State, uid: u32, inode: u64) -> Socket {
+        Socket {
+            proto: Proto::Tcp,
+            local: local.parse().expect("test address"),
+            remote: remote.map(|r| r.parse().expect("test address")),
+            state,
+            tx_queue: 0,
+            rx_queue: 0,
+            timer_ticks: None,
+            uid,
+            inode,
+        }
+    }
+
+    const USER: WalkLimits = WalkLimits {
+        euid: Some(1000),
+        some_unreadable: true,
+    };
+
+    #[test]
+    fn owned_sockets_need_no_note() {
+        let s = socket("127.0.0.1:80", None, State::Listen, 0, 5);
+        assert_eq!(owner_note(&s, true, &Listeners::default(), USER), None);
+    }
+
+    #[test]
+    fn time_wait_is_kernel_owned() {
+        let s = socket("127.0.0.1:5000", Some("127.0.0.1:80"), State::TimeWait, 0, 0);
+        assert_eq!(
+            owner_note(&s, false, &Listeners::default(), USER),
+            Some(OwnerNote::Kernel)
+        );
+    }
+
+    #[test]
+    fn unaccepted_connection_waits_in_the_listeners_queue() {
+        let listener = socket("127.0.0.1:80", None, State::Listen, 0, 5);
+        let listeners = Listeners::index([&listener]);
+        let queued = socket("127.0.0.1:80", Some("127.0.0.1:5000"), State::Established, 0, 0);
+        assert_eq!(
+            owner_note(&queued, false, &listeners, USER),
+            Some(OwnerNote::AcceptQueue)
+        );
+    }
+
+    #[test]
+    fn another_users_socket_is_hidden_from_a_non_root_caller() {
+        let s = socket("127.0.0.1:80", None, State::Listen, 0, 9);
+        assert_eq!(
+            owner_note(&s, false, &Listeners::default(), USER),
+            Some(OwnerNote::Hidden)
+        );
+    }
+
+    #[test]
+    fn own_socket_without_holder_was_closed_during_the_scan() {
+        let s = socket("127.0.0.1:80", None, State::Listen, 1000, 9);
+        assert_eq!(
+            owner_note(&s, false, &Listeners::default(), USER),
+            Some(OwnerNote::Gone)
+        );
+        let root = WalkLimits {
+            euid: Some(0),
+            some_unreadable: false,
+        };
+        assert_eq!(
+            owner_note(&s, false, &Listeners::default(), root),
+            Some(OwnerNote::Gone)
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn walk_finds_this_process_holding_its_own_socket() {
+        use std::os::unix::fs::MetadataExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let inode = {
+            use std::os::fd::AsRawFd;
+            let path = format!("/proc/self/fd/{}", listener.as_raw_fd());
+            std::fs::metadata(path).expect("fd metadata").ino()
+        };
+        let holders = find_holders(&HashSet::from([inode]));
+        assert_eq!(holders.pids(inode), [std::process::id()]);
+        let described = describe_processes(&holders.all_pids(), Some(&UserNames::load()));
+        let me = described.get(&std::process::id()).expect("own process described");
+        assert!(me.user.is_some());
+        assert!(!me.name.is_empty());
+        assert!(!me.cmdline.is_empty());
+    }
+}

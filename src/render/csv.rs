@@ -1,0 +1,62 @@
+//! CSV: the JSON record's fields, flattened; owners as `pid:name` joined by `;`.
+
+use std::io::{self, Write};
+
+use super::Report;
+use super::json::SocketRecord;
+
+pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let mut writer = ::csv::Writer::from_writer(out);
+    writer.write_record([
+        "proto",
+        "family",
+        "local_address",
+        "local_port",
+        "remote_address",
+        "remote_port",
+        "state",
+        "local_range",
+        "remote_range",
+        "ephemeral",
+        "local_service",
+        "remote_service",
+        "direction",
+        "uid",
+        "user",
+        "inode",
+        "processes",
+        "owner_note",
+    ])?;
+    for entry in report.entries {
+        let record = SocketRecord::from_entry(entry);
+        let processes = record
+            .processes
+            .iter()
+            .map(|p| format!("{}:{}", p.pid, p.name))
+            .collect::<Vec<_>>()
+            .join(";");
+        let text = |value: Option<&str>| value.unwrap_or_default().to_string();
+        let number = |value: Option<u16>| value.map(|v| v.to_string()).unwrap_or_default();
+        writer.write_record([
+            record.proto.to_string(),
+            record.family.to_string(),
+            record.local_address,
+            record.local_port.to_string(),
+            record.remote_address.unwrap_or_default(),
+            number(record.remote_port),
+            record.state.to_string(),
+            record.local_range.to_string(),
+            text(record.remote_range.as_deref()),
+            record.ephemeral.to_string(),
+            text(record.local_service.as_deref()),
+            text(record.remote_service.as_deref()),
+            text(record.direction.as_deref()),
+            record.uid.to_string(),
+            text(record.user.as_deref()),
+            record.inode.to_string(),
+            processes,
+            text(record.owner_note.as_deref()),
+        ])?;
+    }
+    writer.flush()
+}

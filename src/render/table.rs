@@ -1,0 +1,125 @@
+//! The table people read: one row per socket, fitted to the terminal.
+
+use std::io::{self, IsTerminal, Write};
+
+use comfy_table::{Attribute, Cell, ContentArrangement, Table, presets};
+
+use super::{Report, endpoint};
+use crate::model::{Direction, Entry, Family};
+
+/// How the table is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// Fit the terminal's width (wrapping long cells) rather than printing full lines.
+    pub fit_terminal: bool,
+    /// Borders and a bold header: only on a terminal without `NO_COLOR`.
+    pub decorated: bool,
+}
+
+impl Style {
+    pub fn detect() -> Style {
+        let terminal = io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            fit_terminal: terminal,
+            decorated: terminal && !no_color,
+        }
+    }
+}
+
+pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<()> {
+    let mut table = Table::new();
+    if style.decorated {
+        table.load_style(presets::UTF8_HORIZONTAL_ONLY);
+    } else {
+        table.load_style(presets::NOTHING).force_no_tty();
+    }
+    table.set_content_arrangement(if style.fit_terminal {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
+    let mut header = vec!["PROTO", "LOCAL", "REMOTE", "STATE", "RANGE"];
+    if !report.numeric {
+        header.push("SERVICE");
+    }
+    header.extend(["PID/PROGRAM", "USER"]);
+    table.set_header(header.into_iter().map(|title| {
+        let cell = Cell::new(title);
+        if style.decorated {
+            cell.add_attribute(Attribute::Bold)
+        } else {
+            cell
+        }
+    }));
+    for entry in report.entries {
+        table.add_row(row(entry, report.numeric));
+    }
+    if !style.decorated {
+        // Plain output is for grep and eyes alike: no leading blank, two spaces between columns.
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
+    }
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn row(entry: &Entry, numeric: bool) -> Vec<String> {
+    let socket = &entry.socket;
+    let proto = match socket.family() {
+        Family::Ipv4 => socket.proto.as_str().to_string(),
+        Family::Ipv6 => format!("{}6", socket.proto.as_str()),
+    };
+    let range = if entry.ephemeral {
+        format!("{}, eph", entry.local_range.as_str())
+    } else {
+        entry.local_range.as_str().to_string()
+    };
+    let mut cells = vec![
+        proto,
+        endpoint(socket.local),
+        socket.remote.map_or_else(|| "*".to_string(), endpoint),
+        socket.state.as_str().to_string(),
+        range,
+    ];
+    if !numeric {
+        cells.push(service(entry));
+    }
+    cells.push(owners(entry));
+    cells.push(
+        entry
+            .user
+            .clone()
+            .unwrap_or_else(|| socket.uid.to_string()),
+    );
+    cells
+}
+
+/// The service that matters: a listener's or inbound connection's own port, an outbound
+/// connection's remote port; connections say which way they go.
+fn service(entry: &Entry) -> String {
+    let (name, way) = match entry.direction {
+        None => (entry.local_service.as_deref(), ""),
+        Some(Direction::Inbound) => (entry.local_service.as_deref(), " (in)"),
+        Some(Direction::Outbound) => (entry.remote_service.as_deref(), " (out)"),
+    };
+    format!("{}{way}", name.unwrap_or("-"))
+}
+
+fn owners(entry: &Entry) -> String {
+    if entry.processes.is_empty() {
+        return entry
+            .owner_note
+            .map_or("-", |note| note.describe())
+            .to_string();
+    }
+    entry
+        .processes
+        .iter()
+        .map(|p| format!("{}/{}", p.pid, p.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,99 @@
+//! One look at the machine: read the tables, keep the sockets the query can match, find their
+//! owners, and give each its meaning. Every command starts here.
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+
+use crate::backend::{self, Source};
+use crate::filter::Query;
+use crate::host::{self, UserNames};
+use crate::meaning::{Listeners, Meaning};
+use crate::model::{Entry, OwnerNote, Process};
+use crate::owners::{self, WalkLimits};
+use crate::services::Services;
+
+/// Whether to look up names (services, users) or stay numeric.
+pub struct Names<'a> {
+    pub services: Option<&'a Services>,
+    pub users: Option<&'a UserNames>,
+}
+
+pub struct Scan {
+    pub entries: Vec<Entry>,
+    /// What could not be seen: said once, shortly, to the user.
+    pub warnings: Vec<String>,
+}
+
+pub fn scan(query: &Query, source: &Source, names: Names) -> Result<Scan> {
+    let read = backend::read(source, query.tables())?;
+    let mut warnings = read.warnings;
+    let ephemeral = host::ephemeral_range();
+    // Every listener counts for direction and accept queues, even ones the query hides.
+    let listeners = Listeners::index(&read.sockets);
+    let candidates: Vec<_> = read
+        .sockets
+        .into_iter()
+        .filter(|socket| query.matches_socket(socket, ephemeral))
+        .collect();
+
+    let wanted: HashSet<u64> = candidates
+        .iter()
+        .map(|socket| socket.inode)
+        .filter(|&inode| inode != 0)
+        .collect();
+    let holders = owners::find_holders(&wanted);
+    let processes = owners::describe_processes(&holders.all_pids(), names.users);
+    let limits = WalkLimits {
+        euid: host::effective_uid(),
+        some_unreadable: holders.unreadable > 0,
+    };
+
+    let meaning = Meaning {
+        ephemeral,
+        listeners: &listeners,
+        services: names.services,
+        users: names.users,
+    };
+    let entries: Vec<Entry> = candidates
+        .into_iter()
+        .map(|socket| {
+            let owners: Vec<Process> = holders
+                .pids(socket.inode)
+                .iter()
+                .filter_map(|pid| processes.get(pid).cloned())
+                .collect();
+            let note = owners::owner_note(&socket, !owners.is_empty(), &listeners, limits);
+            meaning.entry(socket, owners, note)
+        })
+        .filter(|entry| query.matches_owner(entry))
+        .collect();
+
+    warnings.extend(owner_warnings(&entries, limits));
+    Ok(Scan { entries, warnings })
+}
+
+fn owner_warnings(entries: &[Entry], limits: WalkLimits) -> Vec<String> {
+    let count = |wanted: OwnerNote| {
+        entries
+            .iter()
+            .filter(|entry| entry.owner_note == Some(wanted))
+            .count()
+    };
+    let mut warnings = Vec::new();
+    let hidden = count(OwnerNote::Hidden);
+    if hidden > 0 {
+        warnings.push(if limits.euid == Some(0) {
+            format!("owners of {hidden} sockets hidden: their /proc/PID/fd could not be read")
+        } else {
+            format!("owners of {hidden} sockets hidden: run as root")
+        });
+    }
+    let gone = count(OwnerNote::Gone);
+    if gone > 0 {
+        warnings.push(format!(
+            "owners of {gone} sockets not found: closed or exited during the scan"
+        ));
+    }
+    warnings
+}
