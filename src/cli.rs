@@ -76,7 +76,12 @@ pub struct ListArgs {
     pub port: Option<PortSpec>,
 
     /// Sockets held by these processes
-    #[arg(long, value_name = "PID[,PID]", value_delimiter = ',', help_heading = "Which sockets")]
+    #[arg(
+        long,
+        value_name = "PID[,PID]",
+        value_delimiter = ',',
+        help_heading = "Which sockets"
+    )]
     pub pid: Vec<u32>,
 
     /// Sockets held by a process whose name contains NAME (case-insensitive)

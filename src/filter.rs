@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use crate::backend::Tables;
-use crate::model::{EphemeralRange, Entry, Family, PortRange, Proto, Socket, State};
+use crate::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State};
 
 /// A set of ports: `22`, `22,80,443`, `8000-9000`, or a mix (`22,8000-8100`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +162,9 @@ impl Query {
             && (self.families.is_empty() || self.families.contains(&socket.family()))
             && self.ports.as_ref().is_none_or(|ports| {
                 ports.contains(socket.local.port())
-                    || socket.remote.is_some_and(|remote| ports.contains(remote.port()))
+                    || socket
+                        .remote
+                        .is_some_and(|remote| ports.contains(remote.port()))
             })
             && self.uid.is_none_or(|uid| socket.uid == uid)
             && self.range.is_none_or(|range| {
@@ -273,7 +275,12 @@ mod tests {
             Some("1.1.1.1:443"),
             State::Established,
         );
-        let other = socket(Proto::Tcp, "10.0.0.2:50001", Some("1.1.1.1:80"), State::Established);
+        let other = socket(
+            Proto::Tcp,
+            "10.0.0.2:50001",
+            Some("1.1.1.1:80"),
+            State::Established,
+        );
         assert!(query.matches_socket(&outbound, EPHEMERAL));
         assert!(!query.matches_socket(&other, EPHEMERAL));
     }
@@ -288,10 +295,22 @@ mod tests {
             uid: Some(1000),
             ..Default::default()
         };
-        assert!(query.matches_socket(&socket(Proto::Tcp, "[::]:22", None, State::Listen), EPHEMERAL));
-        assert!(!query.matches_socket(&socket(Proto::Tcp, "0.0.0.0:22", None, State::Listen), EPHEMERAL));
-        assert!(!query.matches_socket(&socket(Proto::Udp, "[::]:22", None, State::Unconn), EPHEMERAL));
-        assert!(!query.matches_socket(&socket(Proto::Tcp, "[::]:2222", None, State::Listen), EPHEMERAL));
+        assert!(query.matches_socket(
+            &socket(Proto::Tcp, "[::]:22", None, State::Listen),
+            EPHEMERAL
+        ));
+        assert!(!query.matches_socket(
+            &socket(Proto::Tcp, "0.0.0.0:22", None, State::Listen),
+            EPHEMERAL
+        ));
+        assert!(!query.matches_socket(
+            &socket(Proto::Udp, "[::]:22", None, State::Unconn),
+            EPHEMERAL
+        ));
+        assert!(!query.matches_socket(
+            &socket(Proto::Tcp, "[::]:2222", None, State::Listen),
+            EPHEMERAL
+        ));
     }
 
     #[test]
@@ -304,9 +323,20 @@ mod tests {
             first: 40000,
             last: 40010,
         };
-        let s = socket(Proto::Tcp, "127.0.0.1:40005", Some("127.0.0.1:80"), State::Established);
+        let s = socket(
+            Proto::Tcp,
+            "127.0.0.1:40005",
+            Some("127.0.0.1:80"),
+            State::Established,
+        );
         assert!(query.matches_socket(&s, narrow));
-        assert!(!query.matches_socket(&s, EphemeralRange { first: 50000, last: 50010 }));
+        assert!(!query.matches_socket(
+            &s,
+            EphemeralRange {
+                first: 50000,
+                last: 50010
+            }
+        ));
     }
 
     #[test]

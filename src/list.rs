@@ -30,10 +30,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             .transpose()?,
         range: args.range,
     };
-    let source = args
-        .proc_net
-        .clone()
-        .map_or(Source::Live, Source::Recorded);
+    let source = args.proc_net.clone().map_or(Source::Live, Source::Recorded);
     let services = (!args.numeric).then(Services::load);
     let names = Names {
         services: services.as_ref(),
@@ -104,7 +101,8 @@ fn by_key(a: &Entry, b: &Entry, key: Option<SortKey>) -> Ordering {
         Some(SortKey::State) => a.socket.state.as_str().cmp(b.socket.state.as_str()),
         Some(SortKey::Pid) => owned_first(first_pid(a), first_pid(b)),
         Some(SortKey::Process) => owned_first(first_name(a), first_name(b)),
-        Some(SortKey::User) => owned_first(a.user.clone(), b.user.clone())
-            .then(a.socket.uid.cmp(&b.socket.uid)),
+        Some(SortKey::User) => {
+            owned_first(a.user.clone(), b.user.clone()).then(a.socket.uid.cmp(&b.socket.uid))
+        }
     }
 }

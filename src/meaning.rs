@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::model::{Direction, EphemeralRange, Entry, OwnerNote, PortRange, Process, Proto, Socket};
+use crate::model::{
+    Direction, Entry, EphemeralRange, OwnerNote, PortRange, Process, Proto, Socket,
+};
 use crate::services::Services;
 
 /// This host's listening sockets (TCP LISTEN, bound UDP), by protocol and port.
@@ -133,8 +135,14 @@ mod tests {
             State::Established,
         );
         let listeners = Listeners::index([&listener]);
-        assert_eq!(direction(&server_side, &listeners), Some(Direction::Inbound));
-        assert_eq!(direction(&client_side, &listeners), Some(Direction::Outbound));
+        assert_eq!(
+            direction(&server_side, &listeners),
+            Some(Direction::Inbound)
+        );
+        assert_eq!(
+            direction(&client_side, &listeners),
+            Some(Direction::Outbound)
+        );
         assert_eq!(direction(&listener, &listeners), None);
     }
 

@@ -127,7 +127,7 @@ pub struct Socket {
     /// `None` for listeners and unconnected UDP sockets: they have no peer.
     pub remote: Option<SocketAddr>,
     pub state: State,
-    /// Bytes waiting to be sent; for a TCP listener, its backlog.
+    /// Bytes waiting to be sent (0 for a TCP listener in /proc/net/tcp).
     pub tx_queue: u32,
     /// Bytes waiting to be read; for a TCP listener, connections waiting to be accepted.
     pub rx_queue: u32,
@@ -229,8 +229,11 @@ pub enum OwnerNote {
     AcceptQueue,
     /// Held by a process whose descriptors this user can't read.
     Hidden,
-    /// The holder closed it or exited between reading the tables and walking the processes.
-    Gone,
+    /// A process exited while the processes were walked: most likely the holder.
+    Exited,
+    /// No visible process holds it: it was closed during the scan, or its holder lives in
+    /// another PID namespace (a container's, or the host's when portstat runs in one).
+    NotFound,
 }
 
 impl OwnerNote {
@@ -240,7 +243,8 @@ impl OwnerNote {
             OwnerNote::Kernel => "kernel",
             OwnerNote::AcceptQueue => "accept-queue",
             OwnerNote::Hidden => "hidden",
-            OwnerNote::Gone => "gone",
+            OwnerNote::Exited => "exited",
+            OwnerNote::NotFound => "not-found",
         }
     }
 
@@ -250,7 +254,8 @@ impl OwnerNote {
             OwnerNote::Kernel => "(kernel)",
             OwnerNote::AcceptQueue => "(not accepted yet)",
             OwnerNote::Hidden => "(hidden: run as root)",
-            OwnerNote::Gone => "(gone during scan)",
+            OwnerNote::Exited => "(exited during scan)",
+            OwnerNote::NotFound => "(no process found)",
         }
     }
 }

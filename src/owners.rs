@@ -135,6 +135,8 @@ pub struct WalkLimits {
     pub euid: Option<u32>,
     /// Some processes' descriptors could not be read.
     pub some_unreadable: bool,
+    /// Some processes exited while the walk was under way.
+    pub some_vanished: bool,
 }
 
 /// Why `socket` has no owner in the walk, or `None` when it has one.
@@ -162,11 +164,13 @@ pub fn owner_note(
     }
     let is_root = limits.euid == Some(0);
     let someone_elses = limits.euid.is_some_and(|euid| euid != socket.uid);
-    if limits.some_unreadable && (someone_elses || is_root) {
-        Some(OwnerNote::Hidden)
+    Some(if limits.some_unreadable && (someone_elses || is_root) {
+        OwnerNote::Hidden
+    } else if limits.some_vanished {
+        OwnerNote::Exited
     } else {
-        Some(OwnerNote::Gone)
-    }
+        OwnerNote::NotFound
+    })
 }
 
 #[cfg(test)]
@@ -191,6 +195,7 @@ mod tests {
     const USER: WalkLimits = WalkLimits {
         euid: Some(1000),
         some_unreadable: true,
+        some_vanished: false,
     };
 
     #[test]
@@ -201,7 +206,13 @@ mod tests {
 
     #[test]
     fn time_wait_is_kernel_owned() {
-        let s = socket("127.0.0.1:5000", Some("127.0.0.1:80"), State::TimeWait, 0, 0);
+        let s = socket(
+            "127.0.0.1:5000",
+            Some("127.0.0.1:80"),
+            State::TimeWait,
+            0,
+            0,
+        );
         assert_eq!(
             owner_note(&s, false, &Listeners::default(), USER),
             Some(OwnerNote::Kernel)
@@ -212,7 +223,13 @@ mod tests {
     fn unaccepted_connection_waits_in_the_listeners_queue() {
         let listener = socket("127.0.0.1:80", None, State::Listen, 0, 5);
         let listeners = Listeners::index([&listener]);
-        let queued = socket("127.0.0.1:80", Some("127.0.0.1:5000"), State::Established, 0, 0);
+        let queued = socket(
+            "127.0.0.1:80",
+            Some("127.0.0.1:5000"),
+            State::Established,
+            0,
+            0,
+        );
         assert_eq!(
             owner_note(&queued, false, &listeners, USER),
             Some(OwnerNote::AcceptQueue)
@@ -229,19 +246,34 @@ mod tests {
     }
 
     #[test]
-    fn own_socket_without_holder_was_closed_during_the_scan() {
+    fn own_socket_without_holder_was_not_found() {
         let s = socket("127.0.0.1:80", None, State::Listen, 1000, 9);
         assert_eq!(
             owner_note(&s, false, &Listeners::default(), USER),
-            Some(OwnerNote::Gone)
+            Some(OwnerNote::NotFound)
         );
         let root = WalkLimits {
             euid: Some(0),
             some_unreadable: false,
+            some_vanished: false,
         };
         assert_eq!(
             owner_note(&s, false, &Listeners::default(), root),
-            Some(OwnerNote::Gone)
+            Some(OwnerNote::NotFound)
+        );
+    }
+
+    #[test]
+    fn holder_missing_after_a_process_exited_mid_walk_is_reported_as_exited() {
+        let s = socket("127.0.0.1:80", None, State::Listen, 0, 9);
+        let root = WalkLimits {
+            euid: Some(0),
+            some_unreadable: false,
+            some_vanished: true,
+        };
+        assert_eq!(
+            owner_note(&s, false, &Listeners::default(), root),
+            Some(OwnerNote::Exited)
         );
     }
 
@@ -258,7 +290,9 @@ mod tests {
         let holders = find_holders(&HashSet::from([inode]));
         assert_eq!(holders.pids(inode), [std::process::id()]);
         let described = describe_processes(&holders.all_pids(), Some(&UserNames::load()));
-        let me = described.get(&std::process::id()).expect("own process described");
+        let me = described
+            .get(&std::process::id())
+            .expect("own process described");
         assert!(me.user.is_some());
         assert!(!me.name.is_empty());
         assert!(!me.cmdline.is_empty());

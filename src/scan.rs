@@ -47,6 +47,7 @@ pub fn scan(query: &Query, source: &Source, names: Names) -> Result<Scan> {
     let limits = WalkLimits {
         euid: host::effective_uid(),
         some_unreadable: holders.unreadable > 0,
+        some_vanished: holders.vanished > 0,
     };
 
     let meaning = Meaning {
@@ -89,10 +90,17 @@ fn owner_warnings(entries: &[Entry], limits: WalkLimits) -> Vec<String> {
             format!("owners of {hidden} sockets hidden: run as root")
         });
     }
-    let gone = count(OwnerNote::Gone);
-    if gone > 0 {
+    let exited = count(OwnerNote::Exited);
+    if exited > 0 {
         warnings.push(format!(
-            "owners of {gone} sockets not found: closed or exited during the scan"
+            "owners of {exited} sockets not found: processes exited during the scan"
+        ));
+    }
+    let not_found = count(OwnerNote::NotFound);
+    if not_found > 0 {
+        warnings.push(format!(
+            "owners of {not_found} sockets not found: closed during the scan, or held outside \
+             this PID namespace"
         ));
     }
     warnings

@@ -78,8 +78,16 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         schema: SCHEMA,
         host: report.host.into(),
         captured_at: report.captured_at.into(),
-        sockets: report.entries.iter().map(SocketRecord::from_entry).collect(),
-        warnings: report.warnings.iter().map(|w| Cow::from(w.as_str())).collect(),
+        sockets: report
+            .entries
+            .iter()
+            .map(SocketRecord::from_entry)
+            .collect(),
+        warnings: report
+            .warnings
+            .iter()
+            .map(|w| Cow::from(w.as_str()))
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &snapshot)?;
     writeln!(out)

@@ -89,12 +89,7 @@ fn row(entry: &Entry, numeric: bool) -> Vec<String> {
         cells.push(service(entry));
     }
     cells.push(owners(entry));
-    cells.push(
-        entry
-            .user
-            .clone()
-            .unwrap_or_else(|| socket.uid.to_string()),
-    );
+    cells.push(entry.user.clone().unwrap_or_else(|| socket.uid.to_string()));
     cells
 }
 
