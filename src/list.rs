@@ -39,9 +39,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let mut scan = scan::scan(&query, &source, names)?;
     sort(&mut scan.entries, args.sort);
 
-    for warning in &scan.warnings {
-        writeln!(err, "portstat: warning: {warning}")?;
-    }
+    write_warnings(&scan.warnings, err)?;
     let host = host::hostname();
     let captured_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let report = Report {
@@ -53,6 +51,20 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     };
     render::write(args.format(), &report, out)?;
     out.flush()?;
+    Ok(())
+}
+
+/// The first few warnings, then a count: a damaged table must not bury the output. JSON keeps
+/// them all.
+fn write_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<()> {
+    const SHOWN: usize = 5;
+    for warning in warnings.iter().take(SHOWN) {
+        writeln!(err, "portstat: warning: {warning}")?;
+    }
+    if warnings.len() > SHOWN {
+        let more = warnings.len() - SHOWN;
+        writeln!(err, "portstat: warning: and {more} more warnings (all are in --json output)")?;
+    }
     Ok(())
 }
 

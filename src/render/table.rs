@@ -2,7 +2,9 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use comfy_table::{Attribute, Cell, ContentArrangement, Table, presets};
+use comfy_table::{
+    Attribute, Cell, ColumnConstraint, ContentArrangement, LineStyle, Table, TableStyle, Width,
+};
 
 use super::{Report, endpoint};
 use crate::model::{Direction, Entry, Family};
@@ -27,12 +29,16 @@ impl Style {
     }
 }
 
+/// A bold header underlined, and nothing else: rows stay easy to scan and to copy.
+const UNDERLINED_HEADER: TableStyle =
+    TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
+
 pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<()> {
     let mut table = Table::new();
     if style.decorated {
-        table.load_style(presets::UTF8_HORIZONTAL_ONLY);
+        table.load_style(UNDERLINED_HEADER);
     } else {
-        table.load_style(presets::NOTHING).force_no_tty();
+        table.load_style(TableStyle::new()).force_no_tty();
     }
     table.set_content_arrangement(if style.fit_terminal {
         ContentArrangement::Dynamic
@@ -55,11 +61,16 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
     for entry in report.entries {
         table.add_row(row(entry, report.numeric));
     }
-    if !style.decorated {
-        // Plain output is for grep and eyes alike: no leading blank, two spaces between columns.
-        for column in table.column_iter_mut() {
-            column.set_padding((0, 2));
-        }
+    let wrappable = if report.numeric { 5..=5 } else { 5..=6 };
+    for column in table.column_iter_mut() {
+        // No leading blank, two spaces between columns, as ss and netstat print.
+        column.set_padding((0, 2));
+        // Only services and owners may wrap; addresses, states, ranges and users stay whole.
+        column.set_constraint(if wrappable.contains(&column.index) {
+            ColumnConstraint::LowerBoundary(Width::Fixed(10))
+        } else {
+            ColumnConstraint::ContentWidth
+        });
     }
     for line in table.lines() {
         writeln!(out, "{}", line.trim_end())?;
