@@ -63,7 +63,10 @@ fn write_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<(
     }
     if warnings.len() > SHOWN {
         let more = warnings.len() - SHOWN;
-        writeln!(err, "portstat: warning: and {more} more warnings (all are in --json output)")?;
+        writeln!(
+            err,
+            "portstat: warning: and {more} more warnings (all are in --json output)"
+        )?;
     }
     Ok(())
 }

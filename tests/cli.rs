@@ -57,7 +57,15 @@ fn help_and_version_succeed() {
     let help = portstat().arg("--help").output().expect("runs");
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for option in ["--listening", "--all", "--port", "--state", "--range", "--json", "Examples:"] {
+    for option in [
+        "--listening",
+        "--all",
+        "--port",
+        "--state",
+        "--range",
+        "--json",
+        "Examples:",
+    ] {
         assert!(text.contains(option), "help lacks {option}");
     }
     let version = portstat().arg("--version").output().expect("runs");
@@ -87,9 +95,9 @@ fn malformed_table_lines_are_skipped_with_a_warning_and_the_rest_shown() {
     assert_eq!(ports.len(), 5, "{ports:?}");
     let warnings = document["warnings"].as_array().expect("warnings");
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().is_some_and(|w| w.contains("line 7: unknown state"))),
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("line 7: unknown state"))),
         "{warnings:?}"
     );
 }
@@ -109,7 +117,11 @@ fn many_warnings_are_summarised_on_stderr() {
 #[test]
 fn empty_tables_are_not_an_error() {
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/proc-net/empty");
-    let document = json_from(portstat().args(["--proc-net", fixtures, "-a"]).arg("--json"));
+    let document = json_from(
+        portstat()
+            .args(["--proc-net", fixtures, "-a"])
+            .arg("--json"),
+    );
     assert!(sockets(&document).is_empty());
 }
 
@@ -123,7 +135,10 @@ fn missing_tables_are_a_clear_fatal_error() {
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.starts_with("portstat: ") && stderr.contains("no socket tables"), "{stderr}");
+    assert!(
+        stderr.starts_with("portstat: ") && stderr.contains("no socket tables"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -144,7 +159,10 @@ fn a_closed_pipe_ends_quietly_with_status_zero() {
         .expect("read stderr");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -156,8 +174,18 @@ fn every_kernel_state_is_read_and_the_default_view_keeps_listeners_and_establish
         .map(|s| s["state"].as_str().expect("state"))
         .collect();
     for state in [
-        "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-        "CLOSE", "CLOSE_WAIT", "LAST_ACK", "CLOSING", "NEW_SYN_RECV",
+        "LISTEN",
+        "SYN_SENT",
+        "SYN_RECV",
+        "ESTABLISHED",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "CLOSING",
+        "NEW_SYN_RECV",
     ] {
         assert!(states.contains(&state), "{state} missing from {states:?}");
     }
@@ -170,7 +198,12 @@ fn every_kernel_state_is_read_and_the_default_view_keeps_listeners_and_establish
     shown.dedup();
     assert_eq!(shown, ["ESTABLISHED", "LISTEN"]);
     let closing = json_from(portstat().args([
-        "--proc-net", fixtures, "-n", "--state", "close-wait,last_ack", "--json",
+        "--proc-net",
+        fixtures,
+        "-n",
+        "--state",
+        "close-wait,last_ack",
+        "--json",
     ]));
     let mut picked: Vec<&str> = sockets(&closing)
         .iter()

@@ -41,6 +41,7 @@ fn in_ephemeral_range(port: u16) -> bool {
 
 #[test]
 fn tcp_listener_is_reported_with_owner_range_and_every_json_field() {
+    let _serial = serial();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = port_of(&listener);
     let document = json(&["-l", "--port", &port.to_string()]);
@@ -114,6 +115,7 @@ fn tcp_listener_is_reported_with_owner_range_and_every_json_field() {
 
 #[test]
 fn established_ipv6_pair_has_both_ends_with_direction() {
+    let _serial = serial();
     let (listener, mut client, _server) = tcp_pair("[::1]:0");
     ping(&mut client);
     let port = port_of(&listener);
@@ -140,6 +142,7 @@ fn established_ipv6_pair_has_both_ends_with_direction() {
 
 #[test]
 fn time_wait_socket_is_kernel_owned() {
+    let _serial = serial();
     let (listener, client, server) = tcp_pair("127.0.0.1:0");
     let port = port_of(&listener);
     let client_port = client.local_addr().expect("client address").port();
@@ -156,6 +159,7 @@ fn time_wait_socket_is_kernel_owned() {
 
 #[test]
 fn unaccepted_connection_waits_in_the_accept_queue() {
+    let _serial = serial();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = port_of(&listener);
     let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
@@ -171,6 +175,7 @@ fn unaccepted_connection_waits_in_the_accept_queue() {
 
 #[test]
 fn udp_sockets_are_unconn_or_established() {
+    let _serial = serial();
     let bound = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
     let connected = UdpSocket::bind("[::1]:0").expect("bind udp6");
     let peer = UdpSocket::bind("[::1]:0").expect("bind udp6 peer");
@@ -197,6 +202,7 @@ fn udp_sockets_are_unconn_or_established() {
 
 #[test]
 fn socket_shared_by_two_processes_lists_both_owners() {
+    let _serial = serial();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let sharer = Sharer::spawn(listener.as_raw_fd());
     let document = json(&["-l", "--port", &port_of(&listener).to_string()]);
@@ -216,6 +222,7 @@ fn socket_shared_by_two_processes_lists_both_owners() {
 
 #[test]
 fn filters_select_exactly_what_they_name() {
+    let _serial = serial();
     let tcp4 = TcpListener::bind("127.0.0.1:0").expect("bind");
     let tcp6 = TcpListener::bind("[::1]:0").expect("bind");
     let udp4 = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -285,6 +292,7 @@ fn filters_select_exactly_what_they_name() {
 
 #[test]
 fn csv_has_a_header_and_flattened_owners() {
+    let _serial = serial();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = port_of(&listener);
     let output = portstat()
@@ -316,6 +324,7 @@ fn csv_has_a_header_and_flattened_owners() {
 
 #[test]
 fn table_shows_a_row_per_socket_without_decoration_when_piped() {
+    let _serial = serial();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = port_of(&listener);
     let output = portstat()
@@ -361,6 +370,7 @@ fn table_shows_a_row_per_socket_without_decoration_when_piped() {
 
 #[test]
 fn ss_habits_work() {
+    let _serial = serial();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = port_of(&listener).to_string();
     for flags in ["-tulpn", "-tlnp", "-tanp"] {

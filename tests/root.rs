@@ -46,6 +46,7 @@ fn open_host_sockets() -> Host {
 
 #[test]
 fn private_namespace_shows_wildcards_mapped_addresses_and_service_names() {
+    let _serial = serial();
     if skip_unless_root("private_namespace_shows_wildcards_mapped_addresses_and_service_names") {
         return;
     }
@@ -72,12 +73,22 @@ fn private_namespace_shows_wildcards_mapped_addresses_and_service_names() {
     assert_eq!(mapped["remote_address"], "::ffff:127.0.0.1");
     assert_eq!(mapped["remote_port"], host.client_port_mapped);
     assert_eq!(mapped["direction"], "inbound");
-    let mapped_client = find(&document, "127.0.0.1", host.client_port_mapped, "ESTABLISHED");
+    let mapped_client = find(
+        &document,
+        "127.0.0.1",
+        host.client_port_mapped,
+        "ESTABLISHED",
+    );
     assert_eq!(mapped_client["direction"], "outbound");
     assert_eq!(mapped_client["remote_service"], "http");
 
     // For an outbound connection the service that matters is the remote one.
-    let client = find(&document, "127.0.0.1", host.client_port_https, "ESTABLISHED");
+    let client = find(
+        &document,
+        "127.0.0.1",
+        host.client_port_https,
+        "ESTABLISHED",
+    );
     assert_eq!(client["direction"], "outbound");
     assert_eq!(client["remote_service"], "https");
     assert_eq!(client["remote_range"], "well-known");
@@ -95,7 +106,10 @@ fn private_namespace_shows_wildcards_mapped_addresses_and_service_names() {
         .lines()
         .find(|line| line.contains("0.0.0.0:22 "))
         .expect("ssh row");
-    assert!(ssh_row.contains("well-known") && ssh_row.contains("ssh"), "{ssh_row}");
+    assert!(
+        ssh_row.contains("well-known") && ssh_row.contains("ssh"),
+        "{ssh_row}"
+    );
     assert!(text.contains("[::]:80 "), "{text}");
 
     // -n: numbers only, no service or user names.
@@ -109,6 +123,7 @@ fn private_namespace_shows_wildcards_mapped_addresses_and_service_names() {
 
 #[test]
 fn the_default_namespace_does_not_see_the_private_ones_sockets() {
+    let _serial = serial();
     if skip_unless_root("the_default_namespace_does_not_see_the_private_ones_sockets") {
         return;
     }
@@ -133,6 +148,7 @@ fn inode_of(netns: &PrivateNetns, port: &str) -> Value {
 
 #[test]
 fn another_users_sockets_show_their_uid_and_why_the_owner_is_hidden() {
+    let _serial = serial();
     if skip_unless_root("another_users_sockets_show_their_uid_and_why_the_owner_is_hidden") {
         return;
     }

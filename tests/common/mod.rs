@@ -202,3 +202,11 @@ pub fn ping(stream: &mut TcpStream) {
 pub fn addr(text: &str) -> SocketAddr {
     text.parse().expect("test address")
 }
+
+/// Serialises the tests of one test binary that assert exactly which pids hold a socket: a
+/// child another test thread forks inherits every descriptor until it execs, and portstat
+/// rightly reports that child as a holder too.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
