@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, ValueEnum};
 
+use crate::backend::Backend;
 use crate::filter::{PortSpec, RangeFilter, StateSelection, parse_state};
 use crate::model::{Family, Proto, State};
 use crate::render::Format;
@@ -117,6 +118,10 @@ pub struct ListArgs {
     #[arg(long, conflicts_with = "format", help_heading = "Output")]
     pub json: bool,
 
+    /// Which reader of the kernel's socket tables to use
+    #[arg(long, value_enum, default_value_t = Backend::Auto, help_heading = "Output")]
+    pub backend: Backend,
+
     /// Read recorded tables (files tcp, tcp6, udp, udp6) from DIR instead of /proc/net
     #[arg(long, value_name = "DIR", hide = true)]
     pub proc_net: Option<PathBuf>,
@@ -173,18 +178,6 @@ impl ListArgs {
         families
     }
 }
-
-/// A mistake in what the user asked, found after parsing (exit status 2, like clap's own).
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 #[cfg(test)]
 mod tests {

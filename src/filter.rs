@@ -166,7 +166,7 @@ impl Query {
                         .remote
                         .is_some_and(|remote| ports.contains(remote.port()))
             })
-            && self.uid.is_none_or(|uid| socket.uid == uid)
+            && self.uid.is_none_or(|uid| socket.uid == Some(uid))
             && self.range.is_none_or(|range| {
                 let port = socket.local.port();
                 match range {
@@ -198,20 +198,9 @@ impl Query {
 mod tests {
     use super::*;
     use crate::model::{OwnerNote, Process};
-    use std::net::SocketAddr;
 
     fn socket(proto: Proto, local: &str, remote: Option<&str>, state: State) -> Socket {
-        Socket {
-            proto,
-            local: local.parse().expect("test address"),
-            remote: remote.map(|r| r.parse::<SocketAddr>().expect("test address")),
-            state,
-            tx_queue: 0,
-            rx_queue: 0,
-            timer_ticks: None,
-            uid: 1000,
-            inode: 7,
-        }
+        Socket::example(proto, local, remote, state)
     }
 
     const EPHEMERAL: EphemeralRange = EphemeralRange::LINUX_DEFAULT;

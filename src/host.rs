@@ -42,9 +42,9 @@ pub fn hostname() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "unknown".to_string())
 }
 
-/// uid -> user name, from the system's user database.
+/// The system's users, by id: names for socket uids and for processes' users.
 #[derive(Debug, Default)]
-pub struct UserNames(HashMap<u32, String>);
+pub struct UserNames(HashMap<sysinfo::Uid, String>);
 
 impl UserNames {
     pub fn load() -> UserNames {
@@ -54,21 +54,49 @@ impl UserNames {
         UserNames(
             users
                 .iter()
-                .map(|user| (**user.id(), user.name().to_string()))
+                .map(|user| (user.id().clone(), user.name().to_string()))
                 .collect(),
         )
     }
 
+    /// The name of a numeric uid, as socket tables give them.
     pub fn name(&self, uid: u32) -> Option<&str> {
-        self.0.get(&uid).map(String::as_str)
+        self.of(&uid_from_number(uid)?)
     }
 
+    /// The name of a process's user, as sysinfo gives it (a SID on Windows).
+    pub fn of(&self, uid: &sysinfo::Uid) -> Option<&str> {
+        self.0.get(uid).map(String::as_str)
+    }
+
+    /// The numeric uid of a user name, where uids are numbers.
     pub fn uid(&self, name: &str) -> Option<u32> {
         self.0
             .iter()
             .find(|(_, known)| known.as_str() == name)
-            .map(|(uid, _)| *uid)
+            .and_then(|(uid, _)| number_of_uid(uid))
     }
+}
+
+#[cfg(unix)]
+fn uid_from_number(number: u32) -> Option<sysinfo::Uid> {
+    sysinfo::Uid::try_from(number as usize).ok()
+}
+
+#[cfg(unix)]
+fn number_of_uid(uid: &sysinfo::Uid) -> Option<u32> {
+    Some(**uid)
+}
+
+// Windows names users by SID: no socket table gives a number to look up.
+#[cfg(not(unix))]
+fn uid_from_number(_number: u32) -> Option<sysinfo::Uid> {
+    None
+}
+
+#[cfg(not(unix))]
+fn number_of_uid(_uid: &sysinfo::Uid) -> Option<u32> {
+    None
 }
 
 #[cfg(test)]
@@ -97,6 +125,9 @@ mod tests {
 
     #[test]
     fn root_is_in_the_user_database() {
-        assert_eq!(UserNames::load().name(0), Some("root"));
+        let users = UserNames::load();
+        assert_eq!(users.name(0), Some("root"));
+        assert_eq!(users.uid("root"), Some(0));
+        assert_eq!(users.uid("no-such-user-xyz"), None);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod error;
 pub mod filter;
 pub mod host;
 pub mod list;

@@ -6,7 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::backend::Source;
-use crate::cli::{ListArgs, SortKey, UsageError};
+use crate::cli::{ListArgs, SortKey};
+use crate::error::UsageError;
 use crate::filter::Query;
 use crate::host::{self, UserNames};
 use crate::model::Entry;
@@ -36,7 +37,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         services: services.as_ref(),
         users: users.as_ref().filter(|_| !args.numeric),
     };
-    let mut scan = scan::scan(&query, &source, names)?;
+    let mut scan = scan::scan(&query, args.backend, &source, names)?;
     sort(&mut scan.entries, args.sort);
 
     write_warnings(&scan.warnings, err)?;
@@ -116,8 +117,7 @@ fn by_key(a: &Entry, b: &Entry, key: Option<SortKey>) -> Ordering {
         Some(SortKey::State) => a.socket.state.as_str().cmp(b.socket.state.as_str()),
         Some(SortKey::Pid) => owned_first(first_pid(a), first_pid(b)),
         Some(SortKey::Process) => owned_first(first_name(a), first_name(b)),
-        Some(SortKey::User) => {
-            owned_first(a.user.clone(), b.user.clone()).then(a.socket.uid.cmp(&b.socket.uid))
-        }
+        Some(SortKey::User) => owned_first(a.user.clone(), b.user.clone())
+            .then(owned_first(a.socket.uid, b.socket.uid)),
     }
 }

@@ -2,7 +2,8 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use portstat::cli::{Cli, UsageError};
+use portstat::cli::Cli;
+use portstat::error::UsageError;
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {

@@ -85,7 +85,8 @@ impl Meaning<'_> {
         Entry {
             user: self
                 .users
-                .and_then(|users| users.name(socket.uid))
+                .zip(socket.uid)
+                .and_then(|(users, uid)| users.name(uid))
                 .map(str::to_string),
             local_range: PortRange::of(local_port),
             remote_range: remote_port.map(PortRange::of),
@@ -106,17 +107,7 @@ mod tests {
     use crate::model::State;
 
     fn socket(proto: Proto, local: &str, remote: Option<&str>, state: State) -> Socket {
-        Socket {
-            proto,
-            local: local.parse().expect("test address"),
-            remote: remote.map(|r| r.parse().expect("test address")),
-            state,
-            tx_queue: 0,
-            rx_queue: 0,
-            timer_ticks: None,
-            uid: 0,
-            inode: 1,
-        }
+        Socket::example(proto, local, remote, state)
     }
 
     #[test]

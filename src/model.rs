@@ -133,12 +133,36 @@ pub struct Socket {
     pub rx_queue: u32,
     /// Time left on the socket's running kernel timer, in clock ticks (`USER_HZ`), if one runs.
     pub timer_ticks: Option<u64>,
-    pub uid: u32,
-    /// 0 when no process holds the socket (TIME_WAIT, accept queue, orphans).
+    /// The user who created the socket; `None` where the backend can't tell (netstat2 on macOS
+    /// and Windows).
+    pub uid: Option<u32>,
+    /// 0 when no process holds the socket (TIME_WAIT, accept queue, orphans), or when the
+    /// backend has no inodes (netstat2 on macOS and Windows).
     pub inode: u64,
+    /// The pids holding the socket when the backend reports them itself (netstat2); `None` when
+    /// they are to be found by walking `/proc/PID/fd` (procfs).
+    pub holders: Option<Vec<u32>>,
 }
 
 impl Socket {
+    /// A socket as a test writes it: addresses as text, uid 1000, inode 1, nothing queued.
+    #[cfg(test)]
+    pub fn example(proto: Proto, local: &str, remote: Option<&str>, state: State) -> Socket {
+        let address = |text: &str| text.parse::<SocketAddr>().expect("test address");
+        Socket {
+            proto,
+            local: address(local),
+            remote: remote.map(address),
+            state,
+            tx_queue: 0,
+            rx_queue: 0,
+            timer_ticks: None,
+            uid: Some(1000),
+            inode: 1,
+            holders: None,
+        }
+    }
+
     pub fn family(&self) -> Family {
         match self.local {
             SocketAddr::V4(_) => Family::Ipv4,

@@ -25,13 +25,6 @@ impl Holders {
     pub fn pids(&self, inode: u64) -> &[u32] {
         self.by_inode.get(&inode).map_or(&[], Vec::as_slice)
     }
-
-    pub fn all_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self.by_inode.values().flatten().copied().collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
-    }
 }
 
 /// Walks `/proc/*/fd` once and records which processes hold the `wanted` socket inodes.
@@ -109,7 +102,7 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
         .map(|(pid, process)| {
             let user = users
                 .zip(process.user_id())
-                .and_then(|(users, uid)| users.name(**uid))
+                .and_then(|(users, uid)| users.of(uid))
                 .map(str::to_string);
             let cmdline = process
                 .cmd()
@@ -137,6 +130,8 @@ pub struct WalkLimits {
     pub some_unreadable: bool,
     /// Some processes exited while the walk was under way.
     pub some_vanished: bool,
+    /// The backend reports socket inodes, so inode 0 means no file refers to the socket.
+    pub inodes_known: bool,
 }
 
 /// Why `socket` has no owner in the walk, or `None` when it has one.
@@ -149,7 +144,12 @@ pub fn owner_note(
     if has_owner {
         return None;
     }
-    if socket.inode == 0 {
+    let fileless = if limits.inodes_known {
+        socket.inode == 0
+    } else {
+        socket.state == State::TimeWait
+    };
+    if fileless {
         // A completed handshake the server has not accept()ed yet has no file, hence no inode;
         // neither has a socket the kernel is finishing after its process closed it.
         let waits_for_accept = matches!(
@@ -163,7 +163,7 @@ pub fn owner_note(
         });
     }
     let is_root = limits.euid == Some(0);
-    let someone_elses = limits.euid.is_some_and(|euid| euid != socket.uid);
+    let someone_elses = limits.euid.is_none_or(|euid| Some(euid) != socket.uid);
     Some(if limits.some_unreadable && (someone_elses || is_root) {
         OwnerNote::Hidden
     } else if limits.some_vanished {
@@ -180,15 +180,9 @@ mod tests {
 
     fn socket(local: &str, remote: Option<&str>, state: State, uid: u32, inode: u64) -> Socket {
         Socket {
-            proto: Proto::Tcp,
-            local: local.parse().expect("test address"),
-            remote: remote.map(|r| r.parse().expect("test address")),
-            state,
-            tx_queue: 0,
-            rx_queue: 0,
-            timer_ticks: None,
-            uid,
+            uid: Some(uid),
             inode,
+            ..Socket::example(Proto::Tcp, local, remote, state)
         }
     }
 
@@ -196,6 +190,7 @@ mod tests {
         euid: Some(1000),
         some_unreadable: true,
         some_vanished: false,
+        inodes_known: true,
     };
 
     #[test]
@@ -256,6 +251,7 @@ mod tests {
             euid: Some(0),
             some_unreadable: false,
             some_vanished: false,
+            inodes_known: true,
         };
         assert_eq!(
             owner_note(&s, false, &Listeners::default(), root),
@@ -270,6 +266,7 @@ mod tests {
             euid: Some(0),
             some_unreadable: false,
             some_vanished: true,
+            inodes_known: true,
         };
         assert_eq!(
             owner_note(&s, false, &Listeners::default(), root),
@@ -289,7 +286,7 @@ mod tests {
         };
         let holders = find_holders(&HashSet::from([inode]));
         assert_eq!(holders.pids(inode), [std::process::id()]);
-        let described = describe_processes(&holders.all_pids(), Some(&UserNames::load()));
+        let described = describe_processes(holders.pids(inode), Some(&UserNames::load()));
         let me = described
             .get(&std::process::id())
             .expect("own process described");

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 
 use anyhow::Result;
 
-use crate::backend::{self, Source};
+use crate::backend::{self, Backend, Source};
 use crate::filter::Query;
 use crate::host::{self, UserNames};
 use crate::meaning::{Listeners, Meaning};
-use crate::model::{Entry, OwnerNote, Process};
+use crate::model::{Entry, OwnerNote, Process, Socket};
 use crate::owners::{self, WalkLimits};
 use crate::services::Services;
 
@@ -25,8 +25,8 @@ pub struct Scan {
     pub warnings: Vec<String>,
 }
 
-pub fn scan(query: &Query, source: &Source, names: Names) -> Result<Scan> {
-    let read = backend::read(source, query.tables())?;
+pub fn scan(query: &Query, backend: Backend, source: &Source, names: Names) -> Result<Scan> {
+    let read = backend::read(backend, source, query.tables())?;
     let mut warnings = read.warnings;
     let ephemeral = host::ephemeral_range();
     // Every listener counts for direction and accept queues, even ones the query hides.
@@ -37,17 +37,28 @@ pub fn scan(query: &Query, source: &Source, names: Names) -> Result<Scan> {
         .filter(|socket| query.matches_socket(socket, ephemeral))
         .collect();
 
+    // Owners the backend did not report are found by one walk over the processes.
     let wanted: HashSet<u64> = candidates
         .iter()
+        .filter(|socket| socket.holders.is_none() && socket.inode != 0)
         .map(|socket| socket.inode)
-        .filter(|&inode| inode != 0)
         .collect();
-    let holders = owners::find_holders(&wanted);
-    let processes = owners::describe_processes(&holders.all_pids(), names.users);
+    let walked = owners::find_holders(&wanted);
+    let holders_of = |socket: &Socket| -> Vec<u32> {
+        match &socket.holders {
+            Some(reported) => reported.clone(),
+            None => walked.pids(socket.inode).to_vec(),
+        }
+    };
+    let mut all_pids: Vec<u32> = candidates.iter().flat_map(holders_of).collect();
+    all_pids.sort_unstable();
+    all_pids.dedup();
+    let processes = owners::describe_processes(&all_pids, names.users);
     let limits = WalkLimits {
         euid: host::effective_uid(),
-        some_unreadable: holders.unreadable > 0,
-        some_vanished: holders.vanished > 0,
+        some_unreadable: walked.unreadable > 0,
+        some_vanished: walked.vanished > 0,
+        inodes_known: read.inodes_known,
     };
 
     let meaning = Meaning {
@@ -59,8 +70,7 @@ pub fn scan(query: &Query, source: &Source, names: Names) -> Result<Scan> {
     let entries: Vec<Entry> = candidates
         .into_iter()
         .map(|socket| {
-            let owners: Vec<Process> = holders
-                .pids(socket.inode)
+            let owners: Vec<Process> = holders_of(&socket)
                 .iter()
                 .filter_map(|pid| processes.get(pid).cloned())
                 .collect();

@@ -1,4 +1,6 @@
 //! End-to-end: bad input, recorded tables, closed pipes. What a user sees when things go wrong.
+// These tests drive real Linux sockets and /proc.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! End-to-end: the built binary against real sockets this test opens on loopback.
+// These tests drive real Linux sockets and /proc.
+#![cfg(target_os = "linux")]
 
 mod common;
 

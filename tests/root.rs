@@ -1,6 +1,8 @@
 //! End-to-end tests that need root: addresses beyond loopback (bound only inside a private
 //! network namespace the test creates), well-known ports, and another user's view. Without root
 //! each test says why it skips.
+// These tests drive real Linux sockets and /proc.
+#![cfg(target_os = "linux")]
 
 mod common;
 

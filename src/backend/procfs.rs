@@ -42,7 +42,10 @@ const NEEDED_FIELDS: usize = 10;
 /// all, or when every wanted table that exists failed to read. Asking for no table at all reads
 /// nothing and succeeds.
 pub fn read(dir: &Path, wanted: Tables) -> anyhow::Result<TableRead> {
-    let mut result = TableRead::default();
+    let mut result = TableRead {
+        inodes_known: true,
+        ..TableRead::default()
+    };
     let mut any_wanted = false;
     let mut any_read = false;
     let mut first_failure: Option<(String, io::Error)> = None;
@@ -243,8 +246,9 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         tx_queue,
         rx_queue,
         timer_ticks: (tr != 0).then_some(when),
-        uid,
+        uid: Some(uid),
         inode,
+        holders: None,
     }))
 }
 
@@ -416,8 +420,9 @@ mod tests {
             tx_queue,
             rx_queue,
             timer_ticks,
-            uid,
+            uid: Some(uid),
             inode,
+            holders: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             text(record.local_service.as_deref()),
             text(record.remote_service.as_deref()),
             text(record.direction.as_deref()),
-            record.uid.to_string(),
+            record.uid.map(|uid| uid.to_string()).unwrap_or_default(),
             text(record.user.as_deref()),
             record.inode.to_string(),
             processes,

@@ -40,7 +40,7 @@ pub struct SocketRecord<'a> {
     pub local_service: Option<Cow<'a, str>>,
     pub remote_service: Option<Cow<'a, str>>,
     pub direction: Option<Cow<'a, str>>,
-    pub uid: u32,
+    pub uid: Option<u32>,
     pub user: Option<Cow<'a, str>>,
     pub inode: u64,
     pub processes: Vec<Process>,

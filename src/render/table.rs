@@ -100,7 +100,12 @@ fn row(entry: &Entry, numeric: bool) -> Vec<String> {
         cells.push(service(entry));
     }
     cells.push(owners(entry));
-    cells.push(entry.user.clone().unwrap_or_else(|| socket.uid.to_string()));
+    let uid = || {
+        socket
+            .uid
+            .map_or_else(|| "-".to_string(), |uid| uid.to_string())
+    };
+    cells.push(entry.user.clone().unwrap_or_else(uid));
     cells
 }
 
