@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -131,8 +132,9 @@ pub struct Socket {
     pub tx_queue: u32,
     /// Bytes waiting to be read; for a TCP listener, connections waiting to be accepted.
     pub rx_queue: u32,
-    /// Time left on the socket's running kernel timer, in clock ticks (`USER_HZ`), if one runs.
-    pub timer_ticks: Option<u64>,
+    /// Time left on the socket's running kernel timer (retransmit, keepalive, TIME_WAIT expiry),
+    /// if one runs.
+    pub timer: Option<Duration>,
     /// The user who created the socket; `None` where the backend can't tell (netstat2 on macOS
     /// and Windows).
     pub uid: Option<u32>,
@@ -156,7 +158,7 @@ impl Socket {
             state,
             tx_queue: 0,
             rx_queue: 0,
-            timer_ticks: None,
+            timer: None,
             uid: Some(1000),
             inode: 1,
             holders: None,

@@ -164,7 +164,7 @@ fn socket(info: SocketInfo, owners_known: bool) -> Option<Socket> {
         state,
         tx_queue: 0,
         rx_queue: 0,
-        timer_ticks: None,
+        timer: None,
         uid: uid(&info),
         inode: inode(&info),
         holders: owners_known.then_some(holders),

@@ -16,6 +16,7 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::Path;
+use std::time::Duration;
 
 use ::procfs::net::TcpState;
 use anyhow::Context;
@@ -245,11 +246,16 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         state,
         tx_queue,
         rx_queue,
-        timer_ticks: (tr != 0).then_some(when),
+        timer: (tr != 0).then(|| clock_ticks(when)),
         uid: Some(uid),
         inode,
         holders: None,
     }))
+}
+
+/// The kernel prints timers in clock ticks of `USER_HZ`, which is 100 on every Linux ABI.
+fn clock_ticks(ticks: u64) -> Duration {
+    Duration::from_millis(ticks.saturating_mul(10))
 }
 
 /// `st` as the kernel's TCP state numbers; for UDP, 07 (TCP_CLOSE) is a socket with no peer and
@@ -419,7 +425,7 @@ mod tests {
             state,
             tx_queue,
             rx_queue,
-            timer_ticks,
+            timer: timer_ticks.map(clock_ticks),
             uid: Some(uid),
             inode,
             holders: None,
