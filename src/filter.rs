@@ -333,20 +333,16 @@ mod tests {
         let entry = Entry {
             socket: socket(Proto::Tcp, "127.0.0.1:80", None, State::Listen),
             user: None,
-            processes: vec![
-                Process {
-                    pid: 10,
-                    name: "nginx".into(),
-                    user: None,
-                    cmdline: String::new(),
-                },
-                Process {
-                    pid: 11,
-                    name: "Nginx-Worker".into(),
-                    user: None,
-                    cmdline: String::new(),
-                },
-            ],
+            processes: [(10, "nginx"), (11, "Nginx-Worker")]
+                .map(|(pid, name)| {
+                    std::sync::Arc::new(Process {
+                        pid,
+                        name: name.into(),
+                        user: None,
+                        cmdline: String::new(),
+                    })
+                })
+                .into(),
             owner_note: None::<OwnerNote>,
             local_range: PortRange::WellKnown,
             remote_range: None,

@@ -2,6 +2,7 @@
 //! and its users. Each is read once per run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::EphemeralRange;
 
@@ -44,7 +45,7 @@ pub fn hostname() -> String {
 
 /// The system's users, by id: names for socket uids and for processes' users.
 #[derive(Debug, Default)]
-pub struct UserNames(HashMap<sysinfo::Uid, String>);
+pub struct UserNames(HashMap<sysinfo::Uid, Arc<str>>);
 
 impl UserNames {
     pub fn load() -> UserNames {
@@ -54,26 +55,26 @@ impl UserNames {
         UserNames(
             users
                 .iter()
-                .map(|user| (user.id().clone(), user.name().to_string()))
+                .map(|user| (user.id().clone(), Arc::from(user.name())))
                 .collect(),
         )
     }
 
     /// The name of a numeric uid, as socket tables give them.
-    pub fn name(&self, uid: u32) -> Option<&str> {
+    pub fn name(&self, uid: u32) -> Option<&Arc<str>> {
         self.of(&uid_from_number(uid)?)
     }
 
     /// The name of a process's user, as sysinfo gives it (a SID on Windows).
-    pub fn of(&self, uid: &sysinfo::Uid) -> Option<&str> {
-        self.0.get(uid).map(String::as_str)
+    pub fn of(&self, uid: &sysinfo::Uid) -> Option<&Arc<str>> {
+        self.0.get(uid)
     }
 
     /// The numeric uid of a user name, where uids are numbers.
     pub fn uid(&self, name: &str) -> Option<u32> {
         self.0
             .iter()
-            .find(|(_, known)| known.as_str() == name)
+            .find(|(_, known)| &***known == name)
             .and_then(|(uid, _)| number_of_uid(uid))
     }
 }
@@ -126,7 +127,7 @@ mod tests {
     #[test]
     fn root_is_in_the_user_database() {
         let users = UserNames::load();
-        assert_eq!(users.name(0), Some("root"));
+        assert_eq!(users.name(0).map(|name| &**name), Some("root"));
         assert_eq!(users.uid("root"), Some(0));
         assert_eq!(users.uid("no-such-user-xyz"), None);
     }

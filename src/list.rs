@@ -32,9 +32,9 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         range: args.range,
     };
     let source = args.proc_net.clone().map_or(Source::Live, Source::Recorded);
-    let services = (!args.numeric).then(Services::load);
+    let services = (!args.numeric).then(Services::system);
     let names = Names {
-        services: services.as_ref(),
+        services,
         users: users.as_ref().filter(|_| !args.numeric),
     };
     let mut scan = scan::scan(&query, args.backend, &source, names)?;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use crate::model::{
     Direction, Entry, EphemeralRange, OwnerNote, PortRange, Process, Proto, Socket,
@@ -63,7 +64,7 @@ pub struct Meaning<'a> {
     pub ephemeral: EphemeralRange,
     pub listeners: &'a Listeners,
     /// `None` under `--numeric`.
-    pub services: Option<&'a Services>,
+    pub services: Option<&'static Services>,
     /// `None` under `--numeric`.
     pub users: Option<&'a crate::host::UserNames>,
 }
@@ -72,13 +73,12 @@ impl Meaning<'_> {
     pub fn entry(
         &self,
         socket: Socket,
-        processes: Vec<Process>,
+        processes: Vec<Arc<Process>>,
         owner_note: Option<OwnerNote>,
     ) -> Entry {
         let service = |port: u16| {
             self.services
                 .and_then(|services| services.name(port, socket.proto))
-                .map(str::to_string)
         };
         let local_port = socket.local.port();
         let remote_port = socket.remote.map(|remote| remote.port());
@@ -87,7 +87,7 @@ impl Meaning<'_> {
                 .users
                 .zip(socket.uid)
                 .and_then(|(users, uid)| users.name(uid))
-                .map(str::to_string),
+                .cloned(),
             local_range: PortRange::of(local_port),
             remote_range: remote_port.map(PortRange::of),
             ephemeral: self.ephemeral.contains(local_port),
@@ -160,12 +160,12 @@ mod tests {
 
     #[test]
     fn entries_carry_ranges_services_and_ephemeral_flag() {
-        let services = Services::with_system_services(None);
+        let services: &'static Services = Box::leak(Box::new(Services::with_system_services(None)));
         let listeners = Listeners::default();
         let meaning = Meaning {
             ephemeral: EphemeralRange::LINUX_DEFAULT,
             listeners: &listeners,
-            services: Some(&services),
+            services: Some(services),
             users: None,
         };
         let outbound = socket(
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(entry.local_range, PortRange::Registered);
         assert_eq!(entry.remote_range, Some(PortRange::WellKnown));
         assert!(entry.ephemeral);
-        assert_eq!(entry.remote_service.as_deref(), Some("https"));
+        assert_eq!(entry.remote_service, Some("https"));
         assert_eq!(entry.direction, Some(Direction::Outbound));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -242,7 +243,7 @@ impl Direction {
 pub struct Process {
     pub pid: u32,
     pub name: String,
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     pub cmdline: String,
 }
 
@@ -290,14 +291,15 @@ impl OwnerNote {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub socket: Socket,
-    pub user: Option<String>,
-    pub processes: Vec<Process>,
+    pub user: Option<Arc<str>>,
+    /// Shared: every socket of one process points at the same description.
+    pub processes: Vec<Arc<Process>>,
     pub owner_note: Option<OwnerNote>,
     pub local_range: PortRange,
     pub remote_range: Option<PortRange>,
     pub ephemeral: bool,
-    pub local_service: Option<String>,
-    pub remote_service: Option<String>,
+    pub local_service: Option<&'static str>,
+    pub remote_service: Option<&'static str>,
     pub direction: Option<Direction>,
 }
 

@@ -3,10 +3,14 @@
 //! why a socket has no visible owner.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
 use crate::host::UserNames;
+
+#[cfg(target_os = "linux")]
+mod fd_walk;
 use crate::meaning::Listeners;
 use crate::model::{OwnerNote, Process, Socket, State};
 
@@ -27,60 +31,30 @@ impl Holders {
     }
 }
 
-/// Walks `/proc/*/fd` once and records which processes hold the `wanted` socket inodes.
-/// Processes that vanish or can't be read are counted, never fatal.
-#[cfg(target_os = "linux")]
-pub fn find_holders(wanted: &HashSet<u64>) -> Holders {
-    use procfs::ProcError;
-    use procfs::process::FDTarget;
+/// When the walk over the processes may stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Walk every process: a socket shared by several processes lists all of them.
+    Never,
+    /// Stop once every wanted socket has a holder: a targeted question needs no more.
+    WhenAllFound,
+}
 
-    let mut holders = Holders::default();
-    if wanted.is_empty() {
-        return holders;
-    }
-    let Ok(processes) = procfs::process::all_processes() else {
-        holders.unreadable += 1;
-        return holders;
-    };
-    for process in processes {
-        let Ok(process) = process else {
-            holders.vanished += 1;
-            continue;
-        };
-        let fds = match process.fd() {
-            Ok(fds) => fds,
-            Err(ProcError::NotFound(_)) => {
-                holders.vanished += 1;
-                continue;
-            }
-            Err(_) => {
-                holders.unreadable += 1;
-                continue;
-            }
-        };
-        let pid = process.pid as u32;
-        for fd in fds.flatten() {
-            if let FDTarget::Socket(inode) = fd.target
-                && wanted.contains(&inode)
-            {
-                let pids = holders.by_inode.entry(inode).or_default();
-                if pids.last() != Some(&pid) {
-                    pids.push(pid);
-                }
-            }
-        }
-    }
-    holders
+/// Walks `/proc/*/fd` once, on every core, and records which processes hold the `wanted`
+/// socket inodes. Processes that vanish or can't be read are counted, never fatal.
+#[cfg(target_os = "linux")]
+pub fn find_holders(wanted: &HashSet<u64>, stop: Stop) -> Holders {
+    fd_walk::find_holders(wanted, stop)
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn find_holders(_wanted: &HashSet<u64>) -> Holders {
+pub fn find_holders(_wanted: &HashSet<u64>, _stop: Stop) -> Holders {
     Holders::default()
 }
 
 /// Names, users and command lines of the given processes. A pid that has exited by now is
 /// missing from the result.
-pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u32, Process> {
+pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u32, Arc<Process>> {
     if pids.is_empty() {
         return HashMap::new();
     }
@@ -103,7 +77,7 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
             let user = users
                 .zip(process.user_id())
                 .and_then(|(users, uid)| users.of(uid))
-                .map(str::to_string);
+                .cloned();
             let cmdline = process
                 .cmd()
                 .iter()
@@ -116,7 +90,7 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
                 user,
                 cmdline,
             };
-            (pid.as_u32(), described)
+            (pid.as_u32(), Arc::new(described))
         })
         .collect()
 }
@@ -284,7 +258,7 @@ mod tests {
             let path = format!("/proc/self/fd/{}", listener.as_raw_fd());
             std::fs::metadata(path).expect("fd metadata").ino()
         };
-        let holders = find_holders(&HashSet::from([inode]));
+        let holders = find_holders(&HashSet::from([inode]), Stop::Never);
         assert_eq!(holders.pids(inode), [std::process::id()]);
         let described = describe_processes(holders.pids(inode), Some(&UserNames::load()));
         let me = described

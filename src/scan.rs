@@ -2,6 +2,7 @@
 //! owners, and give each its meaning. Every command starts here.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -10,12 +11,12 @@ use crate::filter::Query;
 use crate::host::{self, UserNames};
 use crate::meaning::{Listeners, Meaning};
 use crate::model::{Entry, OwnerNote, Process, Socket};
-use crate::owners::{self, WalkLimits};
+use crate::owners::{self, Stop, WalkLimits};
 use crate::services::Services;
 
 /// Whether to look up names (services, users) or stay numeric.
 pub struct Names<'a> {
-    pub services: Option<&'a Services>,
+    pub services: Option<&'static Services>,
     pub users: Option<&'a UserNames>,
 }
 
@@ -43,7 +44,13 @@ pub fn scan(query: &Query, backend: Backend, source: &Source, names: Names) -> R
         .filter(|socket| socket.holders.is_none() && socket.inode != 0)
         .map(|socket| socket.inode)
         .collect();
-    let walked = owners::find_holders(&wanted);
+    // A question about given ports is answered once each of their sockets has a holder.
+    let stop = if query.ports.is_some() && !query.filters_by_owner() {
+        Stop::WhenAllFound
+    } else {
+        Stop::Never
+    };
+    let walked = owners::find_holders(&wanted, stop);
     let holders_of = |socket: &Socket| -> Vec<u32> {
         match &socket.holders {
             Some(reported) => reported.clone(),
@@ -70,7 +77,7 @@ pub fn scan(query: &Query, backend: Backend, source: &Source, names: Names) -> R
     let entries: Vec<Entry> = candidates
         .into_iter()
         .map(|socket| {
-            let owners: Vec<Process> = holders_of(&socket)
+            let owners: Vec<Arc<Process>> = holders_of(&socket)
                 .iter()
                 .filter_map(|pid| processes.get(pid).cloned())
                 .collect();

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Report;
 use crate::model::{Entry, Process};
+use std::sync::Arc;
 
 pub const SCHEMA: u32 = 1;
 
@@ -43,7 +44,7 @@ pub struct SocketRecord<'a> {
     pub uid: Option<u32>,
     pub user: Option<Cow<'a, str>>,
     pub inode: u64,
-    pub processes: Vec<Process>,
+    pub processes: Vec<Arc<Process>>,
     pub owner_note: Option<Cow<'a, str>>,
 }
 
@@ -61,8 +62,8 @@ impl<'a> SocketRecord<'a> {
             local_range: entry.local_range.as_str().into(),
             remote_range: entry.remote_range.map(|range| range.as_str().into()),
             ephemeral: entry.ephemeral,
-            local_service: entry.local_service.as_deref().map(Cow::from),
-            remote_service: entry.remote_service.as_deref().map(Cow::from),
+            local_service: entry.local_service.map(Cow::from),
+            remote_service: entry.remote_service.map(Cow::from),
             direction: entry.direction.map(|direction| direction.as_str().into()),
             uid: socket.uid,
             user: entry.user.as_deref().map(Cow::from),
@@ -73,22 +74,94 @@ impl<'a> SocketRecord<'a> {
     }
 }
 
-pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    let snapshot = Snapshot {
+/// The snapshot as written: the same shape as [`Snapshot`], with sockets serialized one at a
+/// time straight from the entries, so 100k sockets never exist twice in memory.
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    schema: u32,
+    host: &'a str,
+    captured_at: &'a str,
+    sockets: Records<'a>,
+    warnings: &'a [String],
+}
+
+struct Records<'a>(&'a [Entry]);
+
+impl Serialize for Records<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(SocketRecord::from_entry))
+    }
+}
+
+/// Writes the snapshot: indented for a person at a terminal, one compact line for a pipe or a
+/// file (what scripts and `jq` read, and several times faster to write).
+pub fn write(report: &Report, out: &mut dyn Write, pretty: bool) -> io::Result<()> {
+    let snapshot = SnapshotOut {
         schema: SCHEMA,
-        host: report.host.into(),
-        captured_at: report.captured_at.into(),
-        sockets: report
-            .entries
-            .iter()
-            .map(SocketRecord::from_entry)
-            .collect(),
-        warnings: report
-            .warnings
-            .iter()
-            .map(|w| Cow::from(w.as_str()))
-            .collect(),
+        host: report.host,
+        captured_at: report.captured_at,
+        sockets: Records(report.entries),
+        warnings: report.warnings,
     };
-    serde_json::to_writer_pretty(&mut *out, &snapshot)?;
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, &snapshot)?;
+    } else {
+        serde_json::to_writer(&mut *out, &snapshot)?;
+    }
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PortRange, Proto, Socket, State};
+
+    #[test]
+    fn written_snapshot_reads_back_with_every_field() {
+        let entry = Entry {
+            socket: Socket::example(
+                Proto::Tcp,
+                "[::1]:8080",
+                Some("[::1]:50000"),
+                State::Established,
+            ),
+            user: Some("alice".into()),
+            processes: vec![Arc::new(Process {
+                pid: 7,
+                name: "server".into(),
+                user: Some("alice".into()),
+                cmdline: "server --port 8080".into(),
+            })],
+            owner_note: None,
+            local_range: PortRange::Registered,
+            remote_range: Some(PortRange::Dynamic),
+            ephemeral: false,
+            local_service: Some("http-alt"),
+            remote_service: None,
+            direction: Some(crate::model::Direction::Inbound),
+        };
+        let report = Report {
+            host: "web-1",
+            captured_at: "2026-11-25T08:00:00Z",
+            entries: std::slice::from_ref(&entry),
+            warnings: &["a warning".to_string()],
+            numeric: false,
+        };
+        for pretty in [false, true] {
+            let mut out = Vec::new();
+            write(&report, &mut out, pretty).expect("write to memory");
+            let text = String::from_utf8(out).expect("utf-8");
+            assert_eq!(text.lines().count() == 1, !pretty);
+            let snapshot: Snapshot = serde_json::from_str(&text).expect("reads back");
+            assert_eq!(snapshot.schema, 1);
+            assert_eq!(snapshot.host, "web-1");
+            assert_eq!(snapshot.warnings, ["a warning"]);
+            assert_eq!(snapshot.sockets, [SocketRecord::from_entry(&entry)]);
+            let record = &snapshot.sockets[0];
+            assert_eq!(record.local_address, "::1");
+            assert_eq!(record.remote_port, Some(50000));
+            assert_eq!(record.direction.as_deref(), Some("inbound"));
+            assert_eq!(record.processes[0].cmdline, "server --port 8080");
+        }
+    }
 }

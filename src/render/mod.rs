@@ -1,7 +1,7 @@
 //! Turning entries into what a person or a script reads. Every renderer writes to a `Write` and
 //! returns its I/O errors, so a closed pipe ends the run quietly instead of panicking.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 
 use crate::model::Entry;
@@ -34,7 +34,7 @@ pub struct Report<'a> {
 pub fn write(format: Format, report: &Report, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Table => table::write(report, &table::Style::detect(), out),
-        Format::Json => json::write(report, out),
+        Format::Json => json::write(report, out, io::stdout().is_terminal()),
         Format::Csv => csv::write(report, out),
     }
 }

@@ -105,7 +105,7 @@ fn row(entry: &Entry, numeric: bool) -> Vec<String> {
             .uid
             .map_or_else(|| "-".to_string(), |uid| uid.to_string())
     };
-    cells.push(entry.user.clone().unwrap_or_else(uid));
+    cells.push(entry.user.as_deref().map_or_else(uid, str::to_string));
     cells
 }
 
@@ -113,9 +113,9 @@ fn row(entry: &Entry, numeric: bool) -> Vec<String> {
 /// connection's remote port; connections say which way they go.
 fn service(entry: &Entry) -> String {
     let (name, way) = match entry.direction {
-        None => (entry.local_service.as_deref(), ""),
-        Some(Direction::Inbound) => (entry.local_service.as_deref(), " (in)"),
-        Some(Direction::Outbound) => (entry.remote_service.as_deref(), " (out)"),
+        None => (entry.local_service, ""),
+        Some(Direction::Inbound) => (entry.local_service, " (in)"),
+        Some(Direction::Outbound) => (entry.remote_service, " (out)"),
     };
     format!("{}{way}", name.unwrap_or("-"))
 }
