@@ -21,6 +21,12 @@ impl PortSpec {
     }
 }
 
+impl From<u16> for PortSpec {
+    fn from(port: u16) -> PortSpec {
+        PortSpec(vec![port..=port])
+    }
+}
+
 impl FromStr for PortSpec {
     type Err = String;
 
@@ -100,6 +106,8 @@ pub struct Query {
     /// Empty means both.
     pub families: Vec<Family>,
     pub ports: Option<PortSpec>,
+    /// `ports` match the local port only (`who`), not the local or the remote one.
+    pub local_ports_only: bool,
     pub pids: Vec<u32>,
     /// Lower-cased substring of the process name.
     pub process: Option<String>,
@@ -148,11 +156,19 @@ impl Query {
     /// listener accepts IPv4 connections).
     pub fn tables(&self) -> Tables {
         let wants = |proto| self.protos.is_empty() || self.protos.contains(&proto);
+        // Listeners are read whatever states are shown: direction and accept queues need them.
+        let states = if self.states.is_empty() {
+            crate::backend::StateSet::EMPTY
+        } else {
+            let listeners = [State::Listen, State::Unconn];
+            crate::backend::StateSet::of(self.states.iter().copied().chain(listeners))
+        };
         Tables {
             tcp: wants(Proto::Tcp),
             udp: wants(Proto::Udp),
             ipv4: true,
             ipv6: true,
+            states,
         }
     }
 
@@ -162,9 +178,10 @@ impl Query {
             && (self.families.is_empty() || self.families.contains(&socket.family()))
             && self.ports.as_ref().is_none_or(|ports| {
                 ports.contains(socket.local.port())
-                    || socket
-                        .remote
-                        .is_some_and(|remote| ports.contains(remote.port()))
+                    || (!self.local_ports_only
+                        && socket
+                            .remote
+                            .is_some_and(|remote| ports.contains(remote.port())))
             })
             && self.uid.is_none_or(|uid| socket.uid == Some(uid))
             && self.range.is_none_or(|range| {
@@ -272,6 +289,11 @@ mod tests {
         );
         assert!(query.matches_socket(&outbound, EPHEMERAL));
         assert!(!query.matches_socket(&other, EPHEMERAL));
+        let local_only = Query {
+            local_ports_only: true,
+            ..query
+        };
+        assert!(!local_only.matches_socket(&outbound, EPHEMERAL));
     }
 
     #[test]

@@ -39,6 +39,46 @@ pub fn effective_uid() -> Option<u32> {
     }
 }
 
+/// `net.ipv4.ip_unprivileged_port_start`: ports below it need root or CAP_NET_BIND_SERVICE.
+/// Linux's default, 1024, where it can't be read.
+pub fn unprivileged_port_start() -> u16 {
+    read_number("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap_or(1024)
+}
+
+/// `net.ipv6.bindv6only`: 0 (the default) makes an IPv6 wildcard socket accept IPv4 too.
+pub fn bindv6only() -> bool {
+    read_number::<u8>("/proc/sys/net/ipv6/bindv6only").is_some_and(|value| value != 0)
+}
+
+/// `net.ipv4.ip_local_reserved_ports`, as written there (`8080,9000-9010`); empty when none.
+pub fn reserved_ports() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")
+        .map(|text| text.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether this process may bind ports below `ip_unprivileged_port_start`: root, or
+/// CAP_NET_BIND_SERVICE in its effective set.
+pub fn may_bind_privileged_ports() -> bool {
+    const CAP_NET_BIND_SERVICE: u32 = 10;
+    #[cfg(target_os = "linux")]
+    {
+        effective_uid() == Some(0)
+            || procfs::process::Process::myself()
+                .and_then(|me| me.status())
+                .is_ok_and(|status| status.capeff & (1 << CAP_NET_BIND_SERVICE) != 0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = CAP_NET_BIND_SERVICE;
+        true
+    }
+}
+
+fn read_number<T: std::str::FromStr>(path: &str) -> Option<T> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 pub fn hostname() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "unknown".to_string())
 }

@@ -11,6 +11,7 @@ use crate::error::UsageError;
 use crate::filter::Query;
 use crate::host::{self, UserNames};
 use crate::model::Entry;
+use crate::owners::Stop;
 use crate::render::{self, Report};
 use crate::scan::{self, Names};
 use crate::services::Services;
@@ -22,6 +23,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         protos: args.protos(),
         families: args.families(),
         ports: args.ports(),
+        local_ports_only: false,
         pids: args.pid.clone(),
         process: args.process.as_ref().map(|name| name.to_lowercase()),
         uid: args
@@ -37,7 +39,13 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         services,
         users: users.as_ref().filter(|_| !args.numeric),
     };
-    let mut scan = scan::scan(&query, args.backend, &source, names)?;
+    // A question about given ports is answered once each of their sockets has a holder.
+    let stop = if query.ports.is_some() && !query.filters_by_owner() {
+        Stop::WhenAllFound
+    } else {
+        Stop::Never
+    };
+    let mut scan = scan::scan(&query, args.backend, &source, names, stop)?;
     sort(&mut scan.entries, args.sort);
 
     write_warnings(&scan.warnings, err)?;

@@ -145,6 +145,9 @@ pub struct Socket {
     /// The pids holding the socket when the backend reports them itself (netstat2); `None` when
     /// they are to be found by walking `/proc/PID/fd` (procfs).
     pub holders: Option<Vec<u32>>,
+    /// For an IPv6 socket, whether it is IPV6_V6ONLY (accepts no IPv4); `None` where the backend
+    /// can't tell (procfs, netstat2).
+    pub v6only: Option<bool>,
 }
 
 impl Socket {
@@ -163,6 +166,7 @@ impl Socket {
             uid: Some(1000),
             inode: 1,
             holders: None,
+            v6only: None,
         }
     }
 

@@ -95,6 +95,27 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
         .collect()
 }
 
+/// When each process started, in seconds since the Unix epoch.
+pub fn start_times(pids: &[u32]) -> HashMap<u32, u64> {
+    if pids.is_empty() {
+        return HashMap::new();
+    }
+    let Ok(mut system) = System::new() else {
+        return HashMap::new();
+    };
+    let sysinfo_pids: Vec<Pid> = pids.iter().map(|&pid| Pid::from_u32(pid)).collect();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&sysinfo_pids),
+        true,
+        ProcessRefreshKind::nothing().without_tasks(),
+    );
+    system
+        .processes()
+        .iter()
+        .map(|(pid, process)| (pid.as_u32(), process.start_time()))
+        .collect()
+}
+
 /// What the walk knew when it found no process for a socket.
 #[derive(Debug, Clone, Copy)]
 pub struct WalkLimits {

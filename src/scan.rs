@@ -26,7 +26,13 @@ pub struct Scan {
     pub warnings: Vec<String>,
 }
 
-pub fn scan(query: &Query, backend: Backend, source: &Source, names: Names) -> Result<Scan> {
+pub fn scan(
+    query: &Query,
+    backend: Backend,
+    source: &Source,
+    names: Names,
+    stop: Stop,
+) -> Result<Scan> {
     let read = backend::read(backend, source, query.tables())?;
     let mut warnings = read.warnings;
     let ephemeral = host::ephemeral_range();
@@ -44,12 +50,6 @@ pub fn scan(query: &Query, backend: Backend, source: &Source, names: Names) -> R
         .filter(|socket| socket.holders.is_none() && socket.inode != 0)
         .map(|socket| socket.inode)
         .collect();
-    // A question about given ports is answered once each of their sockets has a holder.
-    let stop = if query.ports.is_some() && !query.filters_by_owner() {
-        Stop::WhenAllFound
-    } else {
-        Stop::Never
-    };
     let walked = owners::find_holders(&wanted, stop);
     let holders_of = |socket: &Socket| -> Vec<u32> {
         match &socket.holders {

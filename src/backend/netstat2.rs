@@ -75,6 +75,7 @@ fn table_by_table(wanted: Tables, warnings: &mut Vec<String>) -> Result<Vec<Sock
             udp: proto == Proto::Udp,
             ipv4: !ipv6,
             ipv6,
+            states: wanted.states,
         };
         let (families, protocols) = flags(only);
         match quietly(|| ::netstat2::get_sockets_info(families, protocols)) {
@@ -168,6 +169,7 @@ fn socket(info: SocketInfo, owners_known: bool) -> Option<Socket> {
         uid: uid(&info),
         inode: inode(&info),
         holders: owners_known.then_some(holders),
+        v6only: None,
     })
 }
 

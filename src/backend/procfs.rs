@@ -250,6 +250,7 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         uid: Some(uid),
         inode,
         holders: None,
+        v6only: None,
     }))
 }
 
@@ -429,6 +430,7 @@ mod tests {
             uid: Some(uid),
             inode,
             holders: None,
+            v6only: None,
         }
     }
 
@@ -776,6 +778,7 @@ mod tests {
             udp: false,
             ipv4: false,
             ipv6: true,
+            ..Tables::ALL
         };
         let read_tcp6 = read(&dir, tcp6).unwrap();
         assert_eq!(read_tcp6.sockets.len(), 5);
@@ -791,6 +794,7 @@ mod tests {
             udp: true,
             ipv4: true,
             ipv6: false,
+            ..Tables::ALL
         };
         let read_udp4 = read(&dir, udp4).unwrap();
         assert_eq!(read_udp4.sockets.len(), 3);
@@ -809,6 +813,7 @@ mod tests {
             udp: false,
             ipv4: true,
             ipv6: true,
+            ..Tables::ALL
         };
         let read = read(Path::new("/nonexistent/portstat"), none).unwrap();
         assert!(read.sockets.is_empty() && read.warnings.is_empty());
@@ -865,6 +870,7 @@ mod tests {
             udp: false,
             ipv4: true,
             ipv6: true,
+            ..Tables::ALL
         };
         assert!(read(dir.path(), tcp_only).is_err());
     }

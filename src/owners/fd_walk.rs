@@ -42,6 +42,25 @@ pub fn find_holders(wanted: &HashSet<u64>, stop: Stop) -> Holders {
         results.extend(workers.into_iter().filter_map(|worker| worker.join().ok()));
         results
     });
+    let mut results = results;
+    if stop == Stop::WhenAllFound && walk.all_found.load(Ordering::Relaxed) {
+        // The walk stopped early, so processes sharing a found socket may not have been
+        // visited. Sharing is almost always inheritance (a pre-forked server's workers), so the
+        // found holders' descendants are visited too.
+        let found: HashSet<u32> = results
+            .iter()
+            .flat_map(|partial| partial.pairs.iter().map(|&(_, pid)| pid))
+            .collect();
+        let mut extra = Partial::default();
+        let mut link = [0u8; 64];
+        for pid in descendants(&found) {
+            if let Ok(directory) = open_fd_dir(pid) {
+                // A descendant that exits meanwhile simply holds nothing.
+                let _ = walk.walk_process(pid, directory, &mut link, &mut extra);
+            }
+        }
+        results.push(extra);
+    }
     for partial in results {
         holders.unreadable += partial.unreadable;
         holders.vanished += partial.vanished;
@@ -149,6 +168,33 @@ impl Walk<'_> {
     }
 }
 
+/// Every descendant of `parents` (not themselves), through `/proc/PID/task/TID/children`.
+fn descendants(parents: &HashSet<u32>) -> Vec<u32> {
+    let mut seen: HashSet<u32> = parents.clone();
+    let mut queue: Vec<u32> = parents.iter().copied().collect();
+    let mut found = Vec::new();
+    while let Some(pid) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for child in children
+                .split_ascii_whitespace()
+                .filter_map(|c| c.parse().ok())
+            {
+                if seen.insert(child) {
+                    found.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+    }
+    found
+}
+
 fn list_pids() -> rustix::io::Result<Vec<u32>> {
     let proc = rustix::fs::open(
         "/proc",
@@ -193,6 +239,38 @@ mod tests {
         assert_eq!(socket_inode(b"/dev/null"), None);
         assert_eq!(socket_inode(b"socket:[]"), None);
         assert_eq!(socket_inode(b"socket:[12"), None);
+    }
+
+    #[test]
+    fn early_stop_still_finds_children_that_share_a_socket() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::process::CommandExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let fd = listener.as_raw_fd();
+        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .expect("fd metadata")
+            .ino();
+        let mut command = std::process::Command::new("sleep");
+        command.arg("30");
+        // SAFETY: fcntl on our own fd between fork and exec; async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                let flags = rustix::io::fcntl_getfd(rustix::fd::BorrowedFd::borrow_raw(fd))?;
+                rustix::io::fcntl_setfd(
+                    rustix::fd::BorrowedFd::borrow_raw(fd),
+                    flags - rustix::io::FdFlags::CLOEXEC,
+                )?;
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("spawn sleep");
+        let holders = find_holders(&HashSet::from([inode]), Stop::WhenAllFound);
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut expected = vec![std::process::id(), child.id()];
+        expected.sort_unstable();
+        assert_eq!(holders.pids(inode), expected);
     }
 
     #[test]

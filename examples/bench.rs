@@ -1,0 +1,1201 @@
+//! The benchmark: portstat against `ss` (and `netstat`, `lsof` where installed) on a socket farm
+//! of ~50, 1k, 10k and 100k sockets, side by side in the same run. Writes BENCHMARKS.md.
+//!
+//! ```sh
+//! cargo run --release --example bench            # as root
+//! cargo run --release --example bench -- --scales 1k,10k --runs 5 --out /tmp/b.md
+//! ```
+//!
+//! Options: `--scales small,1k,10k,100k` (any of them, or a number of sockets), `--runs R`
+//! (timed runs per command, default 10; 30 at the small scale), `--slow-runs S` (netstat and
+//! lsof, default 3), `--session-secs T` (default 50), `--portstat PATH`, `--no-build`,
+//! `--verbose` (every run on stderr), `--out PATH` (default BENCHMARKS.md in the crate).
+//!
+//! How: it first builds `portstat` and `socket_farm` (`cargo build --release`). For each scale it
+//! enters a fresh private network namespace (loopback only, `lo` up, ephemeral ports 1024-65535),
+//! starts `socket_farm` there and waits for `ready <port>`, so the farm's sockets are the only
+//! ones that `ss`, portstat, netstat and lsof see. It counts them with `ss -tuan`, runs every
+//! command once untimed (a warm-up that also checks that it exits 0; `portstat who P` exiting with
+//! status 2, a usage error, is "not available"), then times rounds of every command, each round
+//! starting at the next command so drift hits all alike. Wall time is measured around
+//! spawn-to-reap, peak RSS comes from `wait4`'s `ru_maxrss`; stdout goes to /dev/null.
+//!
+//! TIME_WAIT and FIN_WAIT2 last 60 s: when the next round would end more than `--session-secs`
+//! after the farm was ready, the farm is stopped and a new one started in a new namespace (one
+//! untimed `ss -tuanp` first, to warm the kernel's caches for the new processes).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const CHANGES_HEADING: &str = "## What each change bought";
+
+struct Options {
+    scales: Vec<(String, usize)>,
+    runs: usize,
+    slow_runs: usize,
+    session: Duration,
+    portstat: Option<PathBuf>,
+    build: bool,
+    out: PathBuf,
+    verbose: bool,
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse(&args) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "bench: needs root: it runs the socket farm in a private network namespace \
+             (unshare CLONE_NEWNET) so only the farm's sockets are counted, and it needs to see \
+             every process's descriptors, as `ss -p` and portstat do. Run it with sudo."
+        );
+        return ExitCode::FAILURE;
+    }
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        scales: ["small", "1k", "10k", "100k"]
+            .iter()
+            .map(|s| (s.to_string(), scale_sockets(s).unwrap()))
+            .collect(),
+        runs: 10,
+        slow_runs: 3,
+        session: Duration::from_secs(50),
+        portstat: None,
+        build: true,
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
+        verbose: false,
+        args: args.to_vec(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let number = |name: &str, text: String| {
+            text.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name}: not a positive number: {text}"))
+        };
+        match arg.as_str() {
+            "--scales" => {
+                options.scales = value(arg)?
+                    .split(',')
+                    .map(|s| {
+                        scale_sockets(s)
+                            .map(|n| (s.to_string(), n))
+                            .ok_or_else(|| format!("--scales: unknown scale {s:?}"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--runs" => options.runs = number(arg, value(arg)?)?,
+            "--slow-runs" => options.slow_runs = number(arg, value(arg)?)?,
+            "--session-secs" => {
+                options.session = Duration::from_secs(number(arg, value(arg)?)? as u64)
+            }
+            "--portstat" => options.portstat = Some(value(arg)?.into()),
+            "--no-build" => options.build = false,
+            "--verbose" => options.verbose = true,
+            "--out" => options.out = value(arg)?.into(),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}\nusage: bench [--scales small,1k,10k,100k] \
+                     [--runs R] [--slow-runs S] [--session-secs T] [--portstat PATH] \
+                     [--no-build] [--verbose] [--out PATH]"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn scale_sockets(name: &str) -> Option<usize> {
+    match name {
+        "small" => Some(50),
+        _ => match name.strip_suffix('k') {
+            Some(k) => k.parse::<usize>().ok().map(|k| k * 1000),
+            None => name.parse().ok(),
+        }
+        .filter(|n| *n > 0),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Portstat,
+    Ss,
+    Netstat,
+    Lsof,
+}
+
+struct Spec {
+    label: &'static str,
+    tool: Tool,
+    /// Arguments; `{P}` stands for the farm's listener port.
+    args: &'static [&'static str],
+    /// The `ss` command this one is compared with.
+    counterpart: Option<&'static str>,
+    /// Exit status 2 means "this subcommand does not exist yet".
+    may_be_missing: bool,
+    /// Exit status 1 is a fine answer too.
+    one_is_ok: bool,
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        label: "portstat -a -n --json",
+        tool: Tool::Portstat,
+        args: &["-a", "-n", "--json"],
+        counterpart: Some("ss -tuanp"),
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "portstat -l",
+        tool: Tool::Portstat,
+        args: &["-l"],
+        counterpart: Some("ss -tlnp"),
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "portstat -l --port P",
+        tool: Tool::Portstat,
+        args: &["-l", "--port", "{P}"],
+        counterpart: Some("ss -tlnp 'sport = :P'"),
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "portstat who P",
+        tool: Tool::Portstat,
+        args: &["who", "{P}"],
+        counterpart: Some("ss -tlnp 'sport = :P'"),
+        may_be_missing: true,
+        one_is_ok: true,
+    },
+    Spec {
+        label: "ss -tuanp",
+        tool: Tool::Ss,
+        args: &["-tuanp"],
+        counterpart: None,
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "ss -tuan",
+        tool: Tool::Ss,
+        args: &["-tuan"],
+        counterpart: None,
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "ss -tlnp",
+        tool: Tool::Ss,
+        args: &["-tlnp"],
+        counterpart: None,
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "ss -tlnp 'sport = :P'",
+        tool: Tool::Ss,
+        args: &["-tlnp", "sport = :{P}"],
+        counterpart: None,
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "netstat -tuanp",
+        tool: Tool::Netstat,
+        args: &["-tuanp"],
+        counterpart: Some("ss -tuanp"),
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "lsof -nP -i",
+        tool: Tool::Lsof,
+        args: &["-nP", "-i"],
+        counterpart: Some("ss -tuanp"),
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+];
+
+impl Spec {
+    fn slow(&self) -> bool {
+        matches!(self.tool, Tool::Netstat | Tool::Lsof)
+    }
+
+    fn args(&self, port: u16) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| a.replace("{P}", &port.to_string()))
+            .collect()
+    }
+}
+
+struct Programs {
+    portstat: PathBuf,
+    farm: PathBuf,
+    ss: PathBuf,
+    netstat: Option<PathBuf>,
+    lsof: Option<PathBuf>,
+}
+
+impl Programs {
+    fn of(&self, tool: Tool) -> Option<&Path> {
+        match tool {
+            Tool::Portstat => Some(&self.portstat),
+            Tool::Ss => Some(&self.ss),
+            Tool::Netstat => self.netstat.as_deref(),
+            Tool::Lsof => self.lsof.as_deref(),
+        }
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+struct Run {
+    wall: Duration,
+    /// Exit status, or 128 + signal.
+    status: i32,
+    max_rss_kib: u64,
+}
+
+/// Spawns `program`, reaps it with `wait4` and returns its wall time, status and peak RSS.
+/// stdout goes to /dev/null; stderr to `stderr` when given (else /dev/null).
+fn measure(program: &Path, args: &[String], stderr: Option<&File>) -> io::Result<Run> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(match stderr {
+            Some(file) => Stdio::from(file.try_clone()?),
+            None => Stdio::null(),
+        });
+    let started = Instant::now();
+    let child = command.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers; pid is our own unreaped child (std's Child never waits unless
+        // asked, and it is dropped without waiting).
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    let wall = started.elapsed();
+    drop(child);
+    let status = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Ok(Run {
+        wall,
+        status,
+        max_rss_kib: usage.ru_maxrss as u64,
+    })
+}
+
+#[derive(Default)]
+enum Availability {
+    #[default]
+    Available,
+    NotInstalled,
+    NotAvailable,
+    Failed(String),
+}
+
+#[derive(Default)]
+struct Samples {
+    availability: Availability,
+    wall_ms: Vec<f64>,
+    rss_kib: Vec<u64>,
+    /// Longest observed run, to plan rounds.
+    longest: Duration,
+}
+
+impl Samples {
+    fn usable(&self) -> bool {
+        matches!(self.availability, Availability::Available)
+    }
+
+    fn median(&self) -> Option<f64> {
+        quantile(&self.wall_ms, 0.5)
+    }
+}
+
+/// Linear-interpolated quantile of unsorted samples.
+fn quantile(samples: &[f64], q: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let position = q * (sorted.len() - 1) as f64;
+    let low = position.floor() as usize;
+    let high = position.ceil() as usize;
+    Some(sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The farm, each in a fresh namespace
+
+struct Farm {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+    ready_at: Instant,
+}
+
+/// Moves this (single-threaded) process into a new network namespace with `lo` up and a wide
+/// ephemeral port range; children started afterwards live there too.
+fn enter_private_netns() -> io::Result<()> {
+    // SAFETY: the bench never starts threads; unshare only changes its own namespaces.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: a valid socket fd and an initialised ifreq naming "lo".
+    unsafe {
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "1024 65535\n")
+}
+
+impl Farm {
+    fn start(program: &Path, sockets: usize, session: Duration) -> Result<Farm, String> {
+        enter_private_netns().map_err(|error| format!("private network namespace: {error}"))?;
+        let mut command = Command::new(program);
+        command
+            .args(["--sockets", &sockets.to_string()])
+            .args(["--seconds", &(session.as_secs() + 120).to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: prctl is async-signal-safe; it runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|error| format!("start {}: {error}", program.display()))?;
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        let read = BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line);
+        let port = match (read, line.split_whitespace().collect::<Vec<_>>().as_slice()) {
+            (Ok(_), ["ready", port, _]) => port.parse().ok(),
+            _ => None,
+        };
+        let ready_at = Instant::now();
+        let mut farm = Farm {
+            child,
+            stdin,
+            port: 0,
+            ready_at,
+        };
+        match port {
+            Some(port) => {
+                farm.port = port;
+                Ok(farm)
+            }
+            None => {
+                farm.stop();
+                Err(format!(
+                    "the socket farm did not get ready: {:?}",
+                    line.trim()
+                ))
+            }
+        }
+    }
+
+    /// Closes its stdin (it then kills its workers and exits) and reaps it.
+    fn stop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+impl Drop for Farm {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits (at most 3 s) until the CPUs are mostly idle: the previous farm's processes and
+/// namespace are torn down asynchronously by the kernel.
+fn settle() {
+    let busy_and_total = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let total: u64 = fields.iter().take(8).sum();
+        let idle = fields.get(3)? + fields.get(4)?;
+        Some((total - idle, total))
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let Some((busy, total)) = busy_and_total() else {
+            return;
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let Some((busy_after, total_after)) = busy_and_total() else {
+            return;
+        };
+        if (busy_after - busy) * 10 <= (total_after - total) {
+            return;
+        }
+    }
+}
+
+/// PSI: microseconds in which some task waited for a CPU, since boot.
+fn cpu_pressure_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = text.lines().find(|line| line.starts_with("some"))?;
+    some.split_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
+/// Processes on the host and the descriptors they hold.
+fn processes_and_descriptors() -> (usize, usize) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return (0, 0);
+    };
+    let mut processes = 0;
+    let mut descriptors = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            processes += 1;
+            if let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) {
+                descriptors += fds.count();
+            }
+        }
+    }
+    (processes, descriptors)
+}
+
+/// Rows of `ss -tuan` in this namespace, by protocol and state, and how many are IPv6.
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    ipv6: usize,
+    by_state: BTreeMap<String, usize>,
+}
+
+impl Counts {
+    fn of(ss: &Path) -> Result<Counts, String> {
+        let output = Command::new(ss)
+            .arg("-tuanH")
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|error| format!("ss -tuan: {error}"))?;
+        let mut counts = Counts::default();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 5 {
+                continue;
+            }
+            counts.total += 1;
+            counts.ipv6 += usize::from(fields[4].starts_with('['));
+            *counts
+                .by_state
+                .entry(format!("{} {}", fields[0], fields[1]))
+                .or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    fn describe(&self) -> String {
+        let states: Vec<String> = self
+            .by_state
+            .iter()
+            .map(|(state, count)| format!("{state} {count}"))
+            .collect();
+        format!(
+            "{} rows ({}; IPv6 {})",
+            self.total,
+            states.join(", "),
+            self.ipv6
+        )
+    }
+
+    fn get(&self, state: &str) -> usize {
+        self.by_state.get(state).copied().unwrap_or(0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One scale
+
+struct ScaleResult {
+    name: String,
+    sockets: usize,
+    samples: Vec<Samples>,
+    /// ss counts at the start and the end of each farm session.
+    sessions: Vec<(Counts, Counts)>,
+    seconds: f64,
+    /// Share of the time some task waited for a CPU (PSI `some`), during this scale.
+    cpu_pressure: Option<f64>,
+    /// Processes and descriptors on the host when the first farm was ready (what `ss -p`,
+    /// netstat, lsof and portstat walk).
+    walked: (usize, usize),
+}
+
+fn run_scale(
+    name: &str,
+    sockets: usize,
+    programs: &Programs,
+    options: &Options,
+) -> Result<ScaleResult, String> {
+    let started = Instant::now();
+    let pressure_before = cpu_pressure_total();
+    let mut walked = (0, 0);
+    let runs = if sockets <= 100 {
+        options.runs.max(30)
+    } else {
+        options.runs
+    };
+    let slow_runs = options.slow_runs.min(runs);
+    let mut samples: Vec<Samples> = SPECS
+        .iter()
+        .map(|spec| Samples {
+            availability: match programs.of(spec.tool) {
+                Some(_) => Availability::Available,
+                None => Availability::NotInstalled,
+            },
+            ..Samples::default()
+        })
+        .collect();
+    let stderr_file = tempfile::tempfile().map_err(|error| format!("temporary file: {error}"))?;
+    let mut sessions = Vec::new();
+    let mut round = 0;
+    while round < runs {
+        settle();
+        let mut farm = Farm::start(&programs.farm, sockets, options.session)?;
+        let first = sessions.is_empty();
+        let counts = Counts::of(&programs.ss)?;
+        if first {
+            walked = processes_and_descriptors();
+        }
+        eprintln!(
+            "bench: {name}: farm ready (port {}): {}",
+            farm.port,
+            counts.describe()
+        );
+        if first {
+            // Warm-up: every command once, untimed; it also says which ones work.
+            for (spec, samples) in SPECS.iter().zip(samples.iter_mut()) {
+                let Some(program) = programs.of(spec.tool).filter(|_| samples.usable()) else {
+                    continue;
+                };
+                let mut file = &stderr_file;
+                file.set_len(0).and_then(|()| file.rewind()).ok();
+                let run = measure(program, &spec.args(farm.port), Some(file))
+                    .map_err(|error| format!("{}: {error}", spec.label))?;
+                samples.longest = run.wall;
+                let mut stderr = String::new();
+                file.rewind().ok();
+                file.take(2000).read_to_string(&mut stderr).ok();
+                match run.status {
+                    0 => {}
+                    1 if spec.one_is_ok => {}
+                    2 if spec.may_be_missing => {
+                        eprintln!(
+                            "bench: {}: exits with a usage error: not available",
+                            spec.label
+                        );
+                        samples.availability = Availability::NotAvailable;
+                    }
+                    status => {
+                        eprintln!(
+                            "bench: {} failed with status {status}: {}",
+                            spec.label,
+                            stderr.trim()
+                        );
+                        samples.availability = Availability::Failed(format!("status {status}"));
+                    }
+                }
+            }
+        } else {
+            let _ = measure(&programs.ss, &["-tuanp".into()], None);
+        }
+        let session_end = farm.ready_at + options.session;
+        let mut rounds_here = 0;
+        while round < runs {
+            let due: Vec<usize> = (0..SPECS.len())
+                .map(|k| (k + round) % SPECS.len())
+                .filter(|&i| samples[i].usable())
+                .filter(|&i| {
+                    !SPECS[i].slow()
+                        || samples[i].wall_ms.len() < ((round + 1) * slow_runs).div_ceil(runs)
+                })
+                .collect();
+            let planned: Duration = due.iter().map(|&i| samples[i].longest).sum();
+            if rounds_here > 0 && Instant::now() + planned > session_end {
+                break;
+            }
+            for i in due {
+                let spec = &SPECS[i];
+                let program = programs
+                    .of(spec.tool)
+                    .expect("usable commands are installed");
+                let run = measure(program, &spec.args(farm.port), None)
+                    .map_err(|error| format!("{}: {error}", spec.label))?;
+                let fine = run.status == 0 || (run.status == 1 && spec.one_is_ok);
+                if !fine {
+                    eprintln!("bench: {} failed with status {}", spec.label, run.status);
+                    samples[i].availability =
+                        Availability::Failed(format!("status {}", run.status));
+                    continue;
+                }
+                if options.verbose {
+                    eprintln!(
+                        "bench: {name} session {} round {round}: {} {:.1} ms, {} KiB",
+                        sessions.len() + 1,
+                        spec.label,
+                        run.wall.as_secs_f64() * 1000.0,
+                        run.max_rss_kib
+                    );
+                }
+                samples[i].longest = samples[i].longest.max(run.wall);
+                samples[i].wall_ms.push(run.wall.as_secs_f64() * 1000.0);
+                samples[i].rss_kib.push(run.max_rss_kib);
+            }
+            round += 1;
+            rounds_here += 1;
+        }
+        let end = Counts::of(&programs.ss)?;
+        eprintln!(
+            "bench: {name}: {rounds_here} rounds in {:.1} s since ready; at the end: {}",
+            farm.ready_at.elapsed().as_secs_f64(),
+            end.describe()
+        );
+        farm.stop();
+        sessions.push((counts, end));
+    }
+    Ok(ScaleResult {
+        name: name.to_string(),
+        sockets,
+        samples,
+        sessions,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_pressure: pressure_before
+            .zip(cpu_pressure_total())
+            .map(|(before, after)| (after - before) as f64 / 1e6 / started.elapsed().as_secs_f64()),
+        walked,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+fn run(options: &Options) -> Result<(), String> {
+    let started = Instant::now();
+    let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if options.build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(manifest)
+            .args([
+                "build",
+                "--release",
+                "--bin",
+                "portstat",
+                "--example",
+                "socket_farm",
+            ])
+            .status()
+            .map_err(|error| format!("cargo build: {error}"))?;
+        if !status.success() {
+            return Err(format!("cargo build --release failed: {status}"));
+        }
+    }
+    let exe = std::env::current_exe().map_err(|error| format!("own executable: {error}"))?;
+    let examples = exe
+        .parent()
+        .ok_or("no directory for the bench executable")?;
+    let profile = examples.parent().ok_or("no target directory")?;
+    let programs = Programs {
+        portstat: options
+            .portstat
+            .clone()
+            .unwrap_or_else(|| profile.join("portstat")),
+        farm: examples.join("socket_farm"),
+        ss: which("ss").ok_or("ss (iproute2) is not installed")?,
+        netstat: which("netstat"),
+        lsof: which("lsof"),
+    };
+    for program in [&programs.portstat, &programs.farm] {
+        if !program.is_file() {
+            return Err(format!("{} is missing (build it first)", program.display()));
+        }
+    }
+    // Never leave the host's namespace with farm sockets, even before the first scale.
+    enter_private_netns().map_err(|error| format!("private network namespace: {error}"))?;
+
+    let mut results = Vec::new();
+    for (name, sockets) in &options.scales {
+        eprintln!("bench: {name}: {sockets} sockets");
+        let result = run_scale(name, *sockets, &programs, options)?;
+        println!("{}", scale_table(&result));
+        results.push(result);
+    }
+    let total = started.elapsed().as_secs_f64();
+    let report = report(options, &programs, &results, &date, total);
+    println!("{}", summary(&results));
+    let old = std::fs::read_to_string(&options.out).unwrap_or_default();
+    let document = format!("{report}\n{}", changes_section(&old));
+    std::fs::write(&options.out, document)
+        .map_err(|error| format!("write {}: {error}", options.out.display()))?;
+    eprintln!("bench: wrote {} after {total:.0} s", options.out.display());
+    let left = leftover_farms();
+    if !left.is_empty() {
+        return Err(format!("socket_farm processes left behind: {left:?}"));
+    }
+    Ok(())
+}
+
+/// The "What each change bought" section of the old file (heading to the next `## `), or a new
+/// empty one.
+fn changes_section(old: &str) -> String {
+    let mut lines = old
+        .lines()
+        .skip_while(|line| line.trim_end() != CHANGES_HEADING);
+    let mut section = String::new();
+    if lines.next().is_some() {
+        for line in lines.take_while(|line| !line.starts_with("## ")) {
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
+    if section.trim().is_empty() {
+        section = "\n(To be filled in: which change bought which speed-up or saving.)\n".into();
+    }
+    format!(
+        "{CHANGES_HEADING}\n{}",
+        section.trim_end_matches('\n').to_string() + "\n"
+    )
+}
+
+fn leftover_farms() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|cmdline| String::from_utf8_lossy(&cmdline).contains("socket_farm"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn first_line(program: &Path, args: &[&str], containing: &str) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines()
+        .find(|line| line.contains(containing))
+        .map(|line| line.trim().to_string())
+}
+
+fn machine(programs: &Programs) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map_or("unknown".to_string(), |(_, model)| model.trim().to_string());
+    let cores = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))?
+                .to_string();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or("unknown".to_string(), |kib| {
+            format!("{:.1} GiB", kib / 1024.0 / 1024.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".into(), |k| k.trim().to_string());
+    let ss = first_line(&programs.ss, &["-V"], "").unwrap_or_default();
+    let netstat = programs
+        .netstat
+        .as_ref()
+        .map_or("not installed".into(), |p| {
+            first_line(p, &["--version"], "net-tools").unwrap_or("installed".into())
+        });
+    let lsof = programs.lsof.as_ref().map_or("not installed".into(), |p| {
+        first_line(p, &["-v"], "revision").unwrap_or("installed".into())
+    });
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let commit = Command::new("git")
+        .args(["-C", manifest, "rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let dirty = Command::new("git")
+        .args([
+            "-C",
+            manifest,
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "Cargo.toml",
+        ])
+        .output()
+        .ok()
+        .is_some_and(|o| !o.stdout.is_empty());
+    let portstat = match commit {
+        Some(commit) if dirty => format!("commit {commit} with uncommitted changes in src/"),
+        Some(commit) => format!("commit {commit}"),
+        None => "unknown commit".into(),
+    };
+    format!(
+        "- CPU: {cpu}, {cores} cores\n- memory: {memory}\n- kernel: {kernel}\n- ss: {ss}\n\
+         - netstat: {netstat}\n- lsof: {lsof}\n- portstat: {portstat}, release build\n"
+    )
+}
+
+fn ms(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2}")
+    } else if value < 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+fn label_of(name: &str) -> usize {
+    SPECS
+        .iter()
+        .position(|spec| spec.label == name)
+        .expect("known label")
+}
+
+/// Median of `label` / median of its counterpart at this scale.
+fn ratio(result: &ScaleResult, label: &str) -> Option<f64> {
+    let spec = &SPECS[label_of(label)];
+    let own = result.samples[label_of(label)].median()?;
+    let other = result.samples[label_of(spec.counterpart?)].median()?;
+    Some(own / other)
+}
+
+fn scale_title(result: &ScaleResult) -> String {
+    format!("{} ({} sockets)", result.name, result.sockets)
+}
+
+fn scale_table(result: &ScaleResult) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "### {}\n", scale_title(result));
+    if let Some((start, _)) = result.sessions.first() {
+        let _ = writeln!(text, "Farm as `ss -tuan` counted it: {}.", start.describe());
+        let tw_end: Vec<String> = result
+            .sessions
+            .iter()
+            .map(|(_, end)| end.get("tcp TIME-WAIT").to_string())
+            .collect();
+        let _ = writeln!(
+            text,
+            "{} farm session(s), {:.0} s in all; TIME-WAIT rows at the end of each session: {} \
+             (at the start: {}). The host had {} processes holding {} descriptors. {}\n",
+            result.sessions.len(),
+            result.seconds,
+            tw_end.join(", "),
+            start.get("tcp TIME-WAIT"),
+            result.walked.0,
+            result.walked.1,
+            result.cpu_pressure.map_or(String::new(), |p| format!(
+                "CPU pressure (PSI some): {:.0}% of the time a task waited for a CPU.",
+                p * 100.0
+            )),
+        );
+    }
+    let _ = writeln!(
+        text,
+        "| command | median ms | IQR ms | min–max ms | runs | peak RSS MiB | vs | ratio |"
+    );
+    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---|---:|");
+    for (spec, samples) in SPECS.iter().zip(&result.samples) {
+        let versus = spec.counterpart.map_or(String::new(), |c| format!("`{c}`"));
+        let status = match &samples.availability {
+            Availability::NotInstalled => Some("not installed"),
+            Availability::NotAvailable => Some("not available"),
+            Availability::Failed(why) => Some(why.as_str()),
+            Availability::Available if samples.wall_ms.is_empty() => Some("no runs"),
+            Availability::Available => None,
+        };
+        if let Some(status) = status {
+            let _ = writeln!(text, "| `{}` | {status} | | | | | {versus} | |", spec.label);
+            continue;
+        }
+        let w = &samples.wall_ms;
+        let q = |p| quantile(w, p).unwrap_or(0.0);
+        let rss = samples.rss_kib.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+        let ratio = ratio(result, spec.label).map_or(String::new(), |r| format!("{r:.2}"));
+        let _ = writeln!(
+            text,
+            "| `{}` | {} | {}–{} | {}–{} | {} | {:.1} | {versus} | {ratio} |",
+            spec.label,
+            ms(q(0.5)),
+            ms(q(0.25)),
+            ms(q(0.75)),
+            ms(q(0.0)),
+            ms(q(1.0)),
+            w.len(),
+            rss,
+        );
+    }
+    text
+}
+
+struct Target {
+    what: String,
+    scale: String,
+    measured: Option<f64>,
+    goal: String,
+    met: Option<bool>,
+}
+
+fn targets(results: &[ScaleResult]) -> Vec<Target> {
+    let find = |sockets: usize| results.iter().find(|r| r.sockets == sockets);
+    let mut targets = Vec::new();
+    let mut ratio_target = |label: &str, result: Option<&ScaleResult>, limit: f64| {
+        let Some(result) = result else { return };
+        let spec = &SPECS[label_of(label)];
+        let measured = ratio(result, label);
+        targets.push(Target {
+            what: format!("`{label}` / `{}`", spec.counterpart.unwrap_or("")),
+            scale: result.name.clone(),
+            measured,
+            goal: format!("≤ {limit}"),
+            met: measured.map(|m| m <= limit),
+        });
+    };
+    ratio_target(
+        "portstat -a -n --json",
+        results.iter().find(|r| r.sockets <= 100),
+        1.2,
+    );
+    ratio_target("portstat -a -n --json", find(10_000), 0.7);
+    ratio_target("portstat -a -n --json", find(100_000), 0.5);
+    for result in results.iter().filter(|r| r.sockets > 100) {
+        ratio_target("portstat -l --port P", Some(result), 0.4);
+        ratio_target("portstat who P", Some(result), 0.4);
+    }
+    if let Some(result) = find(100_000) {
+        let peak = SPECS
+            .iter()
+            .zip(&result.samples)
+            .filter(|(spec, _)| spec.tool == Tool::Portstat)
+            .flat_map(|(_, samples)| samples.rss_kib.iter().copied())
+            .max()
+            .map(|kib| kib as f64 / 1024.0);
+        targets.push(Target {
+            what: "portstat peak RSS (MiB, any command)".into(),
+            scale: result.name.clone(),
+            measured: peak,
+            goal: "< 64".into(),
+            met: peak.map(|p| p < 64.0),
+        });
+    }
+    // Linear: 10x the sockets costs at most 1.25 x 10x the time (per-socket cost within 25%).
+    let json = label_of("portstat -a -n --json");
+    let mut scaled: Vec<&ScaleResult> = results.iter().filter(|r| r.sockets >= 1000).collect();
+    scaled.sort_by_key(|r| r.sockets);
+    for pair in scaled.windows(2) {
+        let (small, large) = (pair[0], pair[1]);
+        let per_socket = |r: &ScaleResult| {
+            let rows = r
+                .sessions
+                .first()
+                .map_or(r.sockets, |(c, _)| c.total)
+                .max(1);
+            r.samples[json].median().map(|m| m / rows as f64)
+        };
+        let measured = per_socket(large).zip(per_socket(small)).map(|(l, s)| l / s);
+        targets.push(Target {
+            what: "`portstat -a -n --json` time per socket, larger / smaller scale".into(),
+            scale: format!("{} vs {}", large.name, small.name),
+            measured,
+            goal: "≤ 1.25 (linear)".into(),
+            met: measured.map(|m| m <= 1.25),
+        });
+    }
+    targets
+}
+
+fn summary(results: &[ScaleResult]) -> String {
+    let mut text =
+        String::from("| target | scale | measured | goal | met |\n|---|---|---:|---|---|\n");
+    for target in targets(results) {
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} |",
+            target.what,
+            target.scale,
+            target.measured.map_or("—".into(), |m| format!("{m:.2}")),
+            target.goal,
+            match target.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "not available",
+            }
+        );
+    }
+    text
+}
+
+fn report(
+    options: &Options,
+    programs: &Programs,
+    results: &[ScaleResult],
+    date: &str,
+    seconds: f64,
+) -> String {
+    let mut command = String::from("cargo run --release --example bench");
+    if !options.args.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&options.args.join(" "));
+    }
+    let mut text = String::new();
+    let _ = writeln!(text, "# Benchmarks\n");
+    let _ = writeln!(
+        text,
+        "portstat against `ss` (iproute2), `netstat` and `lsof` on the same sockets, in the same \
+         run. Generated by `examples/bench.rs`; regenerate with the command below (as root). \
+         Everything except the section \"What each change bought\" is rewritten each time.\n"
+    );
+    let _ = writeln!(
+        text,
+        "- date: {date} (UTC)\n- command: `{command}` ({seconds:.0} s)"
+    );
+    text.push_str(&machine(programs));
+    let _ = writeln!(
+        text,
+        "\n## Method\n\n\
+         Each scale runs in a fresh private network namespace holding only loopback and the \
+         sockets of `examples/socket_farm.rs`: ~1% TCP listeners, 60% established pair ends, \
+         10% CLOSE_WAIT/FIN_WAIT2 pairs, 15% TIME_WAIT, ~14% UDP (a third connected), a fifth of \
+         it IPv6, spread over several processes (at most ~15000 descriptors each). `P` is a TCP \
+         listener on 127.0.0.1 held by one farm process (the last one started). Every command \
+         runs once untimed, then in rounds, each round starting one command later; netstat and \
+         lsof run in {} of the rounds. Times are wall clock from spawn to reap, output to \
+         /dev/null; peak RSS is `ru_maxrss` from `wait4`, the largest of the runs. Ratios are \
+         medians: the command over its `ss` counterpart in the same scale. When a round would end \
+         more than {} s after the farm was ready (TIME_WAIT lasts 60 s), the farm is restarted \
+         in a new namespace. `ss -p`, netstat, lsof and portstat all walk every process's \
+         descriptors on the host (the PID namespace is not private), so the farm's ~0.8 \
+         descriptors per socket are what they mostly read. The machine may be shared: each scale \
+         says how often some task waited for a CPU while it ran (`/proc/pressure/cpu`).\n",
+        options.slow_runs,
+        options.session.as_secs()
+    );
+    let _ = writeln!(text, "## Targets\n\n{}", summary(results));
+    let _ = writeln!(text, "## Results\n");
+    for result in results {
+        let _ = writeln!(text, "{}", scale_table(result));
+    }
+    text
+}
