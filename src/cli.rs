@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backend::Backend;
 use crate::filter::{PortSpec, RangeFilter, StateSelection, parse_state};
 use crate::model::{Family, Proto, State};
 use crate::render::Format;
+use crate::who::target::Target;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -17,7 +18,19 @@ Examples:
   portstat -tulpn            the ss/netstat habit works: TCP+UDP listeners, numeric
   portstat -a --state time-wait --port 8000-9000
   portstat --process nginx --json
-  portstat -l --format csv > listeners.csv";
+  portstat -l --format csv > listeners.csv
+  portstat who 8080          who holds 8080, and could a server bind it now?";
+
+const WHO_EXAMPLES: &str = "\
+Examples:
+  portstat who 8080               TCP port 8080 on the IPv4 wildcard (what `listen 8080` binds)
+  portstat who 127.0.0.1:8080     a specific address
+  portstat who [::]:443           the IPv6 wildcard (dual-stack unless bindv6only)
+  portstat who 53/udp
+  portstat who 8080 -q && start-server
+  portstat why 80 --connect --json
+
+Exit status: 0 when a server could bind now, 1 when it could not, 2 for bad usage.";
 
 /// What is using which port on this machine, and is that all right?
 ///
@@ -26,10 +39,57 @@ Examples:
 /// and for connections, whether they came in or went out. Without options: listening sockets
 /// and established connections.
 #[derive(Debug, Parser)]
-#[command(name = "portstat", version, after_help = EXAMPLES)]
+#[command(
+    name = "portstat",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     #[command(flatten)]
     pub list: ListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Who holds a port, and could a new server bind it now? (alias: why)
+    ///
+    /// Lists every socket on the port (listeners with their owners, connections by state,
+    /// TIME_WAIT with time left), then says whether a server could bind the address and port
+    /// now and, if not, why, in a sentence to act on. A real test bind (with and without
+    /// SO_REUSEADDR, released at once, never listened on) confirms the verdict.
+    #[command(visible_alias = "why", after_help = WHO_EXAMPLES)]
+    Who(WhoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WhoArgs {
+    /// PORT, PORT/udp, :PORT, ADDRESS:PORT or [IPv6]:PORT; TCP unless /udp is given
+    #[arg(value_name = "TARGET")]
+    pub target: Target,
+
+    /// Skip the test bind: the verdict then rests on the socket tables alone
+    #[arg(long)]
+    pub no_bind: bool,
+
+    /// Also try a TCP connection (on loopback for a wildcard target), like `nc -z`
+    #[arg(long)]
+    pub connect: bool,
+
+    /// The same facts and verdict as one JSON object (see README)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing; only the exit status answers
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Which reader of the kernel's socket tables to use
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 //! `meaning` adds ranges, services and direction, and `render` writes the result.
 
 pub mod backend;
+pub mod cgroup;
 pub mod cli;
 pub mod error;
 pub mod filter;
@@ -16,10 +17,15 @@ pub mod owners;
 pub mod render;
 pub mod scan;
 pub mod services;
+pub mod who;
 
 use std::io::Write;
+use std::process::ExitCode;
 
 /// Runs the parsed command line, writing results to `out` and warnings to `err`.
-pub fn run(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
-    list::run(&cli.list, out, err)
+pub fn run(cli: &cli::Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        None => list::run(&cli.list, out, err).map(|()| ExitCode::SUCCESS),
+        Some(cli::Command::Who(args)) => who::run(args, out, err),
+    }
 }

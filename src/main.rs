@@ -20,9 +20,9 @@ fn main() -> ExitCode {
     };
     let mut out = BufWriter::new(io::stdout().lock());
     let result = portstat::run(&cli, &mut out, &mut io::stderr());
-    let result = result.and_then(|()| out.flush().map_err(Into::into));
+    let result = result.and_then(|code| out.flush().map(|()| code).map_err(Into::into));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) if error.is::<UsageError>() => {
             let _ = writeln!(io::stderr(), "portstat: {error}");
