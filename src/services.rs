@@ -43,19 +43,12 @@ fn text_at((start, length): (u32, u16)) -> &'static str {
 // `IANA_TEXT` and `IANA`: the embedded table, sorted by (port, protocol), one entry per pair.
 include!(concat!(env!("OUT_DIR"), "/iana_services.rs"));
 
-/// A name `/etc/services` gives a port.
-#[derive(Debug, Clone)]
-struct SystemEntry {
-    name: String,
-    /// The same name IANA gives the port (ASCII case ignored), so IANA's description fits it.
-    same_as_iana: bool,
-}
-
 /// Service names by port and protocol: `/etc/services` first, then IANA's registry.
 #[derive(Debug, Clone)]
 pub struct Services {
     iana: &'static [IanaEntry],
-    system: HashMap<(u16, Proto), SystemEntry>,
+    /// The names `/etc/services` gives ports.
+    system: HashMap<(u16, Proto), String>,
 }
 
 impl Services {
@@ -75,20 +68,17 @@ impl Services {
 
     /// Same, with the /etc/services text given (None = no such file): for tests.
     pub fn with_system_services(etc_services: Option<&str>) -> Services {
-        let iana: &'static [IanaEntry] = IANA;
-        let mut system = etc_services.map(parse_etc_services).unwrap_or_default();
-        for (&(port, proto), entry) in system.iter_mut() {
-            entry.same_as_iana = find(iana, port, proto)
-                .is_some_and(|known| known.name().eq_ignore_ascii_case(&entry.name));
+        Services {
+            iana: IANA,
+            system: etc_services.map(parse_etc_services).unwrap_or_default(),
         }
-        Services { iana, system }
     }
 
     /// The name a user should see for this port: `/etc/services`' (its first line for the
     /// port), else IANA's (the first registered), else `None` (reserved or unassigned).
     pub fn name(&self, port: u16, proto: Proto) -> Option<&str> {
         match self.system.get(&(port, proto)) {
-            Some(entry) => Some(entry.name.as_str()),
+            Some(name) => Some(name.as_str()),
             None => find(self.iana, port, proto).map(IanaEntry::name),
         }
     }
@@ -97,16 +87,13 @@ impl Services {
     /// description for the port, or if `/etc/services` names a different service there (IANA's
     /// text would describe the wrong one: Debian's 465/tcp `submissions` is IANA's `urd`).
     pub fn description(&self, port: u16, proto: Proto) -> Option<&str> {
-        if self
-            .system
-            .get(&(port, proto))
-            .is_some_and(|entry| !entry.same_as_iana)
-        {
+        let iana = find(self.iana, port, proto)?;
+        // ASCII case ignored: the same service, so IANA's description fits it.
+        let same_service = |system: &String| system.eq_ignore_ascii_case(iana.name());
+        if !self.system.get(&(port, proto)).is_none_or(same_service) {
             return None;
         }
-        find(self.iana, port, proto)
-            .map(IanaEntry::description)
-            .filter(|description| !description.is_empty())
+        Some(iana.description()).filter(|description| !description.is_empty())
     }
 
     /// How many port/protocol pairs have a name.
@@ -142,9 +129,13 @@ fn parse_proto(text: &str) -> Option<Proto> {
 /// `name port/proto [aliases...] [# comment]` lines. Comments, blank and malformed lines and
 /// protocols other than tcp and udp are skipped; when a port/proto appears twice, the first line
 /// wins, as with `getservbyport`.
-fn parse_etc_services(text: &str) -> HashMap<(u16, Proto), SystemEntry> {
+fn parse_etc_services(text: &str) -> HashMap<(u16, Proto), String> {
     let mut entries = HashMap::new();
     for line in text.lines() {
+        // Most of the file is comments: skip them before any splitting.
+        if line.starts_with('#') {
+            continue;
+        }
         let content = line.split_once('#').map_or(line, |(before, _)| before);
         let mut words = content.split_whitespace();
         let (Some(name), Some(port_proto)) = (words.next(), words.next()) else {
@@ -156,10 +147,9 @@ fn parse_etc_services(text: &str) -> HashMap<(u16, Proto), SystemEntry> {
         let (Ok(port), Some(proto)) = (port.parse::<u16>(), parse_proto(proto)) else {
             continue;
         };
-        entries.entry((port, proto)).or_insert_with(|| SystemEntry {
-            name: name.to_owned(),
-            same_as_iana: false,
-        });
+        entries
+            .entry((port, proto))
+            .or_insert_with(|| name.to_owned());
     }
     entries
 }
