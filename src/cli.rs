@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::audit::rules::FailOn;
 use crate::backend::Backend;
-use crate::filter::{PortSpec, RangeFilter, StateSelection, parse_state};
+use crate::error::UsageError;
+use crate::filter::{PortSpec, Query, RangeFilter, StateSelection, parse_state};
+use crate::host::UserNames;
 use crate::model::{Family, Proto, State};
 use crate::render::Format;
 use crate::who::target::Target;
@@ -19,7 +22,8 @@ Examples:
   portstat -a --state time-wait --port 8000-9000
   portstat --process nginx --json
   portstat -l --format csv > listeners.csv
-  portstat who 8080          who holds 8080, and could a server bind it now?";
+  portstat who 8080          who holds 8080, and could a server bind it now?
+  portstat audit             what is reachable from beyond this host, and is it risky?";
 
 const WHO_EXAMPLES: &str = "\
 Examples:
@@ -31,6 +35,20 @@ Examples:
   portstat why 80 --connect --json
 
 Exit status: 0 when a server could bind now, 1 when it could not, 2 for bad usage.";
+
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  portstat audit                                 this host: exposure and risky listeners
+  portstat audit --listeners                     also every listener with its exposure
+  portstat audit --policy portstat.toml          and check them against an allow-list
+  portstat audit --baseline approved.json        and report listeners new or gone since then
+  portstat -l --json > approved.json             save a baseline (or: portstat audit --json)
+  portstat audit --input web-1.json --input web-2.json --fail-on medium
+                                                 saved snapshots of other hosts, e.g. in CI
+
+Exit status: 0 when no finding is at or above --fail-on and there is no policy or drift
+violation; 1 otherwise; 2 for bad usage, an unreadable or malformed policy, snapshot or
+baseline, or socket tables that can't be read.";
 
 /// What is using which port on this machine, and is that all right?
 ///
@@ -63,6 +81,126 @@ pub enum Command {
     /// SO_REUSEADDR, released at once, never listened on) confirms the verdict.
     #[command(visible_alias = "why", after_help = WHO_EXAMPLES)]
     Who(WhoArgs),
+
+    /// Audit the listeners: what is reachable from beyond this host, is it risky, does it keep
+    /// to a policy, what changed?
+    ///
+    /// Classifies every TCP listener and bound UDP socket by exposure (loopback,
+    /// all-interfaces, or a specific private or public address with its interface), reports
+    /// findings from a table of risky services (plaintext logins, data stores, remote-control
+    /// and debug ports) and unseen owners, checks an optional TOML allow-list and an optional
+    /// baseline, and ends with a one-line summary. The exit status suits CI (below).
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
+
+    /// The whole picture: counts per protocol, family and state, the processes with the most
+    /// sockets, and ephemeral-port pressure per destination
+    ///
+    /// Every socket is counted, in every state. For outgoing connections, the local ports in
+    /// use towards each destination (remote address, port and protocol, from one local address)
+    /// are measured against this host's ephemeral range: over 50% is a warning, over 80% port
+    /// exhaustion close at hand, naming the processes behind it.
+    Summary(SummaryArgs),
+
+    /// Follow changes as they happen: one line per listener opened or closed, connection
+    /// opened, changing state or closed
+    ///
+    /// The usual filters narrow what is followed (default: listeners and established
+    /// connections). Owners are looked up for new sockets only. Ctrl-C or a closed pipe ends it
+    /// with status 0.
+    #[command(after_help = WATCH_EXAMPLES)]
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// How many processes and destinations to list
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// The same facts as one JSON object (see README)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Numeric: no user names
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+
+    /// Which reader of the kernel's socket tables to use
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+}
+
+const WATCH_EXAMPLES: &str = "\
+Examples:
+  portstat watch                    listeners and connections coming and going
+  portstat watch -l                 listeners only
+  portstat watch --port 5432 --json newline-delimited JSON events for a log
+  portstat watch -a --interval 0.2 --duration 30s";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// Time between two readings of the tables: seconds (0.5) or a duration (500ms, 2s)
+    #[arg(long, value_name = "TIME", default_value = "1", value_parser = crate::watch::parse_interval)]
+    pub interval: std::time::Duration,
+
+    /// Stop after this many events
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Stop after this long: seconds or a duration (90s, 5m, 2h)
+    #[arg(long, value_name = "TIME", value_parser = crate::watch::parse_interval)]
+    pub duration: Option<std::time::Duration>,
+
+    /// Newline-delimited JSON events (see README)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Numeric: no user names
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+
+    /// Which reader of the kernel's socket tables to use
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Audit a snapshot saved with `portstat -l --json` instead of this host (`-` reads stdin);
+    /// repeat for several hosts, one snapshot each
+    #[arg(long, value_name = "FILE")]
+    pub input: Vec<PathBuf>,
+
+    /// Check listeners against this TOML policy: [[allow]] port, proto, scope, process;
+    /// [[require]] port, proto (see README)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Report listeners new or gone since this saved `portstat -l --json` or
+    /// `portstat audit --json`
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// The least severity that fails the run (exit 1); `never` only reports findings
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::High)]
+    pub fail_on: FailOn,
+
+    /// Also list every listener with its exposure, before the findings
+    #[arg(long)]
+    pub listeners: bool,
+
+    /// The listeners, findings, violations, drift and summary as one JSON object (see README);
+    /// a saved one serves as a --baseline
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which reader of the kernel's socket tables to use (this host only)
+    #[arg(long, value_enum, default_value_t = Backend::Auto, conflicts_with = "input")]
+    pub backend: Backend,
 }
 
 #[derive(Debug, Args)]
@@ -92,12 +230,9 @@ pub struct WhoArgs {
     pub backend: Backend,
 }
 
+/// Which sockets to show: shared by the listing and `watch`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Ports to show, matched against the local or the remote port: 22, 22,80,443, 8000-9000
-    #[arg(value_name = "PORTS")]
-    pub ports_positional: Option<PortSpec>,
-
+pub struct FilterArgs {
     /// Listening sockets: TCP LISTEN and bound, unconnected UDP (UNCONN)
     #[arg(short = 'l', long, help_heading = "Which sockets")]
     pub listening: bool,
@@ -157,6 +292,16 @@ pub struct ListArgs {
     /// 49152-65535) or in this host's ephemeral range (net.ipv4.ip_local_port_range)
     #[arg(long, value_enum, help_heading = "Which sockets")]
     pub range: Option<RangeFilter>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Ports to show, matched against the local or the remote port: 22, 22,80,443, 8000-9000
+    #[arg(value_name = "PORTS")]
+    pub ports_positional: Option<PortSpec>,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
 
     /// Numeric: no service or user names (and faster)
     #[arg(short = 'n', long, help_heading = "Output")]
@@ -201,9 +346,36 @@ impl ListArgs {
     pub fn format(&self) -> Format {
         if self.json { Format::Json } else { self.format }
     }
+}
 
-    pub fn ports(&self) -> Option<PortSpec> {
-        self.port.clone().or_else(|| self.ports_positional.clone())
+impl FilterArgs {
+    /// The query these options ask; `ports` from elsewhere (a positional argument) stand in
+    /// for `--port` when it is absent. A user name is resolved through `users`.
+    pub fn query(
+        &self,
+        ports: Option<&PortSpec>,
+        users: Option<&UserNames>,
+    ) -> Result<Query, UsageError> {
+        let uid = match self.user.as_deref() {
+            None => None,
+            Some(user) => Some(match user.parse::<u32>() {
+                Ok(uid) => uid,
+                Err(_) => users
+                    .and_then(|users| users.uid(user))
+                    .ok_or_else(|| UsageError(format!("no such user: {user:?}")))?,
+            }),
+        };
+        Ok(Query {
+            states: self.states(),
+            protos: self.protos(),
+            families: self.families(),
+            ports: self.port.clone().or_else(|| ports.cloned()),
+            local_ports_only: false,
+            pids: self.pid.clone(),
+            process: self.process.as_ref().map(|name| name.to_lowercase()),
+            uid,
+            range: self.range,
+        })
     }
 
     pub fn states(&self) -> Vec<State> {
@@ -252,15 +424,21 @@ mod tests {
     #[test]
     fn ss_style_bundled_flags_parse() {
         let cli = Cli::try_parse_from(["portstat", "-tulpn"]).expect("-tulpn parses");
-        assert!(cli.list.tcp && cli.list.udp && cli.list.listening && cli.list.numeric);
-        assert_eq!(cli.list.states(), [State::Listen, State::Unconn]);
+        let filters = &cli.list.filters;
+        assert!(filters.tcp && filters.udp && filters.listening && cli.list.numeric);
+        assert_eq!(filters.states(), [State::Listen, State::Unconn]);
         let cli = Cli::try_parse_from(["portstat", "-tanp"]).expect("-tanp parses");
-        assert!(cli.list.all && cli.list.states().is_empty());
+        assert!(cli.list.filters.all && cli.list.filters.states().is_empty());
     }
 
     #[test]
     fn bare_port_argument_is_a_port_filter() {
         let cli = Cli::try_parse_from(["portstat", "8000-9000"]).expect("parses");
-        assert!(cli.list.ports().is_some_and(|p| p.contains(8080)));
+        let query = cli
+            .list
+            .filters
+            .query(cli.list.ports_positional.as_ref(), None)
+            .expect("query");
+        assert!(query.ports.is_some_and(|p| p.contains(8080)));
     }
 }

@@ -7,8 +7,6 @@ use anyhow::Result;
 
 use crate::backend::Source;
 use crate::cli::{ListArgs, SortKey};
-use crate::error::UsageError;
-use crate::filter::Query;
 use crate::host::{self, UserNames};
 use crate::model::Entry;
 use crate::owners::Stop;
@@ -17,22 +15,9 @@ use crate::scan::{self, Names};
 use crate::services::Services;
 
 pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
-    let users = (!args.numeric || args.user.is_some()).then(UserNames::load);
-    let query = Query {
-        states: args.states(),
-        protos: args.protos(),
-        families: args.families(),
-        ports: args.ports(),
-        local_ports_only: false,
-        pids: args.pid.clone(),
-        process: args.process.as_ref().map(|name| name.to_lowercase()),
-        uid: args
-            .user
-            .as_deref()
-            .map(|user| resolve_user(user, users.as_ref()))
-            .transpose()?,
-        range: args.range,
-    };
+    let filters = &args.filters;
+    let users = (!args.numeric || filters.user.is_some()).then(UserNames::load);
+    let query = filters.query(args.ports_positional.as_ref(), users.as_ref())?;
     let source = args.proc_net.clone().map_or(Source::Live, Source::Recorded);
     let services = (!args.numeric).then(Services::system);
     let names = Names {
@@ -65,7 +50,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
 
 /// The first few warnings, then a count: a damaged table must not bury the output. JSON keeps
 /// them all.
-fn write_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<()> {
+pub fn write_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<()> {
     const SHOWN: usize = 5;
     for warning in warnings.iter().take(SHOWN) {
         writeln!(err, "portstat: warning: {warning}")?;
@@ -78,15 +63,6 @@ fn write_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<(
         )?;
     }
     Ok(())
-}
-
-fn resolve_user(user: &str, users: Option<&UserNames>) -> Result<u32> {
-    if let Ok(uid) = user.parse::<u32>() {
-        return Ok(uid);
-    }
-    users
-        .and_then(|users| users.uid(user))
-        .ok_or_else(|| UsageError(format!("no such user: {user:?}")).into())
 }
 
 /// Listeners first, then by port, unless `--sort` says otherwise; ties fall back to that order.

@@ -148,6 +148,9 @@ pub struct Socket {
     /// For an IPv6 socket, whether it is IPV6_V6ONLY (accepts no IPv4); `None` where the backend
     /// can't tell (procfs, netstat2).
     pub v6only: Option<bool>,
+    /// The inode of the network namespace the socket was read in; 0 for portstat's own when
+    /// only that one is read.
+    pub netns: u64,
 }
 
 impl Socket {
@@ -167,6 +170,7 @@ impl Socket {
             inode: 1,
             holders: None,
             v6only: None,
+            netns: 0,
         }
     }
 

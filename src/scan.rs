@@ -10,7 +10,7 @@ use crate::backend::{self, Backend, Source};
 use crate::filter::Query;
 use crate::host::{self, UserNames};
 use crate::meaning::{Listeners, Meaning};
-use crate::model::{Entry, OwnerNote, Process, Socket};
+use crate::model::{Entry, EphemeralRange, OwnerNote, Process, Socket};
 use crate::owners::{self, Stop, WalkLimits};
 use crate::services::Services;
 
@@ -33,62 +33,100 @@ pub fn scan(
     names: Names,
     stop: Stop,
 ) -> Result<Scan> {
+    let mut tables = read(query, backend, source)?;
+    let candidates = std::mem::take(&mut tables.candidates);
+    let (entries, owner_warnings) = tables.describe(candidates, query, &names, stop);
+    let mut warnings = tables.warnings;
+    warnings.extend(owner_warnings);
+    Ok(Scan { entries, warnings })
+}
+
+/// The socket tables as read, before any owner is looked up.
+pub struct Tables {
+    /// The sockets the query can still match (owner filters aside).
+    pub candidates: Vec<Socket>,
+    /// Every listener read, including ones the query hides: direction and accept queues need
+    /// them.
+    pub listeners: Listeners,
+    pub ephemeral: EphemeralRange,
+    pub inodes_known: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Reads the tables the query needs and keeps the sockets it can match.
+pub fn read(query: &Query, backend: Backend, source: &Source) -> Result<Tables> {
     let read = backend::read(backend, source, query.tables())?;
-    let mut warnings = read.warnings;
     let ephemeral = host::ephemeral_range();
-    // Every listener counts for direction and accept queues, even ones the query hides.
     let listeners = Listeners::index(&read.sockets);
-    let candidates: Vec<_> = read
+    let candidates = read
         .sockets
         .into_iter()
         .filter(|socket| query.matches_socket(socket, ephemeral))
         .collect();
-
-    // Owners the backend did not report are found by one walk over the processes.
-    let wanted: HashSet<u64> = candidates
-        .iter()
-        .filter(|socket| socket.holders.is_none() && socket.inode != 0)
-        .map(|socket| socket.inode)
-        .collect();
-    let walked = owners::find_holders(&wanted, stop);
-    let holders_of = |socket: &Socket| -> Vec<u32> {
-        match &socket.holders {
-            Some(reported) => reported.clone(),
-            None => walked.pids(socket.inode).to_vec(),
-        }
-    };
-    let mut all_pids: Vec<u32> = candidates.iter().flat_map(holders_of).collect();
-    all_pids.sort_unstable();
-    all_pids.dedup();
-    let processes = owners::describe_processes(&all_pids, names.users);
-    let limits = WalkLimits {
-        euid: host::effective_uid(),
-        some_unreadable: walked.unreadable > 0,
-        some_vanished: walked.vanished > 0,
-        inodes_known: read.inodes_known,
-    };
-
-    let meaning = Meaning {
+    Ok(Tables {
+        candidates,
+        listeners,
         ephemeral,
-        listeners: &listeners,
-        services: names.services,
-        users: names.users,
-    };
-    let entries: Vec<Entry> = candidates
-        .into_iter()
-        .map(|socket| {
-            let owners: Vec<Arc<Process>> = holders_of(&socket)
-                .iter()
-                .filter_map(|pid| processes.get(pid).cloned())
-                .collect();
-            let note = owners::owner_note(&socket, !owners.is_empty(), &listeners, limits);
-            meaning.entry(socket, owners, note)
-        })
-        .filter(|entry| query.matches_owner(entry))
-        .collect();
+        inodes_known: read.inodes_known,
+        warnings: read.warnings,
+    })
+}
 
-    warnings.extend(owner_warnings(&entries, limits));
-    Ok(Scan { entries, warnings })
+impl Tables {
+    /// Finds the owners of `sockets` (one walk over the processes, for the owners the backend
+    /// did not report), gives each its meaning, and keeps those the owner filters match. Also
+    /// says what could not be seen.
+    pub fn describe(
+        &self,
+        sockets: Vec<Socket>,
+        query: &Query,
+        names: &Names,
+        stop: Stop,
+    ) -> (Vec<Entry>, Vec<String>) {
+        let wanted: HashSet<u64> = sockets
+            .iter()
+            .filter(|socket| socket.holders.is_none() && socket.inode != 0)
+            .map(|socket| socket.inode)
+            .collect();
+        let walked = owners::find_holders(&wanted, stop);
+        let holders_of = |socket: &Socket| -> Vec<u32> {
+            match &socket.holders {
+                Some(reported) => reported.clone(),
+                None => walked.pids(socket.inode).to_vec(),
+            }
+        };
+        let mut all_pids: Vec<u32> = sockets.iter().flat_map(holders_of).collect();
+        all_pids.sort_unstable();
+        all_pids.dedup();
+        let processes = owners::describe_processes(&all_pids, names.users);
+        let limits = WalkLimits {
+            euid: host::effective_uid(),
+            some_unreadable: walked.unreadable > 0,
+            some_vanished: walked.vanished > 0,
+            inodes_known: self.inodes_known,
+        };
+
+        let meaning = Meaning {
+            ephemeral: self.ephemeral,
+            listeners: &self.listeners,
+            services: names.services,
+            users: names.users,
+        };
+        let entries: Vec<Entry> = sockets
+            .into_iter()
+            .map(|socket| {
+                let owners: Vec<Arc<Process>> = holders_of(&socket)
+                    .iter()
+                    .filter_map(|pid| processes.get(pid).cloned())
+                    .collect();
+                let note = owners::owner_note(&socket, !owners.is_empty(), &self.listeners, limits);
+                meaning.entry(socket, owners, note)
+            })
+            .filter(|entry| query.matches_owner(entry))
+            .collect();
+        let warnings = owner_warnings(&entries, limits);
+        (entries, warnings)
+    }
 }
 
 fn owner_warnings(entries: &[Entry], limits: WalkLimits) -> Vec<String> {

@@ -392,6 +392,7 @@ fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
         inode: message.inode().into(),
         holders: None,
         v6only: v6only(message.payload()),
+        netns: 0,
     }))
 }
 
@@ -605,6 +606,7 @@ mod tests {
             inode: 42,
             holders: None,
             v6only: None,
+            netns: 0,
         };
         assert_eq!(socket, expected);
     }
@@ -903,6 +905,7 @@ mod tests {
         assert_eq!(
             Socket {
                 v6only: None,
+                netns: 0,
                 ..udp6
             },
             find(&procfs, udp_local, Proto::Udp)

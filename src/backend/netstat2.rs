@@ -170,6 +170,7 @@ fn socket(info: SocketInfo, owners_known: bool) -> Option<Socket> {
         inode: inode(&info),
         holders: owners_known.then_some(holders),
         v6only: None,
+        netns: 0,
     })
 }
 

@@ -251,6 +251,7 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         inode,
         holders: None,
         v6only: None,
+        netns: 0,
     }))
 }
 
@@ -431,6 +432,7 @@ mod tests {
             inode,
             holders: None,
             v6only: None,
+            netns: 0,
         }
     }
 

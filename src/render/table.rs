@@ -1,6 +1,7 @@
 //! The table people read: one row per socket, fitted to the terminal.
 
 use std::io::{self, IsTerminal, Write};
+use std::ops::RangeInclusive;
 
 use comfy_table::{
     Attribute, Cell, ColumnConstraint, ContentArrangement, LineStyle, Table, TableStyle, Width,
@@ -34,6 +35,24 @@ const UNDERLINED_HEADER: TableStyle =
     TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
 pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<()> {
+    let mut header = vec!["PROTO", "LOCAL", "REMOTE", "STATE", "RANGE"];
+    if !report.numeric {
+        header.push("SERVICE");
+    }
+    header.extend(["PID/PROGRAM", "USER"]);
+    // Only services and owners may wrap; addresses, states, ranges and users stay whole.
+    let wrappable = if report.numeric { 5..=5 } else { 5..=6 };
+    let mut table = styled(&header, style, wrappable);
+    for entry in report.entries {
+        table.add_row(row(entry, report.numeric));
+    }
+    write_lines(&table, out)
+}
+
+/// A table drawn as every portstat table is: plain, space-aligned lines off a terminal; fitted
+/// to the terminal's width with a bold, underlined header on one. Only the columns in
+/// `wrappable` may wrap.
+pub fn styled(header: &[&str], style: &Style, wrappable: RangeInclusive<usize>) -> Table {
     let mut table = Table::new();
     if style.decorated {
         table.load_style(UNDERLINED_HEADER);
@@ -45,12 +64,7 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
     } else {
         ContentArrangement::Disabled
     });
-    let mut header = vec!["PROTO", "LOCAL", "REMOTE", "STATE", "RANGE"];
-    if !report.numeric {
-        header.push("SERVICE");
-    }
-    header.extend(["PID/PROGRAM", "USER"]);
-    table.set_header(header.into_iter().map(|title| {
+    table.set_header(header.iter().map(|title| {
         let cell = Cell::new(title);
         if style.decorated {
             cell.add_attribute(Attribute::Bold)
@@ -58,20 +72,20 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
             cell
         }
     }));
-    for entry in report.entries {
-        table.add_row(row(entry, report.numeric));
-    }
-    let wrappable = if report.numeric { 5..=5 } else { 5..=6 };
     for column in table.column_iter_mut() {
         // No leading blank, two spaces between columns, as ss and netstat print.
         column.set_padding((0, 2));
-        // Only services and owners may wrap; addresses, states, ranges and users stay whole.
         column.set_constraint(if wrappable.contains(&column.index) {
             ColumnConstraint::LowerBoundary(Width::Fixed(10))
         } else {
             ColumnConstraint::ContentWidth
         });
     }
+    table
+}
+
+/// Writes the table without the trailing blanks comfy-table pads lines with.
+pub fn write_lines(table: &Table, out: &mut dyn Write) -> io::Result<()> {
     for line in table.lines() {
         writeln!(out, "{}", line.trim_end())?;
     }

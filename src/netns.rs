@@ -1,0 +1,339 @@
+//! Network namespaces: which exist (grouping processes on `/proc/PID/ns/net`, plus the named
+//! ones under `/run/netns` that no process holds), how to name them, and reading a
+//! namespace's socket tables from inside it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, anyhow};
+use serde::Serialize;
+
+use crate::backend::{self, Backend, Source, TableRead, Tables};
+use crate::cgroup::{self, Container};
+use crate::error::UsageError;
+
+/// Where `ip netns` keeps named namespaces.
+const NAMED: &str = "/run/netns";
+
+/// `--netns`: which namespaces to read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// portstat's own (the default).
+    #[default]
+    Own,
+    /// Every namespace on the host.
+    All,
+    /// One: the namespace of a pid, a name under /run/netns, or a path to a namespace file.
+    One(String),
+}
+
+impl FromStr for Selection {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Selection, String> {
+        match text {
+            "" => Err("--netns needs all, a pid, a name under /run/netns, or a path".into()),
+            "all" => Ok(Selection::All),
+            other => Ok(Selection::One(other.to_string())),
+        }
+    }
+}
+
+/// One network namespace, and how to get into it.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    /// The namespace's inode: what `/proc/PID/ns/net` links to (`net:[INODE]`).
+    pub inode: u64,
+    /// Its `ip netns` name, if it has one.
+    pub name: Option<String>,
+    /// A file that is the namespace: `/run/netns/NAME` or `/proc/PID/ns/net`.
+    pub path: PathBuf,
+    /// A process inside it, if any: its `/proc/PID/net` shows the namespace's tables.
+    pub pid: Option<u32>,
+    /// portstat's own namespace.
+    pub own: bool,
+}
+
+/// How a socket's namespace is shown: in JSON on every socket of a multi-namespace view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Label {
+    pub inode: u64,
+    pub name: Option<String>,
+    pub container: Option<ContainerLabel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ContainerLabel {
+    pub runtime: String,
+    pub id: String,
+}
+
+impl From<Container> for ContainerLabel {
+    fn from(container: Container) -> ContainerLabel {
+        ContainerLabel {
+            runtime: container.runtime.to_string(),
+            id: container.id,
+        }
+    }
+}
+
+impl Label {
+    /// What the NETNS column shows: the `ip netns` name, the container, or the inode.
+    pub fn short(&self) -> String {
+        match (&self.name, &self.container) {
+            (Some(name), _) => name.clone(),
+            (None, Some(container)) => format!(
+                "{}:{}",
+                container.runtime,
+                container.id.get(..12).unwrap_or(&container.id)
+            ),
+            (None, None) => self.inode.to_string(),
+        }
+    }
+}
+
+/// The namespaces the selection names, with what could not be seen.
+pub fn select(selection: &Selection) -> Result<(Vec<Namespace>, Vec<String>)> {
+    match selection {
+        Selection::Own => Ok((vec![own()?], Vec::new())),
+        Selection::All => Ok(discover()),
+        Selection::One(spec) => Ok((vec![resolve(spec)?], Vec::new())),
+    }
+}
+
+fn own() -> Result<Namespace> {
+    let inode = inode_of(Path::new("/proc/self/ns/net"))
+        .context("could not read this process's network namespace")?;
+    Ok(Namespace {
+        inode,
+        name: named().remove(&inode),
+        path: PathBuf::from("/proc/self/ns/net"),
+        pid: Some(std::process::id()),
+        own: true,
+    })
+}
+
+/// Every namespace: one per distinct `/proc/PID/ns/net`, plus the named ones no process holds.
+pub fn discover() -> (Vec<Namespace>, Vec<String>) {
+    let own_inode = inode_of(Path::new("/proc/self/ns/net")).ok();
+    let mut by_inode: BTreeMap<u64, Namespace> = BTreeMap::new();
+    let mut unreadable = 0;
+    let pids = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok());
+    for pid in pids {
+        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        match inode_of(&path) {
+            Ok(inode) => {
+                by_inode.entry(inode).or_insert(Namespace {
+                    inode,
+                    name: None,
+                    path,
+                    pid: Some(pid),
+                    own: Some(inode) == own_inode,
+                });
+            }
+            // A process that exited meanwhile is simply not there; another user's is hidden.
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => unreadable += 1,
+            Err(_) => {}
+        }
+    }
+    for (inode, name) in named() {
+        let namespace = by_inode.entry(inode).or_insert(Namespace {
+            inode,
+            name: None,
+            path: PathBuf::from(NAMED).join(&name),
+            pid: None,
+            own: Some(inode) == own_inode,
+        });
+        namespace.name = Some(name);
+    }
+    let mut warnings = Vec::new();
+    if unreadable > 0 {
+        warnings.push(format!(
+            "the network namespaces of {unreadable} processes could not be read: run as root to \
+             see every namespace"
+        ));
+    }
+    (by_inode.into_values().collect(), warnings)
+}
+
+/// `--netns PID|NAME|PATH`.
+pub fn resolve(spec: &str) -> Result<Namespace> {
+    let own_inode = inode_of(Path::new("/proc/self/ns/net")).ok();
+    let (path, pid) = if let Ok(pid) = spec.parse::<u32>() {
+        (PathBuf::from(format!("/proc/{pid}/ns/net")), Some(pid))
+    } else if spec.contains('/') {
+        (PathBuf::from(spec), None)
+    } else {
+        (PathBuf::from(NAMED).join(spec), None)
+    };
+    let inode = inode_of(&path).map_err(|error| {
+        UsageError(format!(
+            "no network namespace {spec:?} ({}: {error}); give all, a pid, a name under \
+             {NAMED}, or a path",
+            path.display()
+        ))
+    })?;
+    let name = named().remove(&inode);
+    Ok(Namespace {
+        inode,
+        name,
+        path,
+        pid,
+        own: Some(inode) == own_inode,
+    })
+}
+
+/// The namespace a file is (a `/proc/PID/ns/net` link or a bind mount under /run/netns).
+fn inode_of(path: &Path) -> std::io::Result<u64> {
+    std::fs::metadata(path).map(|metadata| metadata.ino())
+}
+
+/// `ip netns` names by namespace inode.
+fn named() -> BTreeMap<u64, String> {
+    std::fs::read_dir(NAMED)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_string();
+            Some((inode_of(&entry.path()).ok()?, name))
+        })
+        .collect()
+}
+
+impl Namespace {
+    /// The label its sockets carry: the container is that of a process inside, when its cgroup
+    /// names one.
+    pub fn label(&self) -> Label {
+        Label {
+            inode: self.inode,
+            name: self.name.clone(),
+            container: self
+                .pid
+                .filter(|_| !self.own)
+                .and_then(|pid| cgroup::of_process(pid).container)
+                .map(ContainerLabel::from),
+        }
+    }
+
+    /// Reads the wanted tables as seen from inside this namespace. As root, a thread joins the
+    /// namespace (setns) and asks the kernel there; otherwise, or if that fails, the tables
+    /// are read through `/proc/PID/net` of a process inside it.
+    pub fn read(&self, backend: Backend, wanted: Tables) -> Result<TableRead> {
+        if self.own {
+            return backend::read(backend, &Source::Live, wanted);
+        }
+        let inside = std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.read_from_inside(backend, wanted))
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("the reading thread failed")))
+        });
+        match (inside, self.pid) {
+            (Ok(read), _) => Ok(read),
+            (Err(error), Some(pid)) => {
+                let mut read = backend::read(
+                    Backend::Procfs,
+                    &Source::Recorded(PathBuf::from(format!("/proc/{pid}/net"))),
+                    wanted,
+                )
+                .with_context(|| format!("could not read network namespace {}", self.inode))?;
+                read.warnings.push(format!(
+                    "network namespace {} read through /proc/{pid}/net ({error:#})",
+                    self.inode
+                ));
+                Ok(read)
+            }
+            (Err(error), None) => Err(error.context(format!(
+                "could not enter network namespace {} (root is needed)",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// On a thread of its own: setns changes only the calling thread's namespace.
+    fn read_from_inside(&self, backend: Backend, wanted: Tables) -> Result<TableRead> {
+        self.enter()?;
+        match backend {
+            Backend::Auto | Backend::Netlink => {
+                backend::read(Backend::Netlink, &Source::Live, wanted).or_else(|_| {
+                    // /proc/net follows the process, not the thread: ask for the thread's own.
+                    let own_tables = Source::Recorded(PathBuf::from("/proc/thread-self/net"));
+                    backend::read(Backend::Procfs, &own_tables, wanted)
+                })
+            }
+            Backend::Procfs => backend::read(
+                Backend::Procfs,
+                &Source::Recorded(PathBuf::from("/proc/thread-self/net")),
+                wanted,
+            ),
+            Backend::Netstat2 => backend::read(Backend::Netstat2, &Source::Live, wanted),
+        }
+    }
+
+    /// Moves the calling thread into this namespace.
+    pub fn enter(&self) -> Result<()> {
+        let file = std::fs::File::open(&self.path)
+            .with_context(|| format!("could not open {}", self.path.display()))?;
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&file),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .with_context(|| format!("could not enter network namespace {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_parse() {
+        assert_eq!("all".parse(), Ok(Selection::All));
+        assert_eq!("1234".parse(), Ok(Selection::One("1234".into())));
+        assert_eq!("blue".parse(), Ok(Selection::One("blue".into())));
+        assert!("".parse::<Selection>().is_err());
+    }
+
+    #[test]
+    fn own_namespace_is_found_and_is_among_all() {
+        let own = select(&Selection::Own).expect("own").0;
+        assert_eq!(own.len(), 1);
+        assert!(own[0].own);
+        let (all, _) = discover();
+        assert!(all.iter().any(|ns| ns.inode == own[0].inode && ns.own));
+        let by_pid = resolve(&std::process::id().to_string()).expect("resolve own pid");
+        assert_eq!(by_pid.inode, own[0].inode);
+        assert!(by_pid.own);
+    }
+
+    #[test]
+    fn unknown_namespaces_are_usage_errors() {
+        let error = resolve("no-such-namespace-xyz").expect_err("unknown name");
+        assert!(error.is::<UsageError>());
+        assert!(error.to_string().contains("/run/netns"));
+    }
+
+    #[test]
+    fn labels_prefer_names_then_containers_then_inodes() {
+        let mut label = Label {
+            inode: 4026532000,
+            name: None,
+            container: None,
+        };
+        assert_eq!(label.short(), "4026532000");
+        label.container = Some(ContainerLabel {
+            runtime: "docker".into(),
+            id: "0123456789abcdef".repeat(4),
+        });
+        assert_eq!(label.short(), "docker:0123456789ab");
+        label.name = Some("blue".into());
+        assert_eq!(label.short(), "blue");
+    }
+}
