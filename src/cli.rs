@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::audit::rules::FailOn;
 use crate::backend::Backend;
 use crate::error::UsageError;
-use crate::filter::{PortSpec, Query, RangeFilter, StateSelection, parse_state};
+use crate::filter::{NetnsSelection, PortSpec, Query, RangeFilter, StateSelection, parse_state};
 use crate::host::UserNames;
 use crate::model::{Family, Proto, State};
 use crate::render::Format;
@@ -114,6 +114,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
+    /// Network namespaces to read: all, or one by pid, `ip netns` name or path [default:
+    /// portstat's own]. Other namespaces than one's own need root
+    #[arg(long, value_name = "all|PID|NAME|PATH")]
+    pub netns: Option<NetnsSelection>,
+
     /// How many processes and destinations to list
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
@@ -170,6 +175,11 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Network namespaces to read: all, or one by pid, `ip netns` name or path [default:
+    /// portstat's own]. Other namespaces than one's own need root
+    #[arg(long, value_name = "all|PID|NAME|PATH", conflicts_with = "input")]
+    pub netns: Option<NetnsSelection>,
+
     /// Audit a snapshot saved with `portstat -l --json` instead of this host (`-` reads stdin);
     /// repeat for several hosts, one snapshot each
     #[arg(long, value_name = "FILE")]
@@ -205,6 +215,11 @@ pub struct AuditArgs {
 
 #[derive(Debug, Args)]
 pub struct WhoArgs {
+    /// The network namespace to ask about, by pid, `ip netns` name or path [default:
+    /// portstat's own]; the test bind happens inside it. Needs root
+    #[arg(long, value_name = "PID|NAME|PATH")]
+    pub netns: Option<NetnsSelection>,
+
     /// PORT, PORT/udp, :PORT, ADDRESS:PORT or [IPv6]:PORT; TCP unless /udp is given
     #[arg(value_name = "TARGET")]
     pub target: Target,
@@ -292,6 +307,11 @@ pub struct FilterArgs {
     /// 49152-65535) or in this host's ephemeral range (net.ipv4.ip_local_port_range)
     #[arg(long, value_enum, help_heading = "Which sockets")]
     pub range: Option<RangeFilter>,
+
+    /// Network namespaces to read: all, or one by pid, `ip netns` name or path [default:
+    /// portstat's own]. Other namespaces than one's own need root
+    #[arg(long, value_name = "all|PID|NAME|PATH", help_heading = "Which sockets")]
+    pub netns: Option<NetnsSelection>,
 }
 
 #[derive(Debug, Args)]

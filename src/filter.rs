@@ -96,6 +96,30 @@ impl fmt::Display for RangeFilter {
     }
 }
 
+/// `--netns`: which network namespaces to read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NetnsSelection {
+    /// portstat's own (the default).
+    #[default]
+    Own,
+    /// Every namespace on the host.
+    All,
+    /// One: the namespace of a pid, a name under /run/netns, or a path to a namespace file.
+    One(String),
+}
+
+impl FromStr for NetnsSelection {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<NetnsSelection, String> {
+        match text {
+            "" => Err("--netns needs all, a pid, a name under /run/netns, or a path".into()),
+            "all" => Ok(NetnsSelection::All),
+            other => Ok(NetnsSelection::One(other.to_string())),
+        }
+    }
+}
+
 /// Which sockets the user asked to see.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
@@ -372,6 +396,7 @@ mod tests {
             local_service: None,
             remote_service: None,
             direction: None,
+            netns: None,
         };
         let by_pid = Query {
             pids: vec![11],

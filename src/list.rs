@@ -30,7 +30,8 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     } else {
         Stop::Never
     };
-    let mut scan = scan::scan(&query, args.backend, &source, names, stop)?;
+    let netns = filters.netns.clone().unwrap_or_default();
+    let mut scan = scan::scan(&query, args.backend, &source, &netns, names, stop)?;
     sort(&mut scan.entries, args.sort);
 
     write_warnings(&scan.warnings, err)?;

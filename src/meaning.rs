@@ -6,30 +6,32 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::model::{
-    Direction, Entry, EphemeralRange, OwnerNote, PortRange, Process, Proto, Socket,
+    Direction, Entry, EphemeralRange, NetnsLabel, OwnerNote, PortRange, Process, Proto, Socket,
 };
 use crate::services::Services;
 
-/// This host's listening sockets (TCP LISTEN, bound UDP), by protocol and port.
+/// This host's listening sockets (TCP LISTEN, bound UDP), by network namespace, protocol and
+/// port: a listener serves only its own namespace.
 #[derive(Debug, Default)]
-pub struct Listeners(HashMap<(Proto, u16), Vec<IpAddr>>);
+pub struct Listeners(HashMap<(u64, Proto, u16), Vec<IpAddr>>);
 
 impl Listeners {
     pub fn index<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> Listeners {
-        let mut index: HashMap<(Proto, u16), Vec<IpAddr>> = HashMap::new();
+        let mut index: HashMap<(u64, Proto, u16), Vec<IpAddr>> = HashMap::new();
         for socket in sockets.into_iter().filter(|s| s.state.is_listening()) {
             index
-                .entry((socket.proto, socket.local.port()))
+                .entry((socket.netns, socket.proto, socket.local.port()))
                 .or_default()
                 .push(socket.local.ip());
         }
         Listeners(index)
     }
 
-    /// Whether a listener of this host would receive traffic sent to `local`.
-    pub fn covers(&self, proto: Proto, local: SocketAddr) -> bool {
+    /// Whether a listener of this host (in network namespace `netns`) would receive traffic
+    /// sent to `local`.
+    pub fn covers(&self, netns: u64, proto: Proto, local: SocketAddr) -> bool {
         self.0
-            .get(&(proto, local.port()))
+            .get(&(netns, proto, local.port()))
             .is_some_and(|addresses| addresses.iter().any(|&a| listener_covers(a, local.ip())))
     }
 }
@@ -52,11 +54,13 @@ pub fn direction(socket: &Socket, listeners: &Listeners) -> Option<Direction> {
     if socket.state.is_listening() {
         return None;
     }
-    Some(if listeners.covers(socket.proto, socket.local) {
-        Direction::Inbound
-    } else {
-        Direction::Outbound
-    })
+    Some(
+        if listeners.covers(socket.netns, socket.proto, socket.local) {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        },
+    )
 }
 
 /// Everything needed to turn sockets into entries; built once per run.
@@ -67,6 +71,8 @@ pub struct Meaning<'a> {
     pub services: Option<&'static Services>,
     /// `None` under `--numeric`.
     pub users: Option<&'a crate::host::UserNames>,
+    /// Namespace labels by inode; empty when only one namespace is shown.
+    pub labels: &'a HashMap<u64, Arc<NetnsLabel>>,
 }
 
 impl Meaning<'_> {
@@ -94,6 +100,7 @@ impl Meaning<'_> {
             local_service: service(local_port),
             remote_service: remote_port.and_then(service),
             direction: direction(&socket, self.listeners),
+            netns: self.labels.get(&socket.netns).cloned(),
             processes,
             owner_note,
             socket,
@@ -142,20 +149,24 @@ mod tests {
         let any4 = socket(Proto::Tcp, "0.0.0.0:22", None, State::Listen);
         let any6 = socket(Proto::Tcp, "[::]:443", None, State::Listen);
         let listeners = Listeners::index([&any4, &any6]);
-        assert!(listeners.covers(Proto::Tcp, "10.1.2.3:22".parse().expect("addr")));
-        assert!(listeners.covers(Proto::Tcp, "[::ffff:10.1.2.3]:22".parse().expect("addr")));
-        assert!(!listeners.covers(Proto::Tcp, "[fe80::1]:22".parse().expect("addr")));
-        assert!(listeners.covers(Proto::Tcp, "10.1.2.3:443".parse().expect("addr")));
-        assert!(!listeners.covers(Proto::Udp, "10.1.2.3:443".parse().expect("addr")));
+        assert!(listeners.covers(0, Proto::Tcp, "10.1.2.3:22".parse().expect("addr")));
+        assert!(listeners.covers(0, Proto::Tcp, "[::ffff:10.1.2.3]:22".parse().expect("addr")));
+        assert!(!listeners.covers(0, Proto::Tcp, "[fe80::1]:22".parse().expect("addr")));
+        assert!(listeners.covers(0, Proto::Tcp, "10.1.2.3:443".parse().expect("addr")));
+        assert!(!listeners.covers(0, Proto::Udp, "10.1.2.3:443".parse().expect("addr")));
     }
 
     #[test]
     fn specific_listener_covers_only_its_address() {
         let lo = socket(Proto::Udp, "127.0.0.1:53", None, State::Unconn);
         let listeners = Listeners::index([&lo]);
-        assert!(listeners.covers(Proto::Udp, "127.0.0.1:53".parse().expect("addr")));
-        assert!(listeners.covers(Proto::Udp, "[::ffff:127.0.0.1]:53".parse().expect("addr")));
-        assert!(!listeners.covers(Proto::Udp, "127.0.0.2:53".parse().expect("addr")));
+        assert!(listeners.covers(0, Proto::Udp, "127.0.0.1:53".parse().expect("addr")));
+        assert!(listeners.covers(
+            0,
+            Proto::Udp,
+            "[::ffff:127.0.0.1]:53".parse().expect("addr")
+        ));
+        assert!(!listeners.covers(0, Proto::Udp, "127.0.0.2:53".parse().expect("addr")));
     }
 
     #[test]
@@ -167,6 +178,7 @@ mod tests {
             listeners: &listeners,
             services: Some(services),
             users: None,
+            labels: &HashMap::new(),
         };
         let outbound = socket(
             Proto::Tcp,

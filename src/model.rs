@@ -295,6 +295,37 @@ impl OwnerNote {
     }
 }
 
+/// The network namespace a socket lives in, as shown when several are: its inode, its
+/// `ip netns` name, and the container whose processes live there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsLabel {
+    pub inode: u64,
+    pub name: Option<String>,
+    pub container: Option<ContainerLabel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerLabel {
+    /// `docker`, `containerd`, `podman`, `cri-o` or `kubepods`.
+    pub runtime: String,
+    pub id: String,
+}
+
+impl NetnsLabel {
+    /// What the NETNS column shows: the `ip netns` name, the container, or the inode.
+    pub fn short(&self) -> String {
+        match (&self.name, &self.container) {
+            (Some(name), _) => name.clone(),
+            (None, Some(container)) => format!(
+                "{}:{}",
+                container.runtime,
+                container.id.get(..12).unwrap_or(&container.id)
+            ),
+            (None, None) => self.inode.to_string(),
+        }
+    }
+}
+
 /// A socket with everything portstat knows about it: owners, ranges, services, direction.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -309,6 +340,8 @@ pub struct Entry {
     pub local_service: Option<&'static str>,
     pub remote_service: Option<&'static str>,
     pub direction: Option<Direction>,
+    /// The socket's network namespace; `None` when only one namespace is shown.
+    pub netns: Option<Arc<NetnsLabel>>,
 }
 
 #[cfg(test)]

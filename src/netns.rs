@@ -5,41 +5,17 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{Context, Result, anyhow};
-use serde::Serialize;
 
 use crate::backend::{self, Backend, Source, TableRead, Tables};
 use crate::cgroup::{self, Container};
 use crate::error::UsageError;
+use crate::filter::NetnsSelection;
+use crate::model::{ContainerLabel, NetnsLabel};
 
 /// Where `ip netns` keeps named namespaces.
 const NAMED: &str = "/run/netns";
-
-/// `--netns`: which namespaces to read.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Selection {
-    /// portstat's own (the default).
-    #[default]
-    Own,
-    /// Every namespace on the host.
-    All,
-    /// One: the namespace of a pid, a name under /run/netns, or a path to a namespace file.
-    One(String),
-}
-
-impl FromStr for Selection {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Selection, String> {
-        match text {
-            "" => Err("--netns needs all, a pid, a name under /run/netns, or a path".into()),
-            "all" => Ok(Selection::All),
-            other => Ok(Selection::One(other.to_string())),
-        }
-    }
-}
 
 /// One network namespace, and how to get into it.
 #[derive(Debug, Clone)]
@@ -56,20 +32,6 @@ pub struct Namespace {
     pub own: bool,
 }
 
-/// How a socket's namespace is shown: in JSON on every socket of a multi-namespace view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Label {
-    pub inode: u64,
-    pub name: Option<String>,
-    pub container: Option<ContainerLabel>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ContainerLabel {
-    pub runtime: String,
-    pub id: String,
-}
-
 impl From<Container> for ContainerLabel {
     fn from(container: Container) -> ContainerLabel {
         ContainerLabel {
@@ -79,27 +41,12 @@ impl From<Container> for ContainerLabel {
     }
 }
 
-impl Label {
-    /// What the NETNS column shows: the `ip netns` name, the container, or the inode.
-    pub fn short(&self) -> String {
-        match (&self.name, &self.container) {
-            (Some(name), _) => name.clone(),
-            (None, Some(container)) => format!(
-                "{}:{}",
-                container.runtime,
-                container.id.get(..12).unwrap_or(&container.id)
-            ),
-            (None, None) => self.inode.to_string(),
-        }
-    }
-}
-
 /// The namespaces the selection names, with what could not be seen.
-pub fn select(selection: &Selection) -> Result<(Vec<Namespace>, Vec<String>)> {
+pub fn select(selection: &NetnsSelection) -> Result<(Vec<Namespace>, Vec<String>)> {
     match selection {
-        Selection::Own => Ok((vec![own()?], Vec::new())),
-        Selection::All => Ok(discover()),
-        Selection::One(spec) => Ok((vec![resolve(spec)?], Vec::new())),
+        NetnsSelection::Own => Ok((vec![own()?], Vec::new())),
+        NetnsSelection::All => Ok(discover()),
+        NetnsSelection::One(spec) => Ok((vec![resolve(spec)?], Vec::new())),
     }
 }
 
@@ -154,9 +101,13 @@ pub fn discover() -> (Vec<Namespace>, Vec<String>) {
     }
     let mut warnings = Vec::new();
     if unreadable > 0 {
+        let remedy = if crate::host::effective_uid() == Some(0) {
+            "permission denied"
+        } else {
+            "run as root to see every namespace"
+        };
         warnings.push(format!(
-            "the network namespaces of {unreadable} processes could not be read: run as root to \
-             see every namespace"
+            "the network namespaces of {unreadable} processes could not be read ({remedy})"
         ));
     }
     (by_inode.into_values().collect(), warnings)
@@ -210,8 +161,8 @@ fn named() -> BTreeMap<u64, String> {
 impl Namespace {
     /// The label its sockets carry: the container is that of a process inside, when its cgroup
     /// names one.
-    pub fn label(&self) -> Label {
-        Label {
+    pub fn label(&self) -> NetnsLabel {
+        NetnsLabel {
             inode: self.inode,
             name: self.name.clone(),
             container: self
@@ -294,16 +245,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn selections_parse() {
-        assert_eq!("all".parse(), Ok(Selection::All));
-        assert_eq!("1234".parse(), Ok(Selection::One("1234".into())));
-        assert_eq!("blue".parse(), Ok(Selection::One("blue".into())));
-        assert!("".parse::<Selection>().is_err());
-    }
-
-    #[test]
     fn own_namespace_is_found_and_is_among_all() {
-        let own = select(&Selection::Own).expect("own").0;
+        let own = select(&NetnsSelection::Own).expect("own").0;
         assert_eq!(own.len(), 1);
         assert!(own[0].own);
         let (all, _) = discover();
@@ -322,7 +265,7 @@ mod tests {
 
     #[test]
     fn labels_prefer_names_then_containers_then_inodes() {
-        let mut label = Label {
+        let mut label = NetnsLabel {
             inode: 4026532000,
             name: None,
             container: None,

@@ -150,7 +150,7 @@ pub fn owner_note(
         let waits_for_accept = matches!(
             socket.state,
             State::Established | State::SynRecv | State::NewSynRecv | State::CloseWait
-        ) && listeners.covers(socket.proto, socket.local);
+        ) && listeners.covers(socket.netns, socket.proto, socket.local);
         return Some(if waits_for_accept {
             OwnerNote::AcceptQueue
         } else {

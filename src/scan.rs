@@ -1,16 +1,19 @@
 //! One look at the machine: read the tables, keep the sockets the query can match, find their
 //! owners, and give each its meaning. Every command starts here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::backend::{self, Backend, Source};
-use crate::filter::Query;
+use crate::backend::{self, Backend, Source, TableRead};
+use crate::error::UsageError;
+use crate::filter::{NetnsSelection, Query};
 use crate::host::{self, UserNames};
 use crate::meaning::{Listeners, Meaning};
-use crate::model::{Entry, EphemeralRange, OwnerNote, Process, Socket};
+use crate::model::{Entry, EphemeralRange, NetnsLabel, OwnerNote, Process, Socket};
+#[cfg(target_os = "linux")]
+use crate::netns;
 use crate::owners::{self, Stop, WalkLimits};
 use crate::services::Services;
 
@@ -30,10 +33,11 @@ pub fn scan(
     query: &Query,
     backend: Backend,
     source: &Source,
+    netns: &NetnsSelection,
     names: Names,
     stop: Stop,
 ) -> Result<Scan> {
-    let mut tables = read(query, backend, source)?;
+    let mut tables = read(query, backend, source, netns)?;
     let candidates = std::mem::take(&mut tables.candidates);
     let (entries, owner_warnings) = tables.describe(candidates, query, &names, stop);
     let mut warnings = tables.warnings;
@@ -51,11 +55,31 @@ pub struct Tables {
     pub ephemeral: EphemeralRange,
     pub inodes_known: bool,
     pub warnings: Vec<String>,
+    /// Namespace labels by inode, when more than one namespace was read.
+    pub labels: HashMap<u64, Arc<NetnsLabel>>,
 }
 
-/// Reads the tables the query needs and keeps the sockets it can match.
-pub fn read(query: &Query, backend: Backend, source: &Source) -> Result<Tables> {
-    let read = backend::read(backend, source, query.tables())?;
+/// Reads the tables the query needs, in the namespaces asked for, and keeps the sockets it can
+/// match.
+pub fn read(
+    query: &Query,
+    backend: Backend,
+    source: &Source,
+    netns: &NetnsSelection,
+) -> Result<Tables> {
+    let (read, labels) = match (netns, source) {
+        (NetnsSelection::Own, _) => (
+            backend::read(backend, source, query.tables())?,
+            HashMap::new(),
+        ),
+        (_, Source::Recorded(_)) => {
+            return Err(UsageError(
+                "recorded tables (--proc-net) hold one namespace: --netns does not apply".into(),
+            )
+            .into());
+        }
+        (selection, Source::Live) => read_namespaces(selection, backend, query)?,
+    };
     let ephemeral = host::ephemeral_range();
     let listeners = Listeners::index(&read.sockets);
     let candidates = read
@@ -69,7 +93,58 @@ pub fn read(query: &Query, backend: Backend, source: &Source) -> Result<Tables> 
         ephemeral,
         inodes_known: read.inodes_known,
         warnings: read.warnings,
+        labels,
     })
+}
+
+/// Reads every selected namespace's tables from inside it, each socket marked with its
+/// namespace. A namespace that can't be read is a warning, unless it is the only one asked.
+#[cfg(target_os = "linux")]
+fn read_namespaces(
+    selection: &NetnsSelection,
+    backend: Backend,
+    query: &Query,
+) -> Result<(TableRead, HashMap<u64, Arc<NetnsLabel>>)> {
+    let (namespaces, mut warnings) = netns::select(selection)?;
+    let mut read = TableRead {
+        inodes_known: true,
+        ..TableRead::default()
+    };
+    let mut labels = HashMap::new();
+    let only_one = namespaces.len() == 1;
+    for namespace in &namespaces {
+        match namespace.read(backend, query.tables()) {
+            Ok(mut tables) => {
+                for socket in &mut tables.sockets {
+                    socket.netns = namespace.inode;
+                }
+                read.sockets.append(&mut tables.sockets);
+                read.inodes_known &= tables.inodes_known;
+                warnings.append(&mut tables.warnings);
+                labels.insert(namespace.inode, Arc::new(namespace.label()));
+            }
+            Err(error) if only_one => return Err(error),
+            Err(error) => warnings.push(format!(
+                "network namespace {} not shown: {error:#}",
+                namespace.label().short()
+            )),
+        }
+    }
+    read.warnings = warnings;
+    // One namespace shown is labelled nowhere: its output is the same as without --netns.
+    if labels.len() < 2 {
+        labels.clear();
+    }
+    Ok((read, labels))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_namespaces(
+    _selection: &NetnsSelection,
+    _backend: Backend,
+    _query: &Query,
+) -> Result<(TableRead, HashMap<u64, Arc<NetnsLabel>>)> {
+    Err(UsageError("--netns is supported on Linux only".into()).into())
 }
 
 impl Tables {
@@ -111,6 +186,7 @@ impl Tables {
             listeners: &self.listeners,
             services: names.services,
             users: names.users,
+            labels: &self.labels,
         };
         let entries: Vec<Entry> = sockets
             .into_iter()

@@ -98,6 +98,7 @@ pub fn run(args: &SummaryArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         &Query::default(),
         args.backend,
         &Source::Live,
+        &args.netns.clone().unwrap_or_default(),
         names,
         Stop::Never,
     )?;
@@ -477,6 +478,7 @@ mod tests {
             local_service: None,
             remote_service: None,
             direction: remote.map(|_| Direction::Outbound),
+            netns: None,
         }
     }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, Source};
 use crate::cli::WatchArgs;
-use crate::filter::Query;
+use crate::filter::{NetnsSelection, Query};
 use crate::host::UserNames;
 use crate::model::{Entry, Process, Proto, Socket, State};
 use crate::owners::Stop;
@@ -35,6 +35,7 @@ pub struct Options {
     pub duration: Option<Duration>,
     pub json: bool,
     pub backend: Backend,
+    pub netns: NetnsSelection,
 }
 
 /// A socket as the tables identify it.
@@ -272,6 +273,7 @@ pub fn run_command(args: &WatchArgs, out: &mut dyn Write, err: &mut dyn Write) -
         duration: args.duration,
         json: args.json,
         backend: args.backend,
+        netns: args.filters.netns.clone().unwrap_or_default(),
     };
     run(&query, names, &options, out, err)
 }
@@ -296,7 +298,7 @@ pub fn run(
     let mut warned: HashSet<String> = HashSet::new();
     let mut baseline = true;
     loop {
-        let mut tables = scan::read(query, options.backend, &Source::Live)?;
+        let mut tables = scan::read(query, options.backend, &Source::Live, &options.netns)?;
         let candidates = std::mem::take(&mut tables.candidates);
         let mut owner_warnings = Vec::new();
         let events = follower.update(candidates, baseline, |fresh| {
@@ -387,6 +389,7 @@ mod tests {
                 local_service: None,
                 remote_service: None,
                 direction: None,
+                netns: None,
             })
             .collect()
     }

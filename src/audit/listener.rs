@@ -165,6 +165,7 @@ mod tests {
             local_service: None,
             remote_service: None,
             direction: None,
+            netns: None,
         }
     }
 

@@ -22,7 +22,7 @@ use anyhow::Result;
 use crate::backend::{Backend, Source};
 use crate::cli::AuditArgs;
 use crate::error::UsageError;
-use crate::filter::Query;
+use crate::filter::{NetnsSelection, Query};
 use crate::host::{self, UserNames};
 use crate::model::State;
 use crate::owners::Stop;
@@ -64,7 +64,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         .transpose()?;
 
     let gathered = if args.input.is_empty() {
-        gather_live(args.backend)?
+        gather_live(args.backend, &args.netns.clone().unwrap_or_default())?
     } else {
         gather_snapshots(&args.input)?
     };
@@ -128,7 +128,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
 }
 
 /// This host's TCP listeners and bound UDP sockets, with every owner.
-fn gather_live(backend: Backend) -> Result<Gathered> {
+fn gather_live(backend: Backend, netns: &NetnsSelection) -> Result<Gathered> {
     let users = UserNames::load();
     let query = Query {
         states: vec![State::Listen, State::Unconn],
@@ -139,26 +139,41 @@ fn gather_live(backend: Backend) -> Result<Gathered> {
         users: Some(&users),
     };
     // Exit status 1 means "the audit found something": a scan that could not run is status 2.
-    let scan = scan::scan(&query, backend, &Source::Live, names, Stop::Never)
+    let scan = scan::scan(&query, backend, &Source::Live, netns, names, Stop::Never)
         .map_err(|error| UsageError(format!("cannot read this host's socket tables: {error:#}")))?;
     let mut warnings = scan.warnings;
     let (view, interface_warning) = HostView::live();
     warnings.extend(interface_warning);
     let host = host::hostname();
+    // With several network namespaces (--netns all), each is audited as a host of its own,
+    // named after the namespace, so every finding says where it is.
+    let host_of = |entry: &crate::model::Entry| match &entry.netns {
+        Some(label) => format!("{host} netns {}", label.short()),
+        None => host.clone(),
+    };
     let mut listeners = scan
         .entries
         .iter()
-        .map(|entry| Listener::from_entry(&host, entry, &view))
+        .map(|entry| Listener::from_entry(&host_of(entry), entry, &view))
         .collect::<Result<Vec<_>, String>>()
         .map_err(|why| UsageError(format!("a socket of this host could not be audited: {why}")))?;
     sort(&mut listeners);
     let captured_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut names: Vec<String> = scan.entries.iter().map(host_of).collect();
+    if names.is_empty() {
+        names.push(host.clone());
+    }
+    names.sort();
+    names.dedup();
     Ok(Gathered {
-        hosts: vec![HostInfo {
-            host,
-            captured_at,
-            source: "live".into(),
-        }],
+        hosts: names
+            .into_iter()
+            .map(|host| HostInfo {
+                host,
+                captured_at: captured_at.clone(),
+                source: "live".into(),
+            })
+            .collect(),
         listeners,
         warnings,
     })

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use super::Report;
 use super::json::SocketRecord;
+use crate::model::NetnsLabel;
 
 pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = ::csv::Writer::from_writer(out);
@@ -26,6 +27,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         "inode",
         "processes",
         "owner_note",
+        "netns",
     ])?;
     for entry in report.entries {
         let record = SocketRecord::from_entry(entry);
@@ -56,6 +58,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             record.inode.to_string(),
             processes,
             text(record.owner_note.as_deref()),
+            record
+                .netns
+                .as_ref()
+                .map(NetnsLabel::short)
+                .unwrap_or_default(),
         ])?;
     }
     writer.flush()

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::Report;
-use crate::model::{Entry, Process};
+use crate::model::{Entry, NetnsLabel, Process};
 use std::sync::Arc;
 
 pub const SCHEMA: u32 = 1;
@@ -46,6 +46,10 @@ pub struct SocketRecord<'a> {
     pub inode: u64,
     pub processes: Vec<Arc<Process>>,
     pub owner_note: Option<Cow<'a, str>>,
+    /// The socket's network namespace when several are shown (`--netns all`); `null`
+    /// otherwise, and absent from snapshots older than it.
+    #[serde(default)]
+    pub netns: Option<NetnsLabel>,
 }
 
 impl<'a> SocketRecord<'a> {
@@ -70,6 +74,7 @@ impl<'a> SocketRecord<'a> {
             inode: socket.inode,
             processes: entry.processes.clone(),
             owner_note: entry.owner_note.map(|note| note.code().into()),
+            netns: entry.netns.as_deref().cloned(),
         }
     }
 }
@@ -139,6 +144,7 @@ mod tests {
             local_service: Some("http-alt"),
             remote_service: None,
             direction: Some(crate::model::Direction::Inbound),
+            netns: None,
         };
         let report = Report {
             host: "web-1",

@@ -35,16 +35,33 @@ const UNDERLINED_HEADER: TableStyle =
     TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
 pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<()> {
-    let mut header = vec!["PROTO", "LOCAL", "REMOTE", "STATE", "RANGE"];
+    // Entries carry a namespace only when several namespaces are shown.
+    let with_netns = report.entries.iter().any(|entry| entry.netns.is_some());
+    let mut header = Vec::new();
+    if with_netns {
+        header.push("NETNS");
+    }
+    header.extend(["PROTO", "LOCAL", "REMOTE", "STATE", "RANGE"]);
     if !report.numeric {
         header.push("SERVICE");
     }
     header.extend(["PID/PROGRAM", "USER"]);
     // Only services and owners may wrap; addresses, states, ranges and users stay whole.
-    let wrappable = if report.numeric { 5..=5 } else { 5..=6 };
-    let mut table = styled(&header, style, wrappable);
+    let first_wrappable = 5 + usize::from(with_netns);
+    let last_wrappable = first_wrappable + usize::from(!report.numeric);
+    let mut table = styled(&header, style, first_wrappable..=last_wrappable);
     for entry in report.entries {
-        table.add_row(row(entry, report.numeric));
+        let mut cells = Vec::new();
+        if with_netns {
+            cells.push(
+                entry
+                    .netns
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |ns| ns.short()),
+            );
+        }
+        cells.extend(row(entry, report.numeric));
+        table.add_row(cells);
     }
     write_lines(&table, out)
 }

@@ -479,6 +479,7 @@ mod tests {
             local_service: None,
             remote_service: None,
             direction: remote.map(|_| crate::model::Direction::Inbound),
+            netns: None,
         }
     }
 
