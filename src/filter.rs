@@ -19,6 +19,14 @@ impl PortSpec {
     pub fn contains(&self, port: u16) -> bool {
         self.0.iter().any(|range| range.contains(&port))
     }
+
+    /// The one port this spec names, if it names exactly one.
+    pub fn single(&self) -> Option<u16> {
+        match self.0.as_slice() {
+            [range] if range.start() == range.end() => Some(*range.start()),
+            _ => None,
+        }
+    }
 }
 
 impl From<u16> for PortSpec {
@@ -187,12 +195,19 @@ impl Query {
             let listeners = [State::Listen, State::Unconn];
             crate::backend::StateSet::of(self.states.iter().copied().chain(listeners))
         };
+        // A question about one local port (who) lets the kernel send only that port's sockets:
+        // its listeners are among them, so direction and accept queues stay right.
+        let local_port = match &self.ports {
+            Some(ports) if self.local_ports_only => ports.single(),
+            _ => None,
+        };
         Tables {
             tcp: wants(Proto::Tcp),
             udp: wants(Proto::Udp),
             ipv4: true,
             ipv6: true,
             states,
+            local_port,
         }
     }
 

@@ -344,6 +344,39 @@ pub struct Entry {
     pub netns: Option<Arc<NetnsLabel>>,
 }
 
+impl Process {
+    /// A process as a test writes it: a pid and a name, run by `user`.
+    #[cfg(test)]
+    pub fn example(pid: u32, name: &str, user: Option<&str>) -> Arc<Process> {
+        Arc::new(Process {
+            pid,
+            name: name.into(),
+            user: user.map(Arc::from),
+            cmdline: name.into(),
+        })
+    }
+}
+
+impl Entry {
+    /// An entry as a test writes it: the socket, its IANA ranges, and nothing looked up.
+    #[cfg(test)]
+    pub fn example(socket: Socket, processes: Vec<Arc<Process>>) -> Entry {
+        Entry {
+            local_range: PortRange::of(socket.local.port()),
+            remote_range: socket.remote.map(|remote| PortRange::of(remote.port())),
+            socket,
+            user: None,
+            processes,
+            owner_note: None,
+            ephemeral: false,
+            local_service: None,
+            remote_service: None,
+            direction: None,
+            netns: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

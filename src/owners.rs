@@ -52,24 +52,31 @@ pub fn find_holders(_wanted: &HashSet<u64>, _stop: Stop) -> Holders {
     Holders::default()
 }
 
-/// Names, users and command lines of the given processes. A pid that has exited by now is
-/// missing from the result.
-pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u32, Arc<Process>> {
+/// A sysinfo view of just these processes, refreshed for `kind`: never a full system
+/// refresh. `None` when there is nothing to look at.
+fn processes(pids: &[u32], kind: ProcessRefreshKind) -> Option<System> {
     if pids.is_empty() {
-        return HashMap::new();
+        return None;
     }
-    let Ok(mut system) = System::new() else {
-        return HashMap::new();
-    };
+    let mut system = System::new().ok()?;
     let sysinfo_pids: Vec<Pid> = pids.iter().map(|&pid| Pid::from_u32(pid)).collect();
     system.refresh_processes_specifics(
         ProcessesToUpdate::Some(&sysinfo_pids),
         true,
-        ProcessRefreshKind::nothing()
-            .without_tasks()
-            .with_cmd(UpdateKind::Always)
-            .with_user(UpdateKind::Always),
+        kind.without_tasks(),
     );
+    Some(system)
+}
+
+/// Names, users and command lines of the given processes. A pid that has exited by now is
+/// missing from the result.
+pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u32, Arc<Process>> {
+    let kind = ProcessRefreshKind::nothing()
+        .with_cmd(UpdateKind::Always)
+        .with_user(UpdateKind::Always);
+    let Some(system) = processes(pids, kind) else {
+        return HashMap::new();
+    };
     system
         .processes()
         .iter()
@@ -97,18 +104,9 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
 
 /// When each process started, in seconds since the Unix epoch.
 pub fn start_times(pids: &[u32]) -> HashMap<u32, u64> {
-    if pids.is_empty() {
-        return HashMap::new();
-    }
-    let Ok(mut system) = System::new() else {
+    let Some(system) = processes(pids, ProcessRefreshKind::nothing()) else {
         return HashMap::new();
     };
-    let sysinfo_pids: Vec<Pid> = pids.iter().map(|&pid| Pid::from_u32(pid)).collect();
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&sysinfo_pids),
-        true,
-        ProcessRefreshKind::nothing().without_tasks(),
-    );
     system
         .processes()
         .iter()

@@ -448,7 +448,7 @@ fn states_line(states: &BTreeMap<&'static str, usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PortRange, Socket};
+    use crate::model::Socket;
 
     fn entry(
         proto: Proto,
@@ -457,28 +457,13 @@ mod tests {
         state: State,
         pid: Option<u32>,
     ) -> Entry {
+        let processes = pid
+            .map(|pid| Process::example(pid, &format!("app{pid}"), None))
+            .into_iter()
+            .collect();
         Entry {
-            socket: Socket::example(proto, local, remote, state),
-            user: None,
-            processes: pid
-                .map(|pid| {
-                    Arc::new(Process {
-                        pid,
-                        name: format!("app{pid}"),
-                        user: None,
-                        cmdline: String::new(),
-                    })
-                })
-                .into_iter()
-                .collect(),
-            owner_note: None,
-            local_range: PortRange::Registered,
-            remote_range: None,
-            ephemeral: false,
-            local_service: None,
-            remote_service: None,
             direction: remote.map(|_| Direction::Outbound),
-            netns: None,
+            ..Entry::example(Socket::example(proto, local, remote, state), processes)
         }
     }
 

@@ -364,7 +364,6 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PortRange;
 
     fn socket(local: &str, remote: Option<&str>, state: State) -> Socket {
         Socket::example(Proto::Tcp, local, remote, state)
@@ -373,24 +372,7 @@ mod tests {
     fn entries(sockets: Vec<Socket>) -> Vec<Entry> {
         sockets
             .into_iter()
-            .map(|socket| Entry {
-                socket,
-                user: None,
-                processes: vec![Arc::new(Process {
-                    pid: 9,
-                    name: "server".into(),
-                    user: None,
-                    cmdline: String::new(),
-                })],
-                owner_note: None,
-                local_range: PortRange::Registered,
-                remote_range: None,
-                ephemeral: false,
-                local_service: None,
-                remote_service: None,
-                direction: None,
-                netns: None,
-            })
+            .map(|socket| Entry::example(socket, vec![Process::example(9, "server", None)]))
             .collect()
     }
 

@@ -178,3 +178,31 @@ fn who_audit_and_summary_follow_the_namespace() {
     assert_eq!(summary["sockets"], 1);
     assert_eq!(summary["listeners"]["tcp"], 1);
 }
+
+#[test]
+fn without_root_netns_all_shows_what_it_can_and_says_why_not_more() {
+    let _serial = serial();
+    if skip_unless_root("without_root_netns_all_shows_what_it_can_and_says_why_not_more") {
+        return; // as root it runs the check as nobody; a non-root run is that case already
+    }
+    use std::os::unix::process::CommandExt;
+    let unnamed = PrivateNetns::new();
+    let _hidden = unnamed.run(|| TcpListener::bind("127.0.0.1:0").expect("bind"));
+    let output = portstat()
+        .args(["-l", "--netns", "all", "--json"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("runs as nobody");
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("run as root"), "{stderr}");
+    let document: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    // Root's namespace holder is not nobody's to see into: its listener is not listed.
+    assert!(
+        sockets(&document)
+            .iter()
+            .all(|s| s["netns"]["inode"] != inode_of(&unnamed.path())),
+        "{document:#}"
+    );
+}

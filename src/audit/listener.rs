@@ -144,28 +144,17 @@ pub fn listeners_of(snapshot: &Snapshot) -> Result<Vec<Listener>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{OwnerNote, PortRange, Socket};
+    use crate::model::{OwnerNote, Socket};
 
     fn entry(local: &str, state: State, v6only: Option<bool>) -> Entry {
         let mut socket = Socket::example(Proto::Tcp, local, None, state);
         socket.v6only = v6only;
         Entry {
-            socket,
             user: Some("redis".into()),
-            processes: vec![Arc::new(Process {
-                pid: 42,
-                name: "redis-server".into(),
-                user: Some("redis".into()),
-                cmdline: "redis-server *:6379".into(),
-            })],
-            owner_note: None,
-            local_range: PortRange::Registered,
-            remote_range: None,
-            ephemeral: false,
-            local_service: None,
-            remote_service: None,
-            direction: None,
-            netns: None,
+            ..Entry::example(
+                socket,
+                vec![Process::example(42, "redis-server", Some("redis"))],
+            )
         }
     }
 

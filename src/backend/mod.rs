@@ -77,6 +77,9 @@ pub struct Tables {
     pub ipv6: bool,
     /// The states worth reading; empty means every state.
     pub states: StateSet,
+    /// Only sockets whose local port is this one are wanted (`who`); backends that can ask the
+    /// kernel to filter (netlink) do, the others read everything.
+    pub local_port: Option<u16>,
 }
 
 impl Tables {
@@ -86,6 +89,7 @@ impl Tables {
         ipv4: true,
         ipv6: true,
         states: StateSet::EMPTY,
+        local_port: None,
     };
 
     pub fn wants(self, proto: Proto, ipv6: bool) -> bool {
@@ -104,6 +108,7 @@ impl Tables {
             ipv4: !ipv6,
             ipv6,
             states: self.states,
+            local_port: self.local_port,
         }
     }
 }

@@ -108,7 +108,7 @@ pub fn read_tables(wanted: Tables) -> Result<(TableRead, Vec<Failure>)> {
         let result = if states == 0 {
             Ok(())
         } else {
-            link.dump(sequence, proto, ipv6, states, &mut dump)
+            link.dump(sequence, proto, ipv6, states, wanted.local_port, &mut dump)
         };
         let (unknown_states, malformed) = (dump.unknown_states, dump.malformed);
         match result {
@@ -215,7 +215,13 @@ fn state_mask(proto: Proto, states: StateSet) -> u32 {
 }
 
 /// One `SOCK_DIAG_BY_FAMILY` dump request for a table.
-fn request(sequence: u32, proto: Proto, ipv6: bool, states: u32) -> Vec<u8> {
+fn request(
+    sequence: u32,
+    proto: Proto,
+    ipv6: bool,
+    states: u32,
+    local_port: Option<u16>,
+) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = sequence;
@@ -238,7 +244,43 @@ fn request(sequence: u32, proto: Proto, ipv6: bool, states: u32) -> Vec<u8> {
     message.finalize();
     let mut bytes = vec![0; message.buffer_len()];
     message.serialize(&mut bytes);
+    if let Some(port) = local_port {
+        append_port_filter(&mut bytes, port);
+    }
     bytes
+}
+
+/// `INET_DIAG_REQ_BYTECODE`: the kernel's filter language, as `ss 'sport = :P'` uses it.
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+const INET_DIAG_BC_S_GE: u8 = 2;
+const INET_DIAG_BC_S_LE: u8 = 3;
+
+/// Appends a filter to the request so the kernel sends only sockets whose local port is
+/// `port`: `sport >= port && sport <= port`. Each comparison is an op (code, jump if true,
+/// jump if false) followed by an op whose last field holds the port; a jump past the end by 4
+/// rejects the socket, reaching the end exactly accepts it.
+fn append_port_filter(request: &mut Vec<u8>, port: u16) {
+    const OP: usize = 4;
+    let length = 4 * OP;
+    let op = |code: u8, yes: u8, no: u16| -> [u8; OP] {
+        let [n0, n1] = no.to_ne_bytes();
+        [code, yes, n0, n1]
+    };
+    let reject_from = |offset: usize| (length - offset + 4) as u16;
+    let mut code = Vec::with_capacity(length);
+    code.extend(op(INET_DIAG_BC_S_GE, 8, reject_from(0)));
+    code.extend(op(0, 0, port));
+    code.extend(op(INET_DIAG_BC_S_LE, 8, reject_from(8)));
+    code.extend(op(0, 0, port));
+    let attribute_length = (4 + code.len()) as u16;
+    request.extend(attribute_length.to_ne_bytes());
+    request.extend(INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    request.extend(code);
+    // The netlink header's first field is the whole message's length.
+    let total = (request.len() as u32).to_ne_bytes();
+    if let Some(header) = request.get_mut(..4) {
+        header.copy_from_slice(&total);
+    }
 }
 
 /// A sock_diag netlink socket connected to the kernel, with its receive buffer.
@@ -265,9 +307,10 @@ impl Link {
         proto: Proto,
         ipv6: bool,
         states: u32,
+        local_port: Option<u16>,
         dump: &mut Dump<'_>,
     ) -> Result<()> {
-        let request = request(sequence, proto, ipv6, states);
+        let request = request(sequence, proto, ipv6, states, local_port);
         self.socket
             .send(&request, 0)
             .context("could not send the dump request")?;
@@ -736,7 +779,7 @@ mod tests {
 
     #[test]
     fn the_request_is_an_inet_diag_req_v2_dump() {
-        let bytes = request(7, Proto::Udp, true, 1 << 7 | 1 << 1);
+        let bytes = request(7, Proto::Udp, true, 1 << 7 | 1 << 1, None);
         let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
         assert_eq!(message.length() as usize, bytes.len());
         assert_eq!(message.message_type(), SOCK_DIAG_BY_FAMILY);
@@ -751,7 +794,7 @@ mod tests {
             inet[8..].iter().all(|&b| b == 0),
             "no socket id: every socket"
         );
-        let tcp4 = request(1, Proto::Tcp, false, EVERY_STATE);
+        let tcp4 = request(1, Proto::Tcp, false, EVERY_STATE, None);
         let inet = NetlinkBuffer::new_checked(&tcp4[..]).unwrap().payload();
         assert_eq!((inet[0], inet[1]), (AF_INET, IPPROTO_TCP));
     }
@@ -923,5 +966,27 @@ mod tests {
                 .all(|s| s.state.is_listening())
         );
         find(&only_listeners, local, Proto::Tcp);
+    }
+
+    #[test]
+    fn the_kernel_sends_only_the_local_port_asked_for() {
+        let wanted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = wanted.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(wanted.local_addr().unwrap()).unwrap();
+        let asked = Tables {
+            local_port: Some(port),
+            ..Tables::ALL
+        };
+        let read = read(asked).unwrap();
+        assert!(
+            read.sockets.iter().all(|s| s.local.port() == port),
+            "{:?}",
+            read.sockets
+        );
+        // The listener and the accepted connection: the client's side has another local port.
+        assert_eq!(read.sockets.len(), 2, "{:?}", read.sockets);
+        assert!(read.sockets.iter().any(|s| s.state == State::Listen));
+        drop((other, client));
     }
 }

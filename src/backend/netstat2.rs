@@ -76,6 +76,7 @@ fn table_by_table(wanted: Tables, warnings: &mut Vec<String>) -> Result<Vec<Sock
             ipv4: !ipv6,
             ipv6,
             states: wanted.states,
+            local_port: wanted.local_port,
         };
         let (families, protocols) = flags(only);
         match quietly(|| ::netstat2::get_sockets_info(families, protocols)) {

@@ -446,8 +446,7 @@ fn join(pids: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PortRange, Process, Socket};
-    use std::sync::Arc;
+    use crate::model::{Process, Socket};
 
     const HOST: HostFacts = HostFacts {
         bindv6only: false,
@@ -458,28 +457,14 @@ mod tests {
     };
 
     fn entry(proto: Proto, local: &str, remote: Option<&str>, state: State, pids: &[u32]) -> Entry {
+        let processes = pids
+            .iter()
+            .map(|&pid| Process::example(pid, "nginx", Some("www")))
+            .collect();
         Entry {
-            socket: Socket::example(proto, local, remote, state),
             user: Some("www".into()),
-            processes: pids
-                .iter()
-                .map(|&pid| {
-                    Arc::new(Process {
-                        pid,
-                        name: "nginx".into(),
-                        user: Some("www".into()),
-                        cmdline: "nginx".into(),
-                    })
-                })
-                .collect(),
-            owner_note: None,
-            local_range: PortRange::Registered,
-            remote_range: None,
-            ephemeral: false,
-            local_service: None,
-            remote_service: None,
             direction: remote.map(|_| crate::model::Direction::Inbound),
-            netns: None,
+            ..Entry::example(Socket::example(proto, local, remote, state), processes)
         }
     }
 
