@@ -97,44 +97,71 @@ pub fn read_tables(wanted: Tables) -> Result<(TableRead, Vec<Failure>)> {
     if chosen.is_empty() {
         return Ok((read, Vec::new()));
     }
-    let mut link = Link::open().context("could not open a sock_diag netlink socket")?;
+    // Asking for connections makes the kernel walk its whole established hash table once per
+    // TCP table; two such walks run side by side on two threads.
+    let walks_connections =
+        |proto: Proto| proto == Proto::Tcp && state_mask(proto, wanted.states) & !(1 << 10) != 0;
+    let heavy = chosen
+        .iter()
+        .filter(|&&(_, proto, _)| walks_connections(proto))
+        .count();
+    let outcomes: Vec<Result<Dumped>> = if heavy >= 2 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..)
+                .zip(&chosen)
+                .map(|(sequence, &(_, proto, ipv6))| {
+                    scope.spawn(move || {
+                        let mut link =
+                            Link::open().context("could not open a sock_diag netlink socket")?;
+                        dump_table(&mut link, sequence, proto, ipv6, wanted)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow!("the dump thread failed")))
+                })
+                .collect()
+        })
+    } else {
+        let mut link = Link::open().context("could not open a sock_diag netlink socket")?;
+        (1..)
+            .zip(&chosen)
+            .map(|(sequence, &(_, proto, ipv6))| {
+                dump_table(&mut link, sequence, proto, ipv6, wanted)
+            })
+            .collect()
+    };
 
     let mut failures = Vec::new();
     let mut any_read = false;
-    for (sequence, (table, proto, ipv6)) in (1..).zip(chosen) {
-        let states = state_mask(proto, wanted.states);
-        let before = read.sockets.len();
-        let mut dump = Dump::new(sequence, proto, &mut read.sockets);
-        let result = if states == 0 {
-            Ok(())
-        } else {
-            link.dump(sequence, proto, ipv6, states, wanted.local_port, &mut dump)
-        };
-        let (unknown_states, malformed) = (dump.unknown_states, dump.malformed);
-        match result {
-            Ok(()) => {
+    for (&(table, proto, ipv6), outcome) in chosen.iter().zip(outcomes) {
+        match outcome {
+            Ok(mut dumped) => {
                 any_read = true;
-                if unknown_states > 0 {
+                read.sockets.append(&mut dumped.sockets);
+                if dumped.unknown_states > 0 {
                     read.warnings.push(format!(
-                        "{table}: {unknown_states} sockets in a state portstat does not know \
-                         were skipped (sock_diag netlink)"
+                        "{table}: {} sockets in a state portstat does not know were skipped \
+                         (sock_diag netlink)",
+                        dumped.unknown_states
                     ));
                 }
-                if malformed > 0 {
+                if dumped.malformed > 0 {
                     read.warnings.push(format!(
-                        "{table}: {malformed} malformed sock_diag netlink messages were skipped"
+                        "{table}: {} malformed sock_diag netlink messages were skipped",
+                        dumped.malformed
                     ));
                 }
             }
-            Err(error) => {
-                // All of a table or none of it: no half-read table.
-                read.sockets.truncate(before);
-                failures.push(Failure {
-                    table,
-                    only: wanted.only(proto, ipv6),
-                    error,
-                });
-            }
+            Err(error) => failures.push(Failure {
+                table,
+                only: wanted.only(proto, ipv6),
+                error,
+            }),
         }
     }
 
@@ -150,6 +177,34 @@ pub fn read_tables(wanted: Tables) -> Result<(TableRead, Vec<Failure>)> {
     }
     fill_request_uids(&mut read.sockets);
     Ok((read, failures))
+}
+
+/// One table as dumped: all of it or, on error, none of it.
+struct Dumped {
+    sockets: Vec<Socket>,
+    unknown_states: usize,
+    malformed: usize,
+}
+
+fn dump_table(
+    link: &mut Link,
+    sequence: u32,
+    proto: Proto,
+    ipv6: bool,
+    wanted: Tables,
+) -> Result<Dumped> {
+    let mut sockets = Vec::new();
+    let states = state_mask(proto, wanted.states);
+    let mut dump = Dump::new(sequence, proto, &mut sockets);
+    if states != 0 {
+        link.dump(sequence, proto, ipv6, states, wanted.local_port, &mut dump)?;
+    }
+    let (unknown_states, malformed) = (dump.unknown_states, dump.malformed);
+    Ok(Dumped {
+        sockets,
+        unknown_states,
+        malformed,
+    })
 }
 
 /// The kernel's state numbers (`TCP_ESTABLISHED` = 1 ... `TCP_NEW_SYN_RECV` = 12) read as procfs
