@@ -105,7 +105,7 @@ pub fn read_tables(wanted: Tables) -> Result<(TableRead, Vec<Failure>)> {
         .iter()
         .filter(|&&(_, proto, _)| walks_connections(proto))
         .count();
-    let outcomes: Vec<Result<Dumped>> = if heavy >= 2 {
+    let mut outcomes: Vec<Result<Dumped>> = if heavy >= 2 {
         std::thread::scope(|scope| {
             let handles: Vec<_> = (1..)
                 .zip(&chosen)
@@ -136,6 +136,18 @@ pub fn read_tables(wanted: Tables) -> Result<(TableRead, Vec<Failure>)> {
             .collect()
     };
 
+    // The largest table's vector becomes the result and the others are appended to it: it
+    // usually has room already (vectors grow by doubling), so at 100k sockets the tables are
+    // not held twice, as copying them all into a new vector would.
+    let largest = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, outcome)| Some((outcome.as_ref().ok()?.sockets.capacity(), index)))
+        .max()
+        .map(|(_, index)| index);
+    if let Some(Some(Ok(dumped))) = largest.map(|index| outcomes.get_mut(index)) {
+        read.sockets = std::mem::take(&mut dumped.sockets);
+    }
     let mut failures = Vec::new();
     let mut any_read = false;
     for (&(table, proto, ipv6), outcome) in chosen.iter().zip(outcomes) {
