@@ -401,6 +401,7 @@ mod tests {
                         name: name.into(),
                         user: None,
                         cmdline: String::new(),
+                        started: None,
                     })
                 })
                 .into(),

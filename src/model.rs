@@ -253,6 +253,10 @@ pub struct Process {
     pub name: String,
     pub user: Option<Arc<str>>,
     pub cmdline: String,
+    /// When it started, in seconds since the Unix epoch; `who` shows it, the listing's schema
+    /// does not carry it.
+    #[serde(skip)]
+    pub started: Option<u64>,
 }
 
 /// Why a socket shows no owning process.
@@ -353,6 +357,7 @@ impl Process {
             name: name.into(),
             user: user.map(Arc::from),
             cmdline: name.into(),
+            started: None,
         })
     }
 }

@@ -68,7 +68,7 @@ fn processes(pids: &[u32], kind: ProcessRefreshKind) -> Option<System> {
     Some(system)
 }
 
-/// Names, users and command lines of the given processes. A pid that has exited by now is
+/// Names, users, command lines and start times of the given processes. A pid that has exited by now is
 /// missing from the result.
 pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u32, Arc<Process>> {
     let kind = ProcessRefreshKind::nothing()
@@ -96,21 +96,10 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
                 name: process.name().to_string_lossy().into_owned(),
                 user,
                 cmdline,
+                started: Some(process.start_time()),
             };
             (pid.as_u32(), Arc::new(described))
         })
-        .collect()
-}
-
-/// When each process started, in seconds since the Unix epoch.
-pub fn start_times(pids: &[u32]) -> HashMap<u32, u64> {
-    let Some(system) = processes(pids, ProcessRefreshKind::nothing()) else {
-        return HashMap::new();
-    };
-    system
-        .processes()
-        .iter()
-        .map(|(pid, process)| (pid.as_u32(), process.start_time()))
         .collect()
 }
 

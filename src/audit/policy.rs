@@ -282,6 +282,7 @@ mod tests {
                         name: name.into(),
                         user: None,
                         cmdline: String::new(),
+                        started: None,
                     })
                 })
                 .into_iter()

@@ -539,6 +539,7 @@ mod tests {
                 name: "server".into(),
                 user: Some("root".into()),
                 cmdline: "server".into(),
+                started: None,
             })],
             owner_note: None,
         }

@@ -345,6 +345,7 @@ mod tests {
                         name: format!("proc{pid}"),
                         user: None,
                         cmdline: String::new(),
+                        started: None,
                     })
                 })
                 .into_iter()

@@ -136,6 +136,7 @@ mod tests {
                 name: "server".into(),
                 user: Some("alice".into()),
                 cmdline: "server --port 8080".into(),
+                started: None,
             })],
             owner_note: None,
             local_range: PortRange::Registered,

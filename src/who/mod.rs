@@ -18,7 +18,7 @@ use crate::cli::WhoArgs;
 use crate::error::UsageError;
 use crate::filter::{NetnsSelection, PortSpec, Query};
 use crate::host::{self, UserNames};
-use crate::owners::{self, Stop};
+use crate::owners::Stop;
 use crate::scan::{self, Names};
 use crate::services::Services;
 use render::WhoReport;
@@ -96,7 +96,6 @@ pub fn run(args: &WhoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<E
         .iter()
         .map(|&pid| (pid, cgroup::of_process(pid)))
         .collect();
-    let started = owners::start_times(&owner_pids);
 
     // The sysctls, the test bind and the connection all belong to the namespace asked about.
     let (facts, test, connect) = inside(&netns, || {
@@ -125,7 +124,6 @@ pub fn run(args: &WhoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<E
             &entries,
             &facts,
             &managers,
-            &started,
             &verdict,
             test.as_ref(),
             connect.as_ref(),

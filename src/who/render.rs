@@ -84,7 +84,6 @@ impl<'a> WhoReport<'a> {
         entries: &[Entry],
         facts: &HostFacts,
         managers: &HashMap<u32, Manager>,
-        started: &HashMap<u32, u64>,
         verdict: &'a Verdict,
         test_bind: Option<&'a BindTest>,
         connect: Option<&'a ConnectTest>,
@@ -93,7 +92,7 @@ impl<'a> WhoReport<'a> {
         let listeners = entries
             .iter()
             .filter(|e| e.socket.state.is_listening())
-            .map(|e| listener(e, managers, started))
+            .map(|e| listener(e, managers))
             .collect();
         let mut connections = BTreeMap::new();
         for entry in entries.iter().filter(|e| !e.socket.state.is_listening()) {
@@ -130,11 +129,7 @@ impl<'a> WhoReport<'a> {
     }
 }
 
-fn listener(
-    entry: &Entry,
-    managers: &HashMap<u32, Manager>,
-    started: &HashMap<u32, u64>,
-) -> Listener {
+fn listener(entry: &Entry, managers: &HashMap<u32, Manager>) -> Listener {
     let socket = &entry.socket;
     let backlog = (socket.tx_queue > 0).then_some(socket.tx_queue);
     Listener {
@@ -157,7 +152,7 @@ fn listener(
                     name: process.name.clone(),
                     user: process.user.as_deref().map(str::to_string),
                     cmdline: process.cmdline.clone(),
-                    started_at: started.get(&process.pid).map(|&seconds| {
+                    started_at: process.started.map(|seconds| {
                         let time = UNIX_EPOCH + Duration::from_secs(seconds);
                         humantime::format_rfc3339_seconds(time).to_string()
                     }),
