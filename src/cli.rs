@@ -73,7 +73,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Who holds a port, and could a new server bind it now? (alias: why)
+    /// Who holds a port, and could a new server bind it now?
     ///
     /// Lists every socket on the port (listeners with their owners, connections by state,
     /// TIME_WAIT with time left), then says whether a server could bind the address and port
