@@ -261,7 +261,6 @@ mod tests {
     use super::*;
     use crate::audit::exposure::{self, HostView};
     use crate::model::Process;
-    use std::sync::Arc;
 
     fn listener(proto: Proto, address: &str, port: u16, name: Option<&str>) -> Listener {
         let address = address.parse().expect("test address");
@@ -276,15 +275,7 @@ mod tests {
             uid: None,
             user: None,
             processes: name
-                .map(|name| {
-                    Arc::new(Process {
-                        pid: 1,
-                        name: name.into(),
-                        user: None,
-                        cmdline: String::new(),
-                        started: None,
-                    })
-                })
+                .map(|name| Process::example(1, name, None))
                 .into_iter()
                 .collect(),
             owner_note: None,

@@ -70,15 +70,7 @@ fn table_by_table(wanted: Tables, warnings: &mut Vec<String>) -> Result<Vec<Sock
     let mut infos = Vec::new();
     let mut any_read = false;
     for (name, proto, ipv6) in TABLES.into_iter().filter(|&(_, p, v6)| wanted.wants(p, v6)) {
-        let only = Tables {
-            tcp: proto == Proto::Tcp,
-            udp: proto == Proto::Udp,
-            ipv4: !ipv6,
-            ipv6,
-            states: wanted.states,
-            local_port: wanted.local_port,
-        };
-        let (families, protocols) = flags(only);
+        let (families, protocols) = flags(wanted.only(proto, ipv6));
         match quietly(|| ::netstat2::get_sockets_info(families, protocols)) {
             Some(Ok(mut table)) => {
                 any_read = true;
