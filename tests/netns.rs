@@ -206,3 +206,66 @@ fn without_root_netns_all_shows_what_it_can_and_says_why_not_more() {
         "{document:#}"
     );
 }
+
+/// A cgroup named as docker names its containers', under the v1 `name=systemd` hierarchy,
+/// removed when dropped (after its processes are gone).
+struct ContainerCgroup {
+    parent: std::path::PathBuf,
+    scope: std::path::PathBuf,
+}
+
+impl ContainerCgroup {
+    fn new(id: &str) -> Option<ContainerCgroup> {
+        let parent = std::path::Path::new("/sys/fs/cgroup/systemd")
+            .join(format!("portstat-test-{}", std::process::id()));
+        let scope = parent.join(format!("docker-{id}.scope"));
+        std::fs::create_dir_all(&scope).ok()?;
+        Some(ContainerCgroup { parent, scope })
+    }
+
+    fn enter(&self, pid: u32) -> bool {
+        std::fs::write(self.scope.join("cgroup.procs"), pid.to_string()).is_ok()
+    }
+}
+
+impl Drop for ContainerCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.scope);
+        let _ = std::fs::remove_dir(&self.parent);
+    }
+}
+
+#[test]
+fn a_namespace_whose_processes_run_in_a_container_is_labelled_with_it() {
+    let _serial = serial();
+    if skip_unless_root("a_namespace_whose_processes_run_in_a_container_is_labelled_with_it") {
+        return;
+    }
+    let id = format!("{:064x}", 0x5eed_0000_u64 + u64::from(std::process::id()));
+    let Some(cgroup) = ContainerCgroup::new(&id) else {
+        eprintln!(
+            "skipping a_namespace_whose_processes_run_in_a_container_is_labelled_with_it: no \
+             writable cgroup v1 name=systemd hierarchy at /sys/fs/cgroup/systemd"
+        );
+        return;
+    };
+    let netns = PrivateNetns::new();
+    assert!(
+        cgroup.enter(netns.holder_pid()),
+        "move the holder into the container cgroup"
+    );
+    let listener = netns.run(|| TcpListener::bind("127.0.0.1:0").expect("bind"));
+    let port = listener.local_addr().expect("address").port().to_string();
+
+    let all = json(&["-l", "--netns", "all", "--port", &port]);
+    let socket = &sockets(&all)[0];
+    assert_eq!(socket["netns"]["container"]["runtime"], "docker");
+    assert_eq!(socket["netns"]["container"]["id"], id.as_str());
+    let table = portstat()
+        .args(["-l", "--netns", "all", "--port", &port])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains(&format!("docker:{}", &id[..12])), "{text}");
+    drop(netns); // the holder exits, so the cgroup can go
+}

@@ -162,6 +162,11 @@ impl PrivateNetns {
         format!("/proc/{}/ns/net", self.holder.id())
     }
 
+    /// The process that holds the namespace open.
+    pub fn holder_pid(&self) -> u32 {
+        self.holder.id()
+    }
+
     /// Runs `f` on a thread that has joined the namespace; sockets it creates live there.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = self.path();
