@@ -34,7 +34,7 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let mut scan = scan::scan(&query, args.backend, &source, &netns, names, stop)?;
     sort(&mut scan.entries, args.sort);
 
-    write_warnings(&scan.warnings, err)?;
+    render::write_warnings(&scan.warnings, err)?;
     let host = host::hostname();
     let captured_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let report = Report {
@@ -46,23 +46,6 @@ pub fn run(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     };
     render::write(args.format(), &report, out)?;
     out.flush()?;
-    Ok(())
-}
-
-/// The first few warnings, then a count: a damaged table must not bury the output. JSON keeps
-/// them all.
-pub fn write_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<()> {
-    const SHOWN: usize = 5;
-    for warning in warnings.iter().take(SHOWN) {
-        writeln!(err, "portstat: warning: {warning}")?;
-    }
-    if warnings.len() > SHOWN {
-        let more = warnings.len() - SHOWN;
-        writeln!(
-            err,
-            "portstat: warning: and {more} more warnings (all are in --json output)"
-        )?;
-    }
     Ok(())
 }
 

@@ -46,7 +46,6 @@ include!(concat!(env!("OUT_DIR"), "/iana_services.rs"));
 /// Service names by port and protocol: `/etc/services` first, then IANA's registry.
 #[derive(Debug, Clone)]
 pub struct Services {
-    iana: &'static [IanaEntry],
     /// The names `/etc/services` gives ports.
     system: HashMap<(u16, Proto), String>,
 }
@@ -69,7 +68,6 @@ impl Services {
     /// Same, with the /etc/services text given (None = no such file): for tests.
     pub fn with_system_services(etc_services: Option<&str>) -> Services {
         Services {
-            iana: IANA,
             system: etc_services.map(parse_etc_services).unwrap_or_default(),
         }
     }
@@ -79,7 +77,7 @@ impl Services {
     pub fn name(&self, port: u16, proto: Proto) -> Option<&str> {
         match self.system.get(&(port, proto)) {
             Some(name) => Some(name.as_str()),
-            None => find(self.iana, port, proto).map(IanaEntry::name),
+            None => find(IANA, port, proto).map(IanaEntry::name),
         }
     }
 
@@ -87,7 +85,7 @@ impl Services {
     /// description for the port, or if `/etc/services` names a different service there (IANA's
     /// text would describe the wrong one: Debian's 465/tcp `submissions` is IANA's `urd`).
     pub fn description(&self, port: u16, proto: Proto) -> Option<&str> {
-        let iana = find(self.iana, port, proto)?;
+        let iana = find(IANA, port, proto)?;
         // ASCII case ignored: the same service, so IANA's description fits it.
         let same_service = |system: &String| system.eq_ignore_ascii_case(iana.name());
         if !self.system.get(&(port, proto)).is_none_or(same_service) {
@@ -97,15 +95,17 @@ impl Services {
     }
 
     /// How many port/protocol pairs have a name.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         let extra = self
             .system
             .keys()
-            .filter(|&&(port, proto)| find(self.iana, port, proto).is_none())
+            .filter(|&&(port, proto)| find(IANA, port, proto).is_none())
             .count();
-        self.iana.len() + extra
+        IANA.len() + extra
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

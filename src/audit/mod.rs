@@ -94,7 +94,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         args.fail_on,
     );
 
-    crate::list::write_warnings(&gathered.warnings, err)?;
+    crate::render::write_warnings(&gathered.warnings, err)?;
     let audit = Audit {
         hosts: &gathered.hosts,
         listeners,

@@ -39,6 +39,23 @@ pub fn write(format: Format, report: &Report, out: &mut dyn Write) -> io::Result
     }
 }
 
+/// The first few warnings, then a count: a damaged table must not bury the output. JSON keeps
+/// them all.
+pub fn write_warnings(warnings: &[String], err: &mut dyn Write) -> io::Result<()> {
+    const SHOWN: usize = 5;
+    for warning in warnings.iter().take(SHOWN) {
+        writeln!(err, "portstat: warning: {warning}")?;
+    }
+    if warnings.len() > SHOWN {
+        let more = warnings.len() - SHOWN;
+        writeln!(
+            err,
+            "portstat: warning: and {more} more warnings (all are in --json output)"
+        )?;
+    }
+    Ok(())
+}
+
 /// `127.0.0.1:80`, `[::1]:80`: an address and port as people write them.
 pub fn endpoint(address: SocketAddr) -> String {
     match address {
