@@ -1,21 +1,150 @@
 //! `cargo xtask <task>`: portstat's own tools. None of this is built by `cargo test` or
 //! shipped; each task is a module of its own.
 
+mod bench;
+mod farm;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-#[derive(Parser)]
+#[derive(Parser, Debug)]
 #[command(name = "cargo xtask", about = "portstat's own tools")]
 struct Xtask {
     #[command(subcommand)]
     task: Task,
 }
 
-#[derive(Subcommand)]
-enum Task {}
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// The benchmark, as root: portstat against ss, netstat and lsof on socket farms of 50, 1k,
+    /// 10k and 100k sockets; rewrites BENCHMARKS.md
+    Bench(bench::BenchArgs),
+    /// A socket farm: N real loopback sockets in every state, held by a few processes
+    Farm(farm::FarmArgs),
+    /// One worker of a socket farm (started by `farm`)
+    #[command(hide = true)]
+    FarmWorker(farm::WorkerArgs),
+}
 
 fn main() -> ExitCode {
     let xtask = Xtask::parse();
-    match xtask.task {}
+    match xtask.task {
+        Task::Bench(args) => bench::run(&args, task_arguments("bench")),
+        Task::Farm(args) => farm::run(&args),
+        Task::FarmWorker(args) => farm::worker(&args),
+    }
+}
+
+/// The repository's root (the parent of this crate's folder), wherever xtask is run from.
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The arguments given after the task's name, as given.
+fn task_arguments(task: &str) -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .skip_while(|arg| arg != task)
+        .skip(1)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Task, clap::Error> {
+        Xtask::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+            .map(|xtask| xtask.task)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Xtask::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_defaults_and_options() {
+        let Task::Bench(args) = parse(&["bench"]).unwrap() else {
+            panic!("not bench")
+        };
+        let scales: Vec<(&str, usize)> = args
+            .scales
+            .iter()
+            .map(|s| (s.name.as_str(), s.sockets))
+            .collect();
+        assert_eq!(
+            scales,
+            [
+                ("small", 50),
+                ("1k", 1000),
+                ("10k", 10_000),
+                ("100k", 100_000)
+            ]
+        );
+        assert_eq!((args.runs, args.slow_runs, args.session_secs), (10, 3, 50));
+        assert!(args.portstat.is_none() && !args.no_build && !args.verbose);
+        assert!(args.out.is_none());
+
+        let Task::Bench(args) = parse(&[
+            "bench",
+            "--scales",
+            "1k,2500",
+            "--runs",
+            "5",
+            "--portstat",
+            "/tmp/portstat",
+            "--out",
+            "/tmp/b.md",
+            "--verbose",
+        ])
+        .unwrap() else {
+            panic!("not bench")
+        };
+        assert_eq!(args.scales.len(), 2);
+        assert_eq!(args.scales[1].sockets, 2500);
+        assert_eq!(args.runs, 5);
+        assert_eq!(args.portstat.as_deref(), Some(Path::new("/tmp/portstat")));
+        assert!(args.verbose);
+    }
+
+    #[test]
+    fn bench_rejects_bad_values() {
+        for bad in [
+            &["bench", "--scales", "huge"][..],
+            &["bench", "--scales", "0"],
+            &["bench", "--runs", "0"],
+            &["bench", "--runs", "x"],
+            &["bench", "--bogus"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn farm_needs_a_positive_socket_count() {
+        let Task::Farm(args) = parse(&["farm", "--sockets", "1000", "--netns"]).unwrap() else {
+            panic!("not farm")
+        };
+        assert_eq!(
+            (args.sockets, args.seconds, args.workers),
+            (1000, 120, None)
+        );
+        assert!(args.netns);
+        assert!(parse(&["farm"]).is_err());
+        assert!(parse(&["farm", "--sockets", "0"]).is_err());
+        assert!(parse(&["farm", "--sockets", "10", "--workers", "0"]).is_err());
+        let Task::FarmWorker(worker) = parse(&["farm-worker", "1", "500", "42", "420"]).unwrap()
+        else {
+            panic!("not farm-worker")
+        };
+        assert_eq!(
+            (worker.index, worker.share, worker.master, worker.seconds),
+            (1, 500, 42, 420)
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! several processes, and holds them until a bounded time passes or stdin closes.
 //!
 //! ```sh
-//! cargo run --release --example socket_farm -- --sockets 10000 [--seconds 120] [--workers W] [--netns]
+//! cargo xtask farm --sockets 10000 [--seconds 120] [--workers W] [--netns]
 //! ```
 //!
 //! The sockets, counted as rows of the kernel's tables (`ss -tuan`), add up to `--sockets`:
@@ -18,7 +18,7 @@
 //! About a fifth of everything is IPv6 (`::1`), the rest IPv4 on 127.0.0.0/8. TIME_WAIT and
 //! FIN_WAIT2 last 60 s (`net.ipv4.tcp_fin_timeout`), so they are opened last.
 //!
-//! The master re-executes itself as W workers (default: enough that each holds at most ~15000
+//! The master re-executes itself (`xtask farm-worker ...`, a hidden task) as W workers (default: enough that each holds at most ~15000
 //! descriptors; each raises its soft `RLIMIT_NOFILE` to the hard limit), waits until all of them
 //! are ready and prints one line, `ready <port> <master-pid>`, on stdout: `<port>` is a TCP
 //! listener on 127.0.0.1 held by the last worker alone (the port of targeted queries). It then
@@ -36,10 +36,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, U
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitCode, Stdio};
+
+use clap::Args;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const USAGE: &str = "usage: socket_farm --sockets N [--seconds S] [--workers W] [--netns]";
 
 /// Descriptors one worker should hold at most.
 const FDS_PER_WORKER: u64 = 15_000;
@@ -50,70 +50,48 @@ const SETUP_ALLOWANCE_SECS: u64 = 300;
 /// Distinct IPv4 loopback addresses used (127.0.0.1 ..= 127.0.0.N).
 const V4_ADDRESSES: u32 = 50;
 
-struct Options {
-    sockets: usize,
-    seconds: u64,
-    workers: Option<usize>,
-    netns: bool,
+/// `cargo xtask farm`: N real loopback sockets held by a few processes.
+#[derive(Args, Debug)]
+pub struct FarmArgs {
+    /// Table rows to make (as `ss -tuan` counts them)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sockets: u64,
+    /// Hold the sockets this long, unless stdin closes first
+    #[arg(long, default_value_t = 120)]
+    pub seconds: u64,
+    /// Worker processes (default: enough for ~15000 descriptors each, at least 2)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: Option<u64>,
+    /// Enter a private network namespace first (root only)
+    #[arg(long)]
+    pub netns: bool,
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--worker") {
-        return worker(&args[1..]);
-    }
-    match parse(&args) {
-        Ok(options) => match master(&options) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("socket_farm: {error}");
-                ExitCode::FAILURE
-            }
-        },
+/// `farm-worker INDEX SHARE MASTER_PID SECONDS`: one of the farm's workers (the master starts
+/// them; not for use by hand).
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    pub index: u64,
+    pub share: u64,
+    pub master: u64,
+    pub seconds: u64,
+}
+
+/// Runs the farm's master; the exit status says whether every worker got ready.
+pub fn run(args: &FarmArgs) -> ExitCode {
+    match master(args) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("socket_farm: {error}\n{USAGE}");
-            ExitCode::from(2)
+            eprintln!("farm: {error}");
+            ExitCode::FAILURE
         }
     }
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        sockets: 0,
-        seconds: 120,
-        workers: None,
-        netns: false,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| format!("{name} needs a value"))?
-                .parse::<u64>()
-                .map_err(|error| format!("{name}: {error}"))
-        };
-        match arg.as_str() {
-            "--sockets" => options.sockets = value("--sockets")? as usize,
-            "--seconds" => options.seconds = value("--seconds")?,
-            "--workers" => options.workers = Some(value("--workers")? as usize),
-            "--netns" => options.netns = true,
-            "-h" | "--help" => return Err("help".into()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if options.sockets == 0 {
-        return Err("--sockets N (N > 0) is required".into());
-    }
-    if options.workers == Some(0) {
-        return Err("--workers must be at least 1".into());
-    }
-    Ok(options)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Master
 
-fn master(options: &Options) -> Result<(), String> {
+fn master(options: &FarmArgs) -> Result<(), String> {
     // A backstop: whatever happens, the master (and with it every worker) ends.
     // SAFETY: alarm has no preconditions.
     unsafe { libc::alarm((options.seconds + SETUP_ALLOWANCE_SECS) as u32) };
@@ -122,11 +100,12 @@ fn master(options: &Options) -> Result<(), String> {
     }
     let hard = raise_nofile();
     let budget = FDS_PER_WORKER.min(hard.saturating_sub(200)).max(100);
-    let needed = Plan::for_share(options.sockets).fds() as u64;
+    let sockets = options.sockets as usize;
+    let needed = Plan::for_share(sockets).fds() as u64;
     let workers = options
         .workers
-        .unwrap_or_else(|| (needed.div_ceil(budget) as usize).max(2))
-        .min(options.sockets.div_ceil(2).max(1));
+        .map_or_else(|| (needed.div_ceil(budget) as usize).max(2), |w| w as usize)
+        .min(sockets.div_ceil(2).max(1));
 
     let started = Instant::now();
     let master_pid = std::process::id();
@@ -134,11 +113,11 @@ fn master(options: &Options) -> Result<(), String> {
     let mut children: Vec<Child> = Vec::new();
     let mut plans = Vec::new();
     for index in 0..workers {
-        let share = options.sockets / workers + usize::from(index < options.sockets % workers);
+        let share = sockets / workers + usize::from(index < sockets % workers);
         plans.push(Plan::for_share(share));
         let mut command = Command::new(&exe);
         command
-            .args(["--worker", &index.to_string(), &share.to_string()])
+            .args(["farm-worker", &index.to_string(), &share.to_string()])
             .arg(master_pid.to_string())
             .arg((options.seconds + SETUP_ALLOWANCE_SECS).to_string())
             .stdin(Stdio::piped())
@@ -185,7 +164,7 @@ fn master(options: &Options) -> Result<(), String> {
         .fold(Plan::default(), |sum, plan| sum.add(plan));
     let (rows, states) = kernel_rows();
     eprintln!(
-        "socket_farm: {} workers opened {} sockets in {:.1} s ({} listeners, {} established \
+        "farm: {} workers opened {} sockets in {:.1} s ({} listeners, {} established \
          pairs, {} CLOSE_WAIT/FIN_WAIT2 pairs, {} TIME_WAIT, {} UDP); the kernel tables hold {} \
          rows: {}; port {} is held by pid {}",
         workers,
@@ -283,7 +262,7 @@ fn enter_private_netns() -> io::Result<()> {
 }
 
 /// `ip link set lo up`, without needing `ip`.
-fn loopback_up() -> io::Result<()> {
+pub fn loopback_up() -> io::Result<()> {
     // Any socket will do for the interface ioctls; binding to port 0 needs no interface.
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
     let fd = socket.as_raw_fd();
@@ -387,16 +366,15 @@ struct Held {
     udp: Vec<UdpSocket>,
 }
 
-/// `--worker INDEX SHARE MASTER_PID SECONDS`: opens its share, says `ready <port> <pid>`, holds
-/// until stdin closes.
-fn worker(args: &[String]) -> ExitCode {
-    let number = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok());
-    let (Some(index), Some(share), Some(master), Some(seconds)) =
-        (number(0), number(1), number(2), number(3))
-    else {
-        eprintln!("socket_farm: bad worker arguments {args:?}");
-        return ExitCode::from(2);
-    };
+/// `farm-worker INDEX SHARE MASTER_PID SECONDS`: opens its share, says `ready <port> <pid>`,
+/// holds until stdin closes.
+pub fn worker(args: &WorkerArgs) -> ExitCode {
+    let WorkerArgs {
+        index,
+        share,
+        master,
+        seconds,
+    } = *args;
     // SAFETY: alarm and getppid have no preconditions.
     unsafe {
         libc::alarm(seconds as u32);

@@ -2,18 +2,21 @@
 //! of ~50, 1k, 10k and 100k sockets, side by side in the same run. Writes BENCHMARKS.md.
 //!
 //! ```sh
-//! cargo run --release --example bench            # as root
-//! cargo run --release --example bench -- --scales 1k,10k --runs 5 --out /tmp/b.md
+//! cargo xtask bench            # as root
+//! cargo xtask bench --scales 1k,10k --runs 5 --out /tmp/b.md
 //! ```
 //!
 //! Options: `--scales small,1k,10k,100k` (any of them, or a number of sockets), `--runs R`
 //! (timed runs per command, default 10; 30 at the small scale), `--slow-runs S` (netstat and
-//! lsof, default 3), `--session-secs T` (default 50), `--portstat PATH`, `--no-build`,
-//! `--verbose` (every run on stderr), `--out PATH` (default BENCHMARKS.md in the crate).
+//! lsof, default 3), `--session-secs T` (default 50), `--portstat PATH` (a portstat binary built
+//! elsewhere; nothing is built then), `--no-build`, `--verbose` (every run on stderr), `--out
+//! PATH` (default BENCHMARKS.md at the repository root).
 //!
-//! How: it first builds `portstat` and `socket_farm` (`cargo build --release`). For each scale it
-//! enters a fresh private network namespace (loopback only, `lo` up, ephemeral ports 1024-65535),
-//! starts `socket_farm` there and waits for `ready <port>`, so the farm's sockets are the only
+//! How: it first builds `target/release/portstat` (`cargo build --release`; cargo rebuilds it
+//! only when it is outdated). The socket farm is this very executable, run as `xtask farm`
+//! (`crate::farm`). For each scale it enters a fresh private network namespace (loopback only,
+//! `lo` up, ephemeral ports 1024-65535), starts the farm there and waits for `ready <port>`, so
+//! the farm's sockets are the only
 //! ones that `ss`, portstat, netstat and lsof see. It counts them with `ss -tuan`, runs every
 //! command once untimed (a warm-up that also checks that it exits 0; `portstat who P` exiting with
 //! status 2, a usage error, is "not available"), then times rounds of every command, each round
@@ -34,7 +37,67 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use clap::Args;
+
 const CHANGES_HEADING: &str = "## What each change bought";
+
+/// `cargo xtask bench`: portstat against ss, netstat and lsof; writes BENCHMARKS.md.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Scales to run: `small` (50 sockets), `1k`, `10k`, `100k`, any `Nk` or a number of sockets
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = parse_scale,
+        default_value = "small,1k,10k,100k"
+    )]
+    pub scales: Vec<Scale>,
+    /// Timed runs per command (at least 30 at the small scale)
+    #[arg(long, default_value_t = 10, value_parser = positive)]
+    pub runs: usize,
+    /// Timed runs of netstat and lsof
+    #[arg(long, default_value_t = 3, value_parser = positive)]
+    pub slow_runs: usize,
+    /// Restart the farm when a round would end this long after it got ready (TIME_WAIT: 60 s)
+    #[arg(long, default_value_t = 50, value_parser = positive)]
+    pub session_secs: usize,
+    /// The portstat binary to measure (default: target/release/portstat, built first); a binary
+    /// given here is not built
+    #[arg(long, value_name = "PATH")]
+    pub portstat: Option<PathBuf>,
+    /// Do not run `cargo build --release` first
+    #[arg(long)]
+    pub no_build: bool,
+    /// Every run on stderr
+    #[arg(long)]
+    pub verbose: bool,
+    /// Where the report goes (default: BENCHMARKS.md at the repository root)
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+/// A scale as named on the command line, and its number of sockets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scale {
+    pub name: String,
+    pub sockets: usize,
+}
+
+fn parse_scale(name: &str) -> Result<Scale, String> {
+    scale_sockets(name)
+        .map(|sockets| Scale {
+            name: name.to_string(),
+            sockets,
+        })
+        .ok_or_else(|| format!("unknown scale {name:?} (small, 1k, 10k, 100k, Nk or N)"))
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("not a positive number: {text}"))
+}
 
 struct Options {
     scales: Vec<(String, usize)>,
@@ -45,18 +108,36 @@ struct Options {
     build: bool,
     out: PathBuf,
     verbose: bool,
+    /// The arguments as given, for the command line in the report.
     args: Vec<String>,
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("bench: {error}");
-            return ExitCode::from(2);
+impl Options {
+    fn new(args: &BenchArgs, raw: Vec<String>) -> Options {
+        Options {
+            scales: args
+                .scales
+                .iter()
+                .map(|scale| (scale.name.clone(), scale.sockets))
+                .collect(),
+            runs: args.runs,
+            slow_runs: args.slow_runs,
+            session: Duration::from_secs(args.session_secs as u64),
+            portstat: args.portstat.clone(),
+            build: !args.no_build && args.portstat.is_none(),
+            out: args
+                .out
+                .clone()
+                .unwrap_or_else(|| crate::repo_root().join("BENCHMARKS.md")),
+            verbose: args.verbose,
+            args: raw,
         }
-    };
+    }
+}
+
+/// Runs the benchmark; `raw` are its arguments as given (they go into the report).
+pub fn run(args: &BenchArgs, raw: Vec<String>) -> ExitCode {
+    let options = Options::new(args, raw);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!(
@@ -66,73 +147,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    match run(&options) {
+    match bench(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench: {error}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        scales: ["small", "1k", "10k", "100k"]
-            .iter()
-            .map(|s| (s.to_string(), scale_sockets(s).unwrap()))
-            .collect(),
-        runs: 10,
-        slow_runs: 3,
-        session: Duration::from_secs(50),
-        portstat: None,
-        build: true,
-        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
-        verbose: false,
-        args: args.to_vec(),
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let number = |name: &str, text: String| {
-            text.parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{name}: not a positive number: {text}"))
-        };
-        match arg.as_str() {
-            "--scales" => {
-                options.scales = value(arg)?
-                    .split(',')
-                    .map(|s| {
-                        scale_sockets(s)
-                            .map(|n| (s.to_string(), n))
-                            .ok_or_else(|| format!("--scales: unknown scale {s:?}"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "--runs" => options.runs = number(arg, value(arg)?)?,
-            "--slow-runs" => options.slow_runs = number(arg, value(arg)?)?,
-            "--session-secs" => {
-                options.session = Duration::from_secs(number(arg, value(arg)?)? as u64)
-            }
-            "--portstat" => options.portstat = Some(value(arg)?.into()),
-            "--no-build" => options.build = false,
-            "--verbose" => options.verbose = true,
-            "--out" => options.out = value(arg)?.into(),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}\nusage: bench [--scales small,1k,10k,100k] \
-                     [--runs R] [--slow-runs S] [--session-secs T] [--portstat PATH] \
-                     [--no-build] [--verbose] [--out PATH]"
-                ));
-            }
-        }
-    }
-    Ok(options)
 }
 
 fn scale_sockets(name: &str) -> Option<usize> {
@@ -429,6 +450,7 @@ impl Farm {
         enter_private_netns().map_err(|error| format!("private network namespace: {error}"))?;
         let mut command = Command::new(program);
         command
+            .arg("farm")
             .args(["--sockets", &sockets.to_string()])
             .args(["--seconds", &(session.as_secs() + 120).to_string()])
             .stdin(Stdio::piped())
@@ -775,21 +797,21 @@ fn run_scale(
 // ---------------------------------------------------------------------------------------------
 // The report
 
-fn run(options: &Options) -> Result<(), String> {
+fn bench(options: &Options) -> Result<(), String> {
     let started = Instant::now();
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate::repo_root();
     if options.build {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .current_dir(manifest)
+            .current_dir(&root)
             .args([
                 "build",
                 "--release",
+                "--package",
+                "portstat",
                 "--bin",
                 "portstat",
-                "--example",
-                "socket_farm",
             ])
             .status()
             .map_err(|error| format!("cargo build: {error}"))?;
@@ -797,25 +819,22 @@ fn run(options: &Options) -> Result<(), String> {
             return Err(format!("cargo build --release failed: {status}"));
         }
     }
-    let exe = std::env::current_exe().map_err(|error| format!("own executable: {error}"))?;
-    let examples = exe
-        .parent()
-        .ok_or("no directory for the bench executable")?;
-    let profile = examples.parent().ok_or("no target directory")?;
     let programs = Programs {
         portstat: options
             .portstat
             .clone()
-            .unwrap_or_else(|| profile.join("portstat")),
-        farm: examples.join("socket_farm"),
+            .unwrap_or_else(|| root.join("target/release/portstat")),
+        // The farm is this executable's `farm` task.
+        farm: std::env::current_exe().map_err(|error| format!("own executable: {error}"))?,
         ss: which("ss").ok_or("ss (iproute2) is not installed")?,
         netstat: which("netstat"),
         lsof: which("lsof"),
     };
-    for program in [&programs.portstat, &programs.farm] {
-        if !program.is_file() {
-            return Err(format!("{} is missing (build it first)", program.display()));
-        }
+    if !programs.portstat.is_file() {
+        return Err(format!(
+            "{} is missing (build it first)",
+            programs.portstat.display()
+        ));
     }
     // Never leave the host's namespace with farm sockets, even before the first scale.
     enter_private_netns().map_err(|error| format!("private network namespace: {error}"))?;
@@ -837,7 +856,7 @@ fn run(options: &Options) -> Result<(), String> {
     eprintln!("bench: wrote {} after {total:.0} s", options.out.display());
     let left = leftover_farms();
     if !left.is_empty() {
-        return Err(format!("socket_farm processes left behind: {left:?}"));
+        return Err(format!("socket farm processes left behind: {left:?}"));
     }
     Ok(())
 }
@@ -873,10 +892,19 @@ fn leftover_farms() -> Vec<u32> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|cmdline| String::from_utf8_lossy(&cmdline).contains("socket_farm"))
-                .unwrap_or(false)
+                .is_ok_and(|cmdline| is_farm_cmdline(&cmdline))
         })
         .collect()
+}
+
+/// Whether a `/proc/PID/cmdline` is a farm's master or worker: an `xtask` executable whose task
+/// is `farm` or `farm-worker`.
+fn is_farm_cmdline(cmdline: &[u8]) -> bool {
+    let mut args = cmdline.split(|byte| *byte == 0);
+    let exe = args.next().unwrap_or_default();
+    let task = args.next().unwrap_or_default();
+    let name = exe.rsplit(|byte| *byte == b'/').next().unwrap_or_default();
+    name.starts_with(b"xtask") && (task == b"farm" || task == b"farm-worker")
 }
 
 fn first_line(program: &Path, args: &[&str], containing: &str) -> Option<String> {
@@ -926,26 +954,16 @@ fn machine(programs: &Programs) -> String {
     let lsof = programs.lsof.as_ref().map_or("not installed".into(), |p| {
         first_line(p, &["-v"], "revision").unwrap_or("installed".into())
     });
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let commit = Command::new("git")
-        .args(["-C", manifest, "rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let dirty = Command::new("git")
-        .args([
-            "-C",
-            manifest,
-            "status",
-            "--porcelain",
-            "--",
-            "src",
-            "Cargo.toml",
-        ])
-        .output()
-        .ok()
-        .is_some_and(|o| !o.stdout.is_empty());
+    // The commit of the work tree the measured binary was built in (a `--portstat` binary may
+    // come from another work tree), and whether its sources differ from that commit.
+    let tree = programs
+        .portstat
+        .parent()
+        .and_then(|dir| git(dir, &["rev-parse", "--show-toplevel"]))
+        .map_or_else(crate::repo_root, PathBuf::from);
+    let commit = git(&tree, &["rev-parse", "--short", "HEAD"]);
+    let dirty = git(&tree, &["status", "--porcelain", "--", "src", "Cargo.toml"])
+        .is_some_and(|status| !status.is_empty());
     let portstat = match commit {
         Some(commit) if dirty => format!("commit {commit} with uncommitted changes in src/"),
         Some(commit) => format!("commit {commit}"),
@@ -955,6 +973,19 @@ fn machine(programs: &Programs) -> String {
         "- CPU: {cpu}, {cores} cores\n- memory: {memory}\n- kernel: {kernel}\n- ss: {ss}\n\
          - netstat: {netstat}\n- lsof: {lsof}\n- portstat: {portstat}, release build\n"
     )
+}
+
+/// `git -C dir ARGS`'s trimmed stdout, when it succeeds.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 fn ms(value: f64) -> String {
@@ -1154,17 +1185,13 @@ fn report(
     date: &str,
     seconds: f64,
 ) -> String {
-    let mut command = String::from("cargo run --release --example bench");
-    if !options.args.is_empty() {
-        command.push_str(" -- ");
-        command.push_str(&options.args.join(" "));
-    }
+    let command = command_line(&options.args);
     let mut text = String::new();
     let _ = writeln!(text, "# Benchmarks\n");
     let _ = writeln!(
         text,
         "portstat against `ss` (iproute2), `netstat` and `lsof` on the same sockets, in the same \
-         run. Generated by `examples/bench.rs`; regenerate with the command below (as root). \
+         run. Generated by `xtask/src/bench.rs`; regenerate with the command below (as root). \
          Everything except the section \"What each change bought\" is rewritten each time.\n"
     );
     let _ = writeln!(
@@ -1176,7 +1203,7 @@ fn report(
         text,
         "\n## Method\n\n\
          Each scale runs in a fresh private network namespace holding only loopback and the \
-         sockets of `examples/socket_farm.rs`: ~1% TCP listeners, 60% established pair ends, \
+         sockets of the socket farm (`cargo xtask farm`, `xtask/src/farm.rs`): ~1% TCP listeners, 60% established pair ends, \
          10% CLOSE_WAIT/FIN_WAIT2 pairs, 15% TIME_WAIT, ~14% UDP (a third connected), a fifth of \
          it IPv6, spread over several processes (at most ~15000 descriptors each). `P` is a TCP \
          listener on 127.0.0.1 held by one farm process (the last one started). Every command \
@@ -1198,4 +1225,14 @@ fn report(
         let _ = writeln!(text, "{}", scale_table(result));
     }
     text
+}
+
+/// The command line the report names: `cargo xtask bench` and the arguments as given.
+fn command_line(args: &[String]) -> String {
+    let mut command = String::from("cargo xtask bench");
+    for arg in args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    command
 }
