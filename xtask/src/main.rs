@@ -3,6 +3,7 @@
 
 mod bench;
 mod farm;
+mod services;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Task {
     /// One worker of a socket farm (started by `farm`)
     #[command(hide = true)]
     FarmWorker(farm::WorkerArgs),
+    /// Regenerate data/iana-services.tsv from data/iana-service-names-port-numbers.csv
+    Services(services::ServicesArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => bench::run(&args, task_arguments("bench")),
         Task::Farm(args) => farm::run(&args),
         Task::FarmWorker(args) => farm::worker(&args),
+        Task::Services(args) => services::run(&args),
     }
 }
 
@@ -146,5 +150,23 @@ mod tests {
             (worker.index, worker.share, worker.master, worker.seconds),
             (1, 500, 42, 420)
         );
+    }
+
+    #[test]
+    fn services_paths_default_to_the_repository_data() {
+        let Task::Services(args) = parse(&["services"]).unwrap() else {
+            panic!("not services")
+        };
+        assert_eq!(
+            args.input,
+            Path::new("data/iana-service-names-port-numbers.csv")
+        );
+        assert_eq!(args.output, Path::new("data/iana-services.tsv"));
+        let Task::Services(args) = parse(&["services", "in.csv", "-o", "/tmp/out.tsv"]).unwrap()
+        else {
+            panic!("not services")
+        };
+        assert_eq!(args.input, Path::new("in.csv"));
+        assert_eq!(args.output, Path::new("/tmp/out.tsv"));
     }
 }
