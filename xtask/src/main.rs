@@ -3,6 +3,7 @@
 
 mod bench;
 mod farm;
+mod fixtures;
 mod services;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ enum Task {
     FarmWorker(farm::WorkerArgs),
     /// Regenerate data/iana-services.tsv from data/iana-service-names-port-numbers.csv
     Services(services::ServicesArgs),
+    /// Re-record fixtures/proc-net/ from the kernel, as root, in a private network namespace
+    Fixtures(fixtures::FixturesArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Task::Farm(args) => farm::run(&args),
         Task::FarmWorker(args) => farm::worker(&args),
         Task::Services(args) => services::run(&args),
+        Task::Fixtures(args) => fixtures::run(&args),
     }
 }
 
