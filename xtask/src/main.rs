@@ -5,6 +5,7 @@ mod bench;
 mod farm;
 mod fixtures;
 mod services;
+mod test;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Task {
     Services(services::ServicesArgs),
     /// Re-record fixtures/proc-net/ from the kernel, as root, in a private network namespace
     Fixtures(fixtures::FixturesArgs),
+    /// Run every test: `cargo test --workspace`, with the ignored tests this user can run
+    Test(test::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Task::FarmWorker(args) => farm::worker(&args),
         Task::Services(args) => services::run(&args),
         Task::Fixtures(args) => fixtures::run(&args),
+        Task::Test(args) => test::run(&args),
     }
 }
 
@@ -172,5 +176,17 @@ mod tests {
         };
         assert_eq!(args.input, Path::new("in.csv"));
         assert_eq!(args.output, Path::new("/tmp/out.tsv"));
+    }
+
+    #[test]
+    fn test_passes_what_follows_the_double_dash() {
+        let Task::Test(args) = parse(&["test"]).unwrap() else {
+            panic!("not test")
+        };
+        assert!(args.args.is_empty());
+        let Task::Test(args) = parse(&["test", "--", "who", "--nocapture"]).unwrap() else {
+            panic!("not test")
+        };
+        assert_eq!(args.args, ["who", "--nocapture"]);
     }
 }
