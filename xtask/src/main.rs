@@ -2,6 +2,7 @@
 //! shipped; each task is a module of its own.
 
 mod bench;
+mod check;
 mod farm;
 mod fixtures;
 mod services;
@@ -35,6 +36,8 @@ enum Task {
     Fixtures(fixtures::FixturesArgs),
     /// Run every test: `cargo test --workspace`, with the ignored tests this user can run
     Test(test::TestArgs),
+    /// The layering invariant: only src/os/ and src/main.rs touch the OS, no import cycles
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Task::Services(args) => services::run(&args),
         Task::Fixtures(args) => fixtures::run(&args),
         Task::Test(args) => test::run(&args),
+        Task::Check(args) => check::run(&args),
     }
 }
 
