@@ -1,9 +1,12 @@
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use portstat::cli::Cli;
-use portstat::error::UsageError;
+use portstat::cli::{Cli, Command};
+use portstat::commands::{self, Context, Outcome};
+use portstat::core::error::UsageError;
+use portstat::os::LiveOs;
+use portstat::render::{Output, Style};
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
@@ -18,11 +21,42 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut out = BufWriter::new(io::stdout().lock());
-    let result = portstat::run(&cli, &mut out, &mut io::stderr());
-    let result = result.and_then(|code| out.flush().map(|()| code).map_err(Into::into));
+    let os = LiveOs::new();
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut err = io::stderr();
+    let output = Output {
+        out: &mut out,
+        err: &mut err,
+        style: style(stdout.is_terminal()),
+    };
+    let mut context = Context::new(&os, output);
+    let result = commands::run(&cli, &mut context);
+    let result = result.and_then(|outcome| out.flush().map(|()| outcome).map_err(Into::into));
+    exit_status(&cli, result)
+}
+
+/// The terminal and the environment, looked at once for the whole run.
+fn style(terminal: bool) -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let width = terminal
+        .then(|| terminal_size::terminal_size().map(|(width, _)| width.0))
+        .flatten();
+    Style {
+        terminal,
+        width,
+        color: terminal && !no_color,
+    }
+}
+
+/// The one place an outcome or an error becomes an exit status: 0 pass, 1 fail (who: cannot
+/// bind; audit: failed), 2 bad input. A failure to run is 2 for the commands whose 1 is an
+/// answer (who, audit), so `who 8080 -q && start-server` never mistakes "broken" for "busy";
+/// the listing, summary and watch have no such answer and exit 1.
+fn exit_status(cli: &Cli, result: anyhow::Result<Outcome>) -> ExitCode {
     match result {
-        Ok(code) => code,
+        Ok(Outcome::Pass) => ExitCode::SUCCESS,
+        Ok(Outcome::Fail) => ExitCode::FAILURE,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) if error.is::<UsageError>() => {
             let _ = writeln!(io::stderr(), "portstat: {error}");
@@ -30,7 +64,10 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             let _ = writeln!(io::stderr(), "portstat: {error:#}");
-            ExitCode::FAILURE
+            match cli.command {
+                Some(Command::Who(_) | Command::Audit(_)) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -3,8 +3,8 @@
 use std::io::{self, Write};
 
 use super::Report;
-use super::json::SocketRecord;
-use crate::model::NetnsLabel;
+use crate::core::model::NetnsLabel;
+use crate::core::snapshot::SocketRecord;
 
 pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = ::csv::Writer::from_writer(out);

@@ -1,14 +1,77 @@
-//! Turning entries into what a person or a script reads. Every renderer writes to a `Write` and
-//! returns its I/O errors, so a closed pipe ends the run quietly instead of panicking.
+//! Turning what a command found into what a person or a script reads. Every renderer writes to
+//! the [`Output`] made once in main and returns its I/O errors, so a closed pipe ends the run
+//! quietly instead of panicking.
 
-use std::io::{self, IsTerminal, Write};
-use std::net::SocketAddr;
+use std::io::{self, Write};
 
-use crate::model::Entry;
+use serde::Serialize;
 
+use crate::core::model::Entry;
+
+pub mod audit;
 pub mod csv;
 pub mod json;
+pub mod summary;
 pub mod table;
+pub mod watch;
+pub mod who;
+
+/// How output is drawn, decided once in main from the terminal and the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    /// Standard output is a terminal: JSON is indented, tables are fitted to `width`.
+    pub terminal: bool,
+    /// The terminal's width in columns, when there is one to fit.
+    pub width: Option<u16>,
+    /// Bold headers and borders (a terminal, and no `NO_COLOR`).
+    pub color: bool,
+}
+
+/// Where a command writes: results to `out`, warnings to `err`, drawn in `style`.
+pub struct Output<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub style: Style,
+}
+
+/// What a renderer wrote, for tests.
+#[cfg(test)]
+pub fn captured(style: Style, write: impl FnOnce(&mut Output) -> io::Result<()>) -> String {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut output = Output {
+        out: &mut out,
+        err: &mut err,
+        style,
+    };
+    write(&mut output).expect("write to memory");
+    String::from_utf8(out).expect("renderers write UTF-8")
+}
+
+impl Output<'_> {
+    /// One JSON document, by the one rule every command follows: indented for a person at a
+    /// terminal, one compact line for a pipe or a file (what scripts and `jq` read, and several
+    /// times faster to write).
+    pub fn json(&mut self, document: &impl Serialize) -> io::Result<()> {
+        json::document(document, self.style.terminal, self.out)
+    }
+
+    /// The warnings policy of every command: the first few on standard error, then a count, so
+    /// a damaged table does not bury the output; JSON documents carry them all.
+    pub fn warnings(&mut self, warnings: &[String]) -> io::Result<()> {
+        const SHOWN: usize = 5;
+        for warning in warnings.iter().take(SHOWN) {
+            writeln!(self.err, "portstat: warning: {warning}")?;
+        }
+        if warnings.len() > SHOWN {
+            let more = warnings.len() - SHOWN;
+            writeln!(
+                self.err,
+                "portstat: warning: and {more} more warnings (all are in --json output)"
+            )?;
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -31,52 +94,10 @@ pub struct Report<'a> {
     pub numeric: bool,
 }
 
-pub fn write(format: Format, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+pub fn write(format: Format, report: &Report, output: &mut Output) -> io::Result<()> {
     match format {
-        Format::Table => table::write(report, &table::Style::detect(), out),
-        Format::Json => json::write(report, out, io::stdout().is_terminal()),
-        Format::Csv => csv::write(report, out),
-    }
-}
-
-/// The first few warnings, then a count: a damaged table must not bury the output. JSON keeps
-/// them all.
-pub fn write_warnings(warnings: &[String], err: &mut dyn Write) -> io::Result<()> {
-    const SHOWN: usize = 5;
-    for warning in warnings.iter().take(SHOWN) {
-        writeln!(err, "portstat: warning: {warning}")?;
-    }
-    if warnings.len() > SHOWN {
-        let more = warnings.len() - SHOWN;
-        writeln!(
-            err,
-            "portstat: warning: and {more} more warnings (all are in --json output)"
-        )?;
-    }
-    Ok(())
-}
-
-/// `127.0.0.1:80`, `[::1]:80`: an address and port as people write them.
-pub fn endpoint(address: SocketAddr) -> String {
-    match address {
-        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
-        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_are_written_as_people_write_them() {
-        let parse = |text: &str| text.parse::<SocketAddr>().expect("test address");
-        assert_eq!(endpoint(parse("127.0.0.1:80")), "127.0.0.1:80");
-        assert_eq!(endpoint(parse("[::1]:80")), "[::1]:80");
-        assert_eq!(endpoint(parse("[::]:22")), "[::]:22");
-        assert_eq!(
-            endpoint(parse("[::ffff:10.0.0.5]:443")),
-            "[::ffff:10.0.0.5]:443"
-        );
+        Format::Table => table::write(report, &output.style, output.out),
+        Format::Json => json::write(report, output),
+        Format::Csv => csv::write(report, output.out),
     }
 }

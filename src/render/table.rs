@@ -1,34 +1,14 @@
 //! The table people read: one row per socket, fitted to the terminal.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::ops::RangeInclusive;
 
 use comfy_table::{
     Attribute, Cell, ColumnConstraint, ContentArrangement, LineStyle, Table, TableStyle, Width,
 };
 
-use super::{Report, endpoint};
-use crate::model::{Direction, Entry, Family};
-
-/// How the table is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
-    /// Fit the terminal's width (wrapping long cells) rather than printing full lines.
-    pub fit_terminal: bool,
-    /// Borders and a bold header: only on a terminal without `NO_COLOR`.
-    pub decorated: bool,
-}
-
-impl Style {
-    pub fn detect() -> Style {
-        let terminal = io::stdout().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style {
-            fit_terminal: terminal,
-            decorated: terminal && !no_color,
-        }
-    }
-}
+use super::{Report, Style};
+use crate::core::model::{Direction, Entry, Family};
 
 /// A bold header underlined, and nothing else: rows stay easy to scan and to copy.
 const UNDERLINED_HEADER: TableStyle =
@@ -71,19 +51,25 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
 /// `wrappable` may wrap.
 pub fn styled(header: &[&str], style: &Style, wrappable: RangeInclusive<usize>) -> Table {
     let mut table = Table::new();
-    if style.decorated {
-        table.load_style(UNDERLINED_HEADER);
+    // The terminal was looked at once, in main: comfy-table is told, never asks itself.
+    table.force_no_tty();
+    if style.color {
+        table.load_style(UNDERLINED_HEADER).enforce_styling();
     } else {
-        table.load_style(TableStyle::new()).force_no_tty();
+        table.load_style(TableStyle::new());
     }
-    table.set_content_arrangement(if style.fit_terminal {
-        ContentArrangement::Dynamic
-    } else {
-        ContentArrangement::Disabled
-    });
+    match style.width {
+        Some(width) => {
+            table.set_width(width);
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        None => {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
     table.set_header(header.iter().map(|title| {
         let cell = Cell::new(title);
-        if style.decorated {
+        if style.color {
             cell.add_attribute(Attribute::Bold)
         } else {
             cell
@@ -122,8 +108,10 @@ fn row(entry: &Entry, numeric: bool) -> Vec<String> {
     };
     let mut cells = vec![
         proto,
-        endpoint(socket.local),
-        socket.remote.map_or_else(|| "*".to_string(), endpoint),
+        socket.local.to_string(),
+        socket
+            .remote
+            .map_or_else(|| "*".to_string(), |remote| remote.to_string()),
         socket.state.as_str().to_string(),
         range,
     ];

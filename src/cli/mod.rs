@@ -1,0 +1,462 @@
+//! The command line. Help text here is the user's first documentation.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::core::audit::rules::FailOn;
+use crate::core::error::UsageError;
+use crate::core::model::{Backend, Family, Proto, State};
+use crate::core::query::{
+    NetnsSelection, PortSpec, Query, RangeFilter, SortKey, StateSelection, parse_state,
+};
+use crate::core::target::Target;
+use crate::render::Format;
+
+pub mod parse;
+
+const EXAMPLES: &str = "\
+Examples:
+  portstat                   listeners and established connections, with owners
+  portstat -l                what is listening
+  portstat 5432              everything on port 5432 (local or remote)
+  portstat -tulpn            the ss/netstat habit works: TCP+UDP listeners, numeric
+  portstat -a --state time-wait --port 8000-9000
+  portstat --process nginx --json
+  portstat -l --format csv > listeners.csv
+  portstat who 8080          who holds 8080, and could a server bind it now?
+  portstat audit             what is reachable from beyond this host, and is it risky?";
+
+const WHO_EXAMPLES: &str = "\
+Examples:
+  portstat who 8080               TCP port 8080 on the IPv4 wildcard (what `listen 8080` binds)
+  portstat who 127.0.0.1:8080     a specific address
+  portstat who [::]:443           the IPv6 wildcard (dual-stack unless bindv6only)
+  portstat who 53/udp
+  portstat who 8080 -q && start-server
+  portstat why 80 --connect --json
+
+Exit status: 0 when a server could bind now, 1 when it could not, 2 for bad usage or when\nthe question could not be answered (the socket tables could not be read).";
+
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  portstat audit                                 this host: exposure and risky listeners
+  portstat audit --listeners                     also every listener with its exposure
+  portstat audit --policy portstat.toml          and check them against an allow-list
+  portstat audit --baseline approved.json        and report listeners new or gone since then
+  portstat -l --json > approved.json             save a baseline (or: portstat audit --json)
+  portstat audit --input web-1.json --input web-2.json --fail-on medium
+                                                 saved snapshots of other hosts, e.g. in CI
+
+Exit status: 0 when no finding is at or above --fail-on and there is no policy or drift
+violation; 1 otherwise; 2 for bad usage, an unreadable or malformed policy, snapshot or
+baseline, or socket tables that can't be read.";
+
+/// What is using which port on this machine, and is that all right?
+///
+/// Lists TCP and UDP sockets (IPv4 and IPv6) with the processes that hold them, the IANA range
+/// of each port, whether it is in this host's ephemeral range, the service it usually carries,
+/// and for connections, whether they came in or went out. Without options: listening sockets
+/// and established connections.
+#[derive(Debug, Parser)]
+#[command(
+    name = "portstat",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Who holds a port, and could a new server bind it now?
+    ///
+    /// Lists every socket on the port (listeners with their owners, connections by state,
+    /// TIME_WAIT with time left), then says whether a server could bind the address and port
+    /// now and, if not, why, in a sentence to act on. A real test bind (with and without
+    /// SO_REUSEADDR, released at once, never listened on) confirms the verdict.
+    #[command(visible_alias = "why", after_help = WHO_EXAMPLES)]
+    Who(WhoArgs),
+
+    /// Audit the listeners: what is reachable from beyond this host, is it risky, does it keep
+    /// to a policy, what changed?
+    ///
+    /// Classifies every TCP listener and bound UDP socket by exposure (loopback,
+    /// all-interfaces, or a specific private or public address with its interface), reports
+    /// findings from a table of risky services (plaintext logins, data stores, remote-control
+    /// and debug ports) and unseen owners, checks an optional TOML allow-list and an optional
+    /// baseline, and ends with a one-line summary. The exit status suits CI (below).
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
+
+    /// The whole picture: counts per protocol, family and state, the processes with the most
+    /// sockets, and ephemeral-port pressure per destination
+    ///
+    /// Every socket is counted, in every state. For outgoing connections, the local ports in
+    /// use towards each destination (remote address, port and protocol, from one local address)
+    /// are measured against this host's ephemeral range: over 50% is a warning, over 80% port
+    /// exhaustion close at hand, naming the processes behind it.
+    Summary(SummaryArgs),
+
+    /// Follow changes as they happen: one line per listener opened or closed, connection
+    /// opened, changing state or closed
+    ///
+    /// The usual filters narrow what is followed (default: listeners and established
+    /// connections). Owners are looked up for new sockets only. Ctrl-C or a closed pipe ends it
+    /// with status 0.
+    #[command(after_help = WATCH_EXAMPLES)]
+    Watch(WatchArgs),
+}
+
+/// Where the socket tables come from: shared by every command that scans this host.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Which reader of the kernel's socket tables to use
+    #[arg(long, value_enum, default_value_t = Backend::Auto, help_heading = "Scanning")]
+    pub backend: Backend,
+
+    /// Network namespaces to read: all, or one by pid, `ip netns` name or path [default:
+    /// portstat's own]. Other namespaces than one's own need root (all: see README)
+    #[arg(long, value_name = "all|PID|NAME|PATH", help_heading = "Scanning")]
+    pub netns: Option<NetnsSelection>,
+}
+
+impl ScanArgs {
+    pub fn netns(&self) -> NetnsSelection {
+        self.netns.clone().unwrap_or_default()
+    }
+}
+
+/// `--json`: shared by every command.
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// The same facts as JSON (see README): indented at a terminal, one line otherwise
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+}
+
+/// `-n`: shared by the commands that name users and services.
+#[derive(Debug, Args)]
+pub struct NumericArg {
+    /// Numeric: no service or user names (and faster)
+    #[arg(short = 'n', long, help_heading = "Output")]
+    pub numeric: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// How many processes and destinations to list
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    #[command(flatten)]
+    pub json: JsonArg,
+
+    #[command(flatten)]
+    pub numeric: NumericArg,
+}
+
+const WATCH_EXAMPLES: &str = "\
+Examples:
+  portstat watch                    listeners and connections coming and going
+  portstat watch -l                 listeners only
+  portstat watch --port 5432 --json newline-delimited JSON events for a log
+  portstat watch -a --interval 0.2 --duration 30s";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Time between two readings of the tables: seconds (0.5) or a duration (500ms, 2s)
+    #[arg(long, value_name = "TIME", default_value = "1", value_parser = parse::interval)]
+    pub interval: std::time::Duration,
+
+    /// Stop after this many events
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Stop after this long: seconds or a duration (90s, 5m, 2h)
+    #[arg(long, value_name = "TIME", value_parser = parse::interval)]
+    pub duration: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub json: JsonArg,
+
+    #[command(flatten)]
+    pub numeric: NumericArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Audit a snapshot saved with `portstat -l --json` instead of this host (`-` reads stdin);
+    /// repeat for several hosts, one snapshot each
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["backend", "netns"])]
+    pub input: Vec<PathBuf>,
+
+    /// Check listeners against this TOML policy: [[allow]] port, proto, scope, process;
+    /// [[require]] port, proto (see README)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Report listeners new or gone since this saved `portstat -l --json` or
+    /// `portstat audit --json`
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// The least severity that fails the run (exit 1); `never` only reports findings
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::High)]
+    pub fail_on: FailOn,
+
+    /// Also list every listener with its exposure, before the findings
+    #[arg(long)]
+    pub listeners: bool,
+
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoArgs {
+    /// PORT, PORT/udp, :PORT, ADDRESS:PORT or [IPv6]:PORT; TCP unless /udp is given
+    #[arg(value_name = "TARGET")]
+    pub target: Target,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Skip the test bind: the verdict then rests on the socket tables alone
+    #[arg(long)]
+    pub no_bind: bool,
+
+    /// Also try a TCP connection (on loopback for a wildcard target), like `nc -z`
+    #[arg(long)]
+    pub connect: bool,
+
+    #[command(flatten)]
+    pub json: JsonArg,
+
+    /// Print nothing; only the exit status answers
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Which sockets to show: shared by the listing and `watch`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Listening sockets: TCP LISTEN and bound, unconnected UDP (UNCONN)
+    #[arg(short = 'l', long, help_heading = "Which sockets")]
+    pub listening: bool,
+
+    /// Established connections (TCP ESTABLISHED, connected UDP)
+    #[arg(short = 'e', long, help_heading = "Which sockets")]
+    pub established: bool,
+
+    /// Sockets in every state (TIME_WAIT, CLOSE_WAIT, SYN_SENT, ...)
+    #[arg(short = 'a', long, help_heading = "Which sockets")]
+    pub all: bool,
+
+    /// Only these states, in any case, with - or _: listen, unconn, established, syn-sent,
+    /// syn-recv, new-syn-recv, fin-wait1, fin-wait2, time-wait, close, close-wait, last-ack,
+    /// closing. Replaces -l/-e/-a
+    #[arg(long, value_name = "STATE[,STATE]", value_delimiter = ',', value_parser = parse_state, help_heading = "Which sockets")]
+    pub state: Vec<State>,
+
+    /// TCP only
+    #[arg(short = 't', long, help_heading = "Which sockets")]
+    pub tcp: bool,
+
+    /// UDP only
+    #[arg(short = 'u', long, help_heading = "Which sockets")]
+    pub udp: bool,
+
+    /// IPv4 only
+    #[arg(short = '4', long, help_heading = "Which sockets")]
+    pub ipv4: bool,
+
+    /// IPv6 only (IPv4-mapped addresses on IPv6 sockets included)
+    #[arg(short = '6', long, help_heading = "Which sockets")]
+    pub ipv6: bool,
+
+    /// Same as the positional PORTS
+    #[arg(long, value_name = "SPEC", help_heading = "Which sockets")]
+    pub port: Option<PortSpec>,
+
+    /// Sockets held by these processes
+    #[arg(
+        long,
+        value_name = "PID[,PID]",
+        value_delimiter = ',',
+        help_heading = "Which sockets"
+    )]
+    pub pid: Vec<u32>,
+
+    /// Sockets held by a process whose name contains NAME (case-insensitive)
+    #[arg(long, value_name = "NAME", help_heading = "Which sockets")]
+    pub process: Option<String>,
+
+    /// Sockets created by this user (name or uid)
+    #[arg(long, value_name = "NAME|UID", help_heading = "Which sockets")]
+    pub user: Option<String>,
+
+    /// Local port in an IANA range (well-known 0-1023, registered 1024-49151, dynamic
+    /// 49152-65535) or in this host's ephemeral range (net.ipv4.ip_local_port_range)
+    #[arg(long, value_enum, help_heading = "Which sockets")]
+    pub range: Option<RangeFilter>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Ports to show, matched against the local or the remote port: 22, 22,80,443, 8000-9000
+    #[arg(value_name = "PORTS")]
+    pub ports_positional: Option<PortSpec>,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    #[command(flatten)]
+    pub numeric: NumericArg,
+
+    /// Accepted for ss/netstat habits; owners are always shown
+    #[arg(short = 'p', long = "processes", hide = true)]
+    pub processes: bool,
+
+    /// Order of rows [default: listeners first, then by port]
+    #[arg(long, value_enum, help_heading = "Output")]
+    pub sort: Option<SortKey>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table, conflicts_with = "json", help_heading = "Output")]
+    pub format: Format,
+
+    /// Same as --format json
+    #[command(flatten)]
+    pub json: JsonArg,
+
+    /// Read recorded tables (files tcp, tcp6, udp, udp6) from DIR instead of /proc/net
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub proc_net: Option<PathBuf>,
+}
+
+impl ListArgs {
+    pub fn format(&self) -> Format {
+        if self.json.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+impl FilterArgs {
+    /// The query these options ask; `ports` from elsewhere (a positional argument) stand in
+    /// for `--port` when it is absent. A user name is resolved through `users`.
+    pub fn query(
+        &self,
+        ports: Option<&PortSpec>,
+        user_id: impl Fn(&str) -> Option<u32>,
+    ) -> Result<Query, UsageError> {
+        let uid = match self.user.as_deref() {
+            None => None,
+            Some(user) => Some(match user.parse::<u32>() {
+                Ok(uid) => uid,
+                Err(_) => {
+                    user_id(user).ok_or_else(|| UsageError(format!("no such user: {user:?}")))?
+                }
+            }),
+        };
+        Ok(Query {
+            states: self.states(),
+            protos: self.protos(),
+            families: self.families(),
+            ports: self.port.clone().or_else(|| ports.cloned()),
+            local_ports_only: false,
+            pids: self.pid.clone(),
+            process: self.process.as_ref().map(|name| name.to_lowercase()),
+            uid,
+            range: self.range,
+        })
+    }
+
+    pub fn states(&self) -> Vec<State> {
+        StateSelection {
+            listening: self.listening,
+            established: self.established,
+            all: self.all,
+            states: self.state.clone(),
+        }
+        .resolve()
+    }
+
+    pub fn protos(&self) -> Vec<Proto> {
+        let mut protos = Vec::new();
+        if self.tcp {
+            protos.push(Proto::Tcp);
+        }
+        if self.udp {
+            protos.push(Proto::Udp);
+        }
+        protos
+    }
+
+    pub fn families(&self) -> Vec<Family> {
+        let mut families = Vec::new();
+        if self.ipv4 {
+            families.push(Family::Ipv4);
+        }
+        if self.ipv6 {
+            families.push(Family::Ipv6);
+        }
+        families
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ss_style_bundled_flags_parse() {
+        let cli = Cli::try_parse_from(["portstat", "-tulpn"]).expect("-tulpn parses");
+        let filters = &cli.list.filters;
+        assert!(filters.tcp && filters.udp && filters.listening && cli.list.numeric.numeric);
+        assert_eq!(filters.states(), [State::Listen, State::Unconn]);
+        let cli = Cli::try_parse_from(["portstat", "-tanp"]).expect("-tanp parses");
+        assert!(cli.list.filters.all && cli.list.filters.states().is_empty());
+    }
+
+    #[test]
+    fn bare_port_argument_is_a_port_filter() {
+        let cli = Cli::try_parse_from(["portstat", "8000-9000"]).expect("parses");
+        let query = cli
+            .list
+            .filters
+            .query(cli.list.ports_positional.as_ref(), |_| None)
+            .expect("query");
+        assert!(query.ports.is_some_and(|p| p.contains(8080)));
+    }
+}

@@ -1,0 +1,34 @@
+//! Value parsers for the command line: text in, a value or a sentence saying what is wrong.
+
+use std::time::Duration;
+
+/// `--interval`: seconds as a number (`0.5`) or a duration (`500ms`, `2s`).
+pub fn interval(text: &str) -> Result<Duration, String> {
+    let parsed = match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => {
+            Duration::try_from_secs_f64(seconds).ok()
+        }
+        Ok(_) => None,
+        Err(_) => humantime::parse_duration(text)
+            .ok()
+            .filter(|d| !d.is_zero()),
+    };
+    parsed.ok_or_else(|| {
+        format!("{text:?} is not a positive duration (seconds, or e.g. 500ms, 2s, 1m)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_as_seconds_or_durations() {
+        assert_eq!(interval("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(interval("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(interval("500ms"), Ok(Duration::from_millis(500)));
+        assert!(interval("0").is_err());
+        assert!(interval("-1").is_err());
+        assert!(interval("soon").is_err());
+    }
+}

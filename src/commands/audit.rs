@@ -1,0 +1,245 @@
+//! `portstat audit`: what accepts connections from beyond this machine, is any of it
+//! dangerous, does it keep to a policy, and what changed since an approved state. This module
+//! gathers (this host's scan, or saved snapshots) and runs; the judging is in `core::audit`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::scan::{self, Names};
+use super::{Context, Outcome};
+use crate::cli::AuditArgs;
+use crate::core::audit::drift;
+use crate::core::audit::exposure::HostView;
+use crate::core::audit::listener::{self, Listener};
+use crate::core::audit::outcome::AuditSummary;
+use crate::core::audit::{policy, rules};
+use crate::core::error::UsageError;
+use crate::core::model::{Backend, Entry, Source, State, Stop};
+use crate::core::query::{NetnsSelection, Query};
+use crate::core::services::Services;
+use crate::os::Os;
+use crate::render::audit::{self as report, Audit, DriftOutcome, HostInfo, PolicyOutcome};
+
+/// The listeners of every audited host.
+struct Gathered {
+    hosts: Vec<HostInfo>,
+    listeners: Vec<Listener>,
+    warnings: Vec<String>,
+}
+
+pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
+    let os = context.os;
+    let services = context.services();
+    // The files first: a mistake in them is reported before anything is scanned.
+    let policy = args
+        .policy
+        .as_deref()
+        .map(|path| -> Result<_> {
+            let text = read_file(os, path, "policy")?;
+            let parsed = policy::parse(&text)
+                .map_err(|error| UsageError(error.in_file(&path.display().to_string())))?;
+            Ok((path.display().to_string(), parsed))
+        })
+        .transpose()?;
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(|path| -> Result<_> {
+            let text = read_file(os, path, "baseline")?;
+            let endpoints = drift::parse_baseline(&text, services)
+                .map_err(|why| UsageError(format!("baseline {}: {why}", path.display())))?;
+            Ok((path.display().to_string(), endpoints))
+        })
+        .transpose()?;
+
+    let gathered = if args.input.is_empty() {
+        gather_live(context, args.scan.backend, &args.scan.netns())?
+    } else {
+        gather_snapshots(os, &args.input, services)?
+    };
+    let listeners = &gathered.listeners;
+
+    let mut findings = rules::evaluate(listeners);
+    let mut violations = None;
+    if let Some((_, policy)) = &policy {
+        // The policy's author accepted these listeners: their findings are kept, marked.
+        for finding in &mut findings {
+            finding.allowed = listeners
+                .get(finding.listener)
+                .is_some_and(|listener| policy.allows(listener));
+        }
+        let hosts: Vec<String> = gathered.hosts.iter().map(|h| h.host.clone()).collect();
+        violations = Some(policy.check(&hosts, listeners));
+    }
+    let drift = baseline.as_ref().map(|(_, before)| {
+        let now: Vec<drift::Endpoint> = listeners.iter().map(drift::Endpoint::of).collect();
+        drift::compare(before, &now)
+    });
+    let summary = AuditSummary::of(
+        listeners,
+        &findings,
+        violations.as_ref().map(Vec::len),
+        drift.as_ref(),
+        args.fail_on,
+    );
+
+    let audit = Audit {
+        hosts: &gathered.hosts,
+        listeners,
+        findings: &findings,
+        policy: policy
+            .as_ref()
+            .zip(violations.as_deref())
+            .map(|((file, policy), violations)| PolicyOutcome {
+                file,
+                policy,
+                violations,
+            }),
+        drift: baseline
+            .as_ref()
+            .zip(drift.as_ref())
+            .map(|((file, _), drift)| DriftOutcome { file, drift }),
+        summary: &summary,
+        warnings: &gathered.warnings,
+    };
+    let output = &mut context.output;
+    output.warnings(&gathered.warnings)?;
+    if args.json.json {
+        report::json(&audit, output)?;
+    } else {
+        report::text(&audit, args.listeners, &output.style, output.out)?;
+    }
+    Ok(if summary.passed {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    })
+}
+
+/// This host's TCP listeners and bound UDP sockets, with every owner.
+fn gather_live(context: &Context, backend: Backend, netns: &NetnsSelection) -> Result<Gathered> {
+    let os = context.os;
+    let query = Query {
+        states: vec![State::Listen, State::Unconn],
+        ..Query::default()
+    };
+    let services = context.services();
+    let names = Names {
+        services: Some(services),
+        users: true,
+    };
+    let scan = scan::scan(
+        os,
+        &query,
+        backend,
+        &Source::Live,
+        netns,
+        names,
+        Stop::Never,
+    )
+    .map_err(|error| error.context("cannot read this host's socket tables"))?;
+    let mut warnings = scan.warnings;
+    let interfaces = match os.interfaces() {
+        Ok(interfaces) => Some(interfaces),
+        Err(error) => {
+            warnings.push(format!(
+                "could not list network interfaces ({error}); exposure rests on addresses alone"
+            ));
+            None
+        }
+    };
+    let view = HostView {
+        interfaces,
+        bindv6only: Some(os.host_facts(None)?.bindv6only),
+    };
+    let host = os.hostname();
+    // With several network namespaces (--netns all), each is audited as a host of its own,
+    // named after the namespace, so every finding says where it is.
+    let host_of = |entry: &Entry| match &entry.netns {
+        Some(label) => format!("{host} netns {}", label.short()),
+        None => host.clone(),
+    };
+    let mut listeners = scan
+        .entries
+        .iter()
+        .map(|entry| Listener::from_entry(&host_of(entry), entry, &view, services))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|why| UsageError(format!("a socket of this host could not be audited: {why}")))?;
+    sort(&mut listeners);
+    let captured_at = context.captured_at();
+    let mut names: Vec<String> = scan.entries.iter().map(host_of).collect();
+    if names.is_empty() {
+        names.push(host.clone());
+    }
+    names.sort();
+    names.dedup();
+    Ok(Gathered {
+        hosts: names
+            .into_iter()
+            .map(|host| HostInfo {
+                host,
+                captured_at: captured_at.clone(),
+                source: "live".into(),
+            })
+            .collect(),
+        listeners,
+        warnings,
+    })
+}
+
+/// Saved `portstat -l --json` snapshots, one host each.
+fn gather_snapshots(
+    os: &dyn Os,
+    paths: &[std::path::PathBuf],
+    services: &Services,
+) -> Result<Gathered> {
+    let mut gathered = Gathered {
+        hosts: Vec::new(),
+        listeners: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for path in paths {
+        let file = path.display().to_string();
+        let text = read_file(os, path, "snapshot")?;
+        let snapshot = listener::from_snapshot_text(&text, services)
+            .map_err(|why| UsageError(format!("snapshot {file}: {why}")))?;
+        if let Some(first) = seen.insert(snapshot.host.clone(), file.clone()) {
+            // Findings, policy requirements and drift are per host: two files can't share one.
+            return Err(UsageError(format!(
+                "snapshots {first} and {file} are both of host {:?}: give one snapshot per host",
+                snapshot.host
+            ))
+            .into());
+        }
+        gathered.warnings.extend(
+            snapshot
+                .warnings
+                .iter()
+                .map(|warning| format!("{}: {warning}", snapshot.host)),
+        );
+        gathered.hosts.push(HostInfo {
+            host: snapshot.host,
+            captured_at: snapshot.captured_at,
+            source: file,
+        });
+        gathered.listeners.extend(snapshot.listeners);
+    }
+    sort(&mut gathered.listeners);
+    Ok(gathered)
+}
+
+fn sort(listeners: &mut [Listener]) {
+    listeners.sort_by(|a, b| {
+        (&a.host, a.port, a.proto, a.address).cmp(&(&b.host, b.port, b.proto, b.address))
+    });
+}
+
+/// A file the user named, or standard input for `-`; failing to read it is a usage error.
+fn read_file(os: &dyn Os, path: &Path, what: &str) -> Result<String> {
+    os.read_user_file(path).map_err(|error| {
+        UsageError(format!("cannot read {what} {}: {error}", path.display())).into()
+    })
+}

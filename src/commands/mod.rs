@@ -1,0 +1,67 @@
+//! One module per subcommand. Each is given the OS and the output (a [`Context`]) and returns
+//! an [`Outcome`]; main turns outcomes and errors into the exit status, in one place.
+
+use std::cell::OnceCell;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::core::services::Services;
+use crate::os::Os;
+use crate::render::Output;
+
+pub mod audit;
+pub mod list;
+pub mod scan;
+pub mod summary;
+pub mod watch;
+pub mod who;
+
+/// What a command answered, as far as the exit status goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit status 0: listed, a server can bind, the audit passed.
+    Pass,
+    /// Exit status 1: a server cannot bind, the audit failed.
+    Fail,
+}
+
+/// What every command is given.
+pub struct Context<'a> {
+    pub os: &'a dyn Os,
+    pub output: Output<'a>,
+    services: OnceCell<&'static Services>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(os: &'a dyn Os, output: Output<'a>) -> Context<'a> {
+        Context {
+            os,
+            output,
+            services: OnceCell::new(),
+        }
+    }
+
+    /// Service names: the embedded IANA registry under this system's `/etc/services`, read on
+    /// first use.
+    pub fn services(&self) -> &'static Services {
+        self.services
+            .get_or_init(|| Services::leaked(self.os.etc_services().as_deref()))
+    }
+
+    /// Now, as RFC 3339 in UTC, to the second.
+    pub fn captured_at(&self) -> String {
+        humantime::format_rfc3339_seconds(self.os.now()).to_string()
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: &Cli, context: &mut Context) -> Result<Outcome> {
+    match &cli.command {
+        None => list::run(&cli.list, context),
+        Some(Command::Who(args)) => who::run(args, context),
+        Some(Command::Audit(args)) => audit::run(args, context),
+        Some(Command::Summary(args)) => summary::run(args, context),
+        Some(Command::Watch(args)) => watch::run(args, context),
+    }
+}

@@ -1,0 +1,231 @@
+//! One look at the machine: read the tables, keep the sockets the query can match, find their
+//! owners, and give each its meaning. Every command starts here.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::core::cgroup;
+use crate::core::error::UsageError;
+use crate::core::meaning::{self, Listeners, Meaning, WalkLimits};
+use crate::core::model::{
+    Backend, ContainerLabel, Entry, EphemeralRange, NetnsLabel, Process, Socket, Source, Stop,
+    TableRead,
+};
+use crate::core::query::{NetnsSelection, Query};
+use crate::core::services::Services;
+use crate::os::Os;
+
+/// What a command asks a scan for, beyond the query.
+#[derive(Clone, Copy)]
+pub struct Names {
+    /// Service names for ports; `None` under `--numeric`.
+    pub services: Option<&'static Services>,
+    /// User names for uids and processes.
+    pub users: bool,
+}
+
+pub struct Scan {
+    pub entries: Vec<Entry>,
+    /// What could not be seen: said once, shortly, to the user.
+    pub warnings: Vec<String>,
+}
+
+pub fn scan(
+    os: &dyn Os,
+    query: &Query,
+    backend: Backend,
+    source: &Source,
+    netns: &NetnsSelection,
+    names: Names,
+    stop: Stop,
+) -> Result<Scan> {
+    let mut reading = read(os, query, backend, source, netns)?;
+    let candidates = std::mem::take(&mut reading.candidates);
+    let (entries, owner_warnings) = reading.describe(os, candidates, query, names, stop);
+    let mut warnings = reading.warnings;
+    warnings.extend(owner_warnings);
+    Ok(Scan { entries, warnings })
+}
+
+/// The socket tables as read, before any owner is looked up.
+pub struct Reading {
+    /// The sockets the query can still match (owner filters aside).
+    pub candidates: Vec<Socket>,
+    /// Every listener read, including ones the query hides: direction and accept queues need
+    /// them.
+    pub listeners: Listeners,
+    pub ephemeral: EphemeralRange,
+    pub inodes_known: bool,
+    pub warnings: Vec<String>,
+    /// Namespace labels by inode, when more than one namespace was read.
+    pub labels: HashMap<u64, Arc<NetnsLabel>>,
+}
+
+/// Reads the tables the query needs, in the namespaces asked for, and keeps the sockets it can
+/// match.
+pub fn read(
+    os: &dyn Os,
+    query: &Query,
+    backend: Backend,
+    source: &Source,
+    netns: &NetnsSelection,
+) -> Result<Reading> {
+    let (read, labels) = match (netns, source) {
+        (NetnsSelection::Own, _) => (
+            os.read_tables(backend, source, None, query.tables())?,
+            HashMap::new(),
+        ),
+        (_, Source::Recorded(_)) => {
+            return Err(UsageError(
+                "recorded tables (--proc-net) hold one namespace: --netns does not apply".into(),
+            )
+            .into());
+        }
+        (selection, Source::Live) => read_namespaces(os, selection, backend, query)?,
+    };
+    let ephemeral = os.host_facts(None)?.ephemeral;
+    let listeners = Listeners::index(&read.sockets);
+    let candidates = read
+        .sockets
+        .into_iter()
+        .filter(|socket| query.matches_socket(socket, ephemeral))
+        .collect();
+    Ok(Reading {
+        candidates,
+        listeners,
+        ephemeral,
+        inodes_known: read.inodes_known,
+        warnings: read.warnings,
+        labels,
+    })
+}
+
+/// Reads every selected namespace's tables from inside it, each socket marked with its
+/// namespace. A namespace that can't be read is a warning, unless it is the only one asked.
+fn read_namespaces(
+    os: &dyn Os,
+    selection: &NetnsSelection,
+    backend: Backend,
+    query: &Query,
+) -> Result<(TableRead, HashMap<u64, Arc<NetnsLabel>>)> {
+    let (namespaces, mut warnings) = os.namespaces(selection)?;
+    let mut read = TableRead {
+        inodes_known: true,
+        ..TableRead::default()
+    };
+    let mut labels = HashMap::new();
+    let only_one = namespaces.len() == 1;
+    for namespace in &namespaces {
+        // The container is that of a process inside, when its cgroup names one.
+        let container = namespace
+            .pid
+            .filter(|_| !namespace.own)
+            .and_then(|pid| os.cgroup(pid))
+            .and_then(|text| cgroup::parse(&text).container)
+            .map(ContainerLabel::from);
+        let label = NetnsLabel {
+            inode: namespace.inode,
+            name: namespace.name.clone(),
+            container,
+        };
+        match os.read_tables(backend, &Source::Live, Some(namespace), query.tables()) {
+            Ok(mut tables) => {
+                for socket in &mut tables.sockets {
+                    socket.netns = namespace.inode;
+                }
+                read.sockets.append(&mut tables.sockets);
+                read.inodes_known &= tables.inodes_known;
+                warnings.append(&mut tables.warnings);
+                labels.insert(namespace.inode, Arc::new(label));
+            }
+            Err(error) if only_one => return Err(error),
+            Err(error) => warnings.push(format!(
+                "network namespace {} not shown: {error:#}",
+                label.short()
+            )),
+        }
+    }
+    read.warnings = warnings;
+    // One namespace shown is labelled nowhere: its output is the same as without --netns.
+    if labels.len() < 2 {
+        labels.clear();
+    }
+    Ok((read, labels))
+}
+
+impl Reading {
+    /// Finds the owners of `sockets` (one walk over the processes, for the owners the backend
+    /// did not report), gives each its meaning, and keeps those the owner filters match. Also
+    /// says what could not be seen.
+    pub fn describe(
+        &self,
+        os: &dyn Os,
+        sockets: Vec<Socket>,
+        query: &Query,
+        names: Names,
+        stop: Stop,
+    ) -> (Vec<Entry>, Vec<String>) {
+        let wanted: HashSet<u64> = sockets
+            .iter()
+            .filter(|socket| socket.holders.is_none() && socket.inode != 0)
+            .map(|socket| socket.inode)
+            .collect();
+        let walked = if wanted.is_empty() {
+            Default::default()
+        } else {
+            os.find_holders(&wanted, stop)
+        };
+        let holders_of = |socket: &Socket| -> Vec<u32> {
+            match &socket.holders {
+                Some(reported) => reported.clone(),
+                None => walked.pids(socket.inode).to_vec(),
+            }
+        };
+        let mut all_pids: Vec<u32> = sockets.iter().flat_map(holders_of).collect();
+        all_pids.sort_unstable();
+        all_pids.dedup();
+        let processes = if all_pids.is_empty() {
+            HashMap::new()
+        } else {
+            os.processes(&all_pids, names.users)
+        };
+        let limits = WalkLimits {
+            euid: os.effective_uid(),
+            some_unreadable: walked.unreadable > 0,
+            some_vanished: walked.vanished > 0,
+            inodes_known: self.inodes_known,
+        };
+        let mut user_names = HashMap::new();
+        let mut user_of = |uid: u32| -> Option<Arc<str>> {
+            user_names
+                .entry(uid)
+                .or_insert_with(|| os.user_name(uid))
+                .clone()
+        };
+
+        let meaning = Meaning {
+            ephemeral: self.ephemeral,
+            listeners: &self.listeners,
+            services: names.services,
+            labels: &self.labels,
+        };
+        let entries: Vec<Entry> = sockets
+            .into_iter()
+            .map(|socket| {
+                let owners: Vec<Arc<Process>> = holders_of(&socket)
+                    .iter()
+                    .filter_map(|pid| processes.get(pid).cloned())
+                    .collect();
+                let note =
+                    meaning::owner_note(&socket, !owners.is_empty(), &self.listeners, limits);
+                let user = socket.uid.filter(|_| names.users).and_then(&mut user_of);
+                meaning.entry(socket, owners, note, user)
+            })
+            .filter(|entry| query.matches_owner(entry))
+            .collect();
+        let warnings = meaning::owner_warnings(&entries, limits);
+        (entries, warnings)
+    }
+}

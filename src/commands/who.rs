@@ -1,0 +1,136 @@
+//! `portstat who PORT` (alias `why`): who holds a port, and could a new server bind it now?
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::scan::{self, Names};
+use super::{Context, Outcome};
+use crate::cli::WhoArgs;
+use crate::core::cgroup;
+use crate::core::error::UsageError;
+use crate::core::model::{Namespace, Source, Stop};
+use crate::core::query::{NetnsSelection, PortSpec, Query};
+use crate::core::target::Target;
+use crate::core::verdict::{self, BindTest, ConnectTest};
+use crate::os::Os;
+use crate::render::who::{self, WhoReport};
+
+/// How long `--connect` waits for an answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
+    let os = context.os;
+    let target = args.target;
+    let query = Query {
+        protos: vec![target.proto],
+        ports: Some(PortSpec::from(target.port)),
+        local_ports_only: true,
+        ..Query::default()
+    };
+    let names = Names {
+        services: Some(context.services()),
+        users: true,
+    };
+    let netns = args.scan.netns();
+    // The sysctls, the test bind and the connection all belong to the namespace asked about.
+    let namespace: Option<Namespace> = match &netns {
+        NetnsSelection::Own => None,
+        NetnsSelection::All => {
+            return Err(UsageError(
+                "who asks about one network namespace: give --netns a pid, a name or a path".into(),
+            )
+            .into());
+        }
+        one => os
+            .namespaces(one)?
+            .0
+            .into_iter()
+            .next()
+            .filter(|ns| !ns.own),
+    };
+    // Every holder of a listener matters here (a shared socket changes the verdict): the walk
+    // stops once each socket has one, then looks through the holders' children.
+    let scan = scan::scan(
+        os,
+        &query,
+        args.scan.backend,
+        &Source::Live,
+        &netns,
+        names,
+        Stop::WhenAllFound,
+    )?;
+    let entries = scan.entries;
+
+    let managers: HashMap<u32, cgroup::Manager> = entries
+        .iter()
+        .filter(|entry| entry.socket.state.is_listening())
+        .flat_map(|entry| entry.processes.iter().map(|p| p.pid))
+        .map(|pid| {
+            let manager = os.cgroup(pid).map(|text| cgroup::parse(&text));
+            (pid, manager.unwrap_or_default())
+        })
+        .collect();
+
+    let facts = os.host_facts(namespace.as_ref())?;
+    let test = (!args.no_bind).then(|| test_bind(os, namespace.as_ref(), &target));
+    let connect = args
+        .connect
+        .then(|| test_connect(os, namespace.as_ref(), &target));
+    let verdict = verdict::decide(&target, &entries, &facts, &managers, test.as_ref());
+
+    if !args.quiet {
+        let report = WhoReport::new(
+            &target,
+            &entries,
+            &facts,
+            &managers,
+            context.services(),
+            &verdict,
+            test.as_ref(),
+            connect.as_ref(),
+            &scan.warnings,
+        );
+        let output = &mut context.output;
+        if args.json.json {
+            output.json(&report)?;
+        } else {
+            who::text(&report, output.out)?;
+        }
+        output.warnings(&scan.warnings)?;
+    }
+    Ok(if verdict.can_bind {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    })
+}
+
+/// A server's two usual ways to bind: with and without SO_REUSEADDR.
+fn test_bind(os: &dyn Os, netns: Option<&Namespace>, target: &Target) -> BindTest {
+    let address = SocketAddr::new(target.address, target.port);
+    BindTest {
+        address: address.to_string(),
+        without_reuseaddr: os.test_bind(netns, target.proto, address, false),
+        with_reuseaddr: os.test_bind(netns, target.proto, address, true),
+    }
+}
+
+/// A wildcard target is tried on loopback of its family: the wildcard itself is not an address
+/// one can connect to.
+fn test_connect(os: &dyn Os, netns: Option<&Namespace>, target: &Target) -> ConnectTest {
+    let host = match target.address {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    };
+    let address = SocketAddr::new(host, target.port);
+    let (outcome, took) = os.test_connect(netns, address, CONNECT_TIMEOUT);
+    ConnectTest {
+        address: address.to_string(),
+        outcome,
+        millis: took.as_secs_f64() * 1000.0,
+    }
+}

@@ -1,0 +1,239 @@
+//! The audit's one view of a listening socket, whether this host's scan or a saved snapshot
+//! produced it. Both go through the snapshot record, so a live audit and an offline audit of
+//! the same host's `portstat -l --json` see the same listeners.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::exposure::{self, Exposure, HostView};
+use crate::core::model::{Entry, Process, Proto, State};
+use crate::core::services::Services;
+use crate::core::snapshot::{SCHEMA, Snapshot, SocketRecord};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Listener {
+    pub host: String,
+    pub proto: Proto,
+    pub family: &'static str,
+    pub address: IpAddr,
+    pub port: u16,
+    #[serde(flatten)]
+    pub exposure: Exposure,
+    pub service: Option<String>,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub processes: Vec<Arc<Process>>,
+    /// Why no process is shown (`hidden`, `not-found`, `exited`), as in the snapshot.
+    pub owner_note: Option<String>,
+}
+
+impl Listener {
+    /// A live socket: the snapshot record plus what only a live scan knows (IPV6_V6ONLY).
+    pub fn from_entry(
+        host: &str,
+        entry: &Entry,
+        view: &HostView,
+        services: &Services,
+    ) -> Result<Listener, String> {
+        let record = SocketRecord::from_entry(entry);
+        Listener::from_record(host, &record, entry.socket.v6only, view, services)
+    }
+
+    pub fn from_record(
+        host: &str,
+        record: &SocketRecord,
+        v6only: Option<bool>,
+        view: &HostView,
+        services: &Services,
+    ) -> Result<Listener, String> {
+        let proto = match record.proto.as_ref() {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            other => return Err(format!("proto {other:?} is neither tcp nor udp")),
+        };
+        let address: IpAddr = record.local_address.parse().map_err(|_| {
+            format!(
+                "local_address {:?} is not an IP address",
+                record.local_address
+            )
+        })?;
+        let service = record
+            .local_service
+            .as_deref()
+            .or_else(|| services.name(record.local_port, proto))
+            .map(str::to_string);
+        Ok(Listener {
+            host: host.to_string(),
+            proto,
+            family: if address.is_ipv4() { "ipv4" } else { "ipv6" },
+            address,
+            port: record.local_port,
+            exposure: exposure::classify(address, v6only, view),
+            service,
+            uid: record.uid,
+            user: record.user.as_deref().map(str::to_string),
+            processes: record.processes.clone(),
+            owner_note: record.owner_note.as_deref().map(str::to_string),
+        })
+    }
+
+    /// `tcp 0.0.0.0:6379 (redis-server)`: how messages name a listener.
+    pub fn label(&self) -> String {
+        let names = self.process_names();
+        let owner = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        };
+        format!("{} {}{owner}", self.proto.as_str(), self.endpoint())
+    }
+
+    pub fn endpoint(&self) -> String {
+        std::net::SocketAddr::new(self.address, self.port).to_string()
+    }
+
+    pub fn process_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.processes.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// One host's listeners, as a scan or a saved snapshot holds them.
+#[derive(Debug, Clone)]
+pub struct HostListeners {
+    pub host: String,
+    /// RFC 3339, UTC.
+    pub captured_at: String,
+    pub listeners: Vec<Listener>,
+    pub warnings: Vec<String>,
+}
+
+/// Parses a saved `portstat --json` document: its host and its listeners (TCP LISTEN, UDP
+/// UNCONN), classified from their addresses alone.
+pub fn from_snapshot_text(text: &str, services: &Services) -> Result<HostListeners, String> {
+    let snapshot: Snapshot =
+        serde_json::from_str(text).map_err(|e| format!("not a portstat JSON snapshot: {e}"))?;
+    if snapshot.schema != SCHEMA {
+        return Err(format!(
+            "snapshot schema {} is not the schema {SCHEMA} this portstat reads",
+            snapshot.schema
+        ));
+    }
+    let listeners = listeners_of(&snapshot, services)?;
+    let warnings = snapshot.warnings.iter().map(|w| w.to_string()).collect();
+    Ok(HostListeners {
+        host: snapshot.host.to_string(),
+        captured_at: snapshot.captured_at.to_string(),
+        listeners,
+        warnings,
+    })
+}
+
+pub fn listeners_of(snapshot: &Snapshot, services: &Services) -> Result<Vec<Listener>, String> {
+    let listening = [State::Listen.as_str(), State::Unconn.as_str()];
+    snapshot
+        .sockets
+        .iter()
+        .enumerate()
+        .filter(|(_, record)| listening.contains(&record.state.as_ref()))
+        .map(|(index, record)| {
+            Listener::from_record(&snapshot.host, record, None, &HostView::default(), services)
+                .map_err(|e| format!("socket {index}: {e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::{OwnerNote, Socket};
+
+    fn entry(local: &str, state: State, v6only: Option<bool>) -> Entry {
+        let mut socket = Socket::example(Proto::Tcp, local, None, state);
+        socket.v6only = v6only;
+        Entry {
+            user: Some("redis".into()),
+            ..Entry::example(
+                socket,
+                vec![Process::example(42, "redis-server", Some("redis"))],
+            )
+        }
+    }
+
+    #[test]
+    fn live_entries_keep_v6only_and_find_a_service_name() {
+        let view = HostView {
+            interfaces: Some(Vec::new()),
+            bindv6only: Some(false),
+        };
+        let listener = Listener::from_entry(
+            "web-1",
+            &entry("[::]:6379", State::Listen, Some(true)),
+            &view,
+            &Services::with_system_services(None),
+        )
+        .expect("valid entry");
+        assert_eq!(listener.exposure.dual_stack, Some(false));
+        assert_eq!(listener.service.as_deref(), Some("redis"));
+        assert_eq!(listener.family, "ipv6");
+        assert_eq!(listener.label(), "tcp [::]:6379 (redis-server)");
+    }
+
+    #[test]
+    fn snapshots_yield_only_their_listeners() {
+        let listen = entry("0.0.0.0:6379", State::Listen, None);
+        let mut established = entry("10.0.0.1:6379", State::Established, None);
+        established.socket.remote = Some("10.0.0.2:50000".parse().expect("address"));
+        let mut hidden = entry("127.0.0.1:9000", State::Listen, None);
+        hidden.processes.clear();
+        hidden.owner_note = Some(OwnerNote::Hidden);
+        let snapshot = Snapshot {
+            schema: 1,
+            host: "db-1".into(),
+            captured_at: "2026-01-01T00:00:00Z".into(),
+            sockets: [&listen, &established, &hidden]
+                .map(SocketRecord::from_entry)
+                .into(),
+            warnings: vec!["owners of 1 sockets hidden: run as root".into()],
+        };
+        let text = serde_json::to_string(&snapshot).expect("serializes");
+        let read =
+            from_snapshot_text(&text, &Services::with_system_services(None)).expect("reads back");
+        assert_eq!(read.host, "db-1");
+        assert_eq!(read.warnings.len(), 1);
+        let listeners = read.listeners;
+        assert_eq!(listeners.len(), 2);
+        assert!(listeners.iter().all(|l| l.host == "db-1"));
+        assert_eq!(listeners[1].owner_note.as_deref(), Some("hidden"));
+        // Offline nothing tells whether a wildcard is dual-stack or which interface holds what.
+        assert_eq!(listeners[0].exposure.dual_stack, None);
+    }
+
+    #[test]
+    fn malformed_snapshots_say_what_is_wrong() {
+        let err = |text: &str| {
+            from_snapshot_text(text, &Services::with_system_services(None)).expect_err(text)
+        };
+        assert!(err("{").contains("not a portstat JSON snapshot"));
+        assert!(
+            err(r#"{"schema":2,"host":"h","captured_at":"","sockets":[],"warnings":[]}"#)
+                .contains("schema 2")
+        );
+        let listen = entry("0.0.0.0:6379", State::Listen, None);
+        let mut record = SocketRecord::from_entry(&listen);
+        record.local_address = "not-an-ip".into();
+        let snapshot = Snapshot {
+            schema: 1,
+            host: "h".into(),
+            captured_at: "".into(),
+            sockets: vec![record],
+            warnings: Vec::new(),
+        };
+        let text = serde_json::to_string(&snapshot).expect("serializes");
+        assert!(err(&text).contains("socket 0: local_address \"not-an-ip\""));
+    }
+}

@@ -1,0 +1,14 @@
+//! Plain data and pure logic: no I/O happens here. What the OS says comes in as data.
+
+pub mod audit;
+pub mod cgroup;
+pub mod error;
+pub mod meaning;
+pub mod model;
+pub mod query;
+pub mod services;
+pub mod snapshot;
+pub mod summary;
+pub mod target;
+pub mod verdict;
+pub mod watch;

@@ -1,0 +1,628 @@
+//! The plain data every part of portstat shares: sockets as the kernel reports them, and the
+//! meaning portstat adds to them. No I/O happens here.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// Socket states, named as `ss` names them. `Unconn` is a bound UDP socket with no peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    Listen,
+    Unconn,
+    Established,
+    SynSent,
+    SynRecv,
+    NewSynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Closing,
+}
+
+impl State {
+    pub const ALL: [State; 13] = [
+        State::Listen,
+        State::Unconn,
+        State::Established,
+        State::SynSent,
+        State::SynRecv,
+        State::NewSynRecv,
+        State::FinWait1,
+        State::FinWait2,
+        State::TimeWait,
+        State::Close,
+        State::CloseWait,
+        State::LastAck,
+        State::Closing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Listen => "LISTEN",
+            State::Unconn => "UNCONN",
+            State::Established => "ESTABLISHED",
+            State::SynSent => "SYN_SENT",
+            State::SynRecv => "SYN_RECV",
+            State::NewSynRecv => "NEW_SYN_RECV",
+            State::FinWait1 => "FIN_WAIT1",
+            State::FinWait2 => "FIN_WAIT2",
+            State::TimeWait => "TIME_WAIT",
+            State::Close => "CLOSE",
+            State::CloseWait => "CLOSE_WAIT",
+            State::LastAck => "LAST_ACK",
+            State::Closing => "CLOSING",
+        }
+    }
+
+    /// Accepts a state name in any case, with `-` or `_` between words and with or without the
+    /// separator before a trailing digit (`fin-wait-1`, `FIN_WAIT1`, `finwait1`).
+    pub fn parse(name: &str) -> Option<State> {
+        let wanted = normalise_state_name(name);
+        State::ALL
+            .into_iter()
+            .find(|state| normalise_state_name(state.as_str()) == wanted)
+    }
+
+    /// A socket that waits for others rather than talking to one peer: TCP LISTEN, bound UDP.
+    pub fn is_listening(self) -> bool {
+        matches!(self, State::Listen | State::Unconn)
+    }
+}
+
+fn normalise_state_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of a kernel socket table, as the backend read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub proto: Proto,
+    pub local: SocketAddr,
+    /// `None` for listeners and unconnected UDP sockets: they have no peer.
+    pub remote: Option<SocketAddr>,
+    pub state: State,
+    /// Bytes waiting to be sent (0 for a TCP listener in /proc/net/tcp).
+    pub tx_queue: u32,
+    /// Bytes waiting to be read; for a TCP listener, connections waiting to be accepted.
+    pub rx_queue: u32,
+    /// Time left on the socket's running kernel timer (retransmit, keepalive, TIME_WAIT expiry),
+    /// if one runs.
+    pub timer: Option<Duration>,
+    /// The user who created the socket; `None` where the backend can't tell (netstat2 on macOS
+    /// and Windows).
+    pub uid: Option<u32>,
+    /// 0 when no process holds the socket (TIME_WAIT, accept queue, orphans), or when the
+    /// backend has no inodes (netstat2 on macOS and Windows).
+    pub inode: u64,
+    /// The pids holding the socket when the backend reports them itself (netstat2); `None` when
+    /// they are to be found by walking `/proc/PID/fd` (procfs).
+    pub holders: Option<Vec<u32>>,
+    /// For an IPv6 socket, whether it is IPV6_V6ONLY (accepts no IPv4); `None` where the backend
+    /// can't tell (procfs, netstat2).
+    pub v6only: Option<bool>,
+    /// The inode of the network namespace the socket was read in; 0 for portstat's own when
+    /// only that one is read.
+    pub netns: u64,
+}
+
+impl Socket {
+    /// A socket as a test writes it: addresses as text, uid 1000, inode 1, nothing queued.
+    #[cfg(test)]
+    pub fn example(proto: Proto, local: &str, remote: Option<&str>, state: State) -> Socket {
+        let address = |text: &str| text.parse::<SocketAddr>().expect("test address");
+        Socket {
+            proto,
+            local: address(local),
+            remote: remote.map(address),
+            state,
+            tx_queue: 0,
+            rx_queue: 0,
+            timer: None,
+            uid: Some(1000),
+            inode: 1,
+            holders: None,
+            v6only: None,
+            netns: 0,
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        match self.local {
+            SocketAddr::V4(_) => Family::Ipv4,
+            SocketAddr::V6(_) => Family::Ipv6,
+        }
+    }
+}
+
+/// IANA's three port ranges (RFC 6335).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortRange {
+    WellKnown,
+    Registered,
+    Dynamic,
+}
+
+impl PortRange {
+    pub fn of(port: u16) -> PortRange {
+        match port {
+            0..=1023 => PortRange::WellKnown,
+            1024..=49151 => PortRange::Registered,
+            _ => PortRange::Dynamic,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortRange::WellKnown => "well-known",
+            PortRange::Registered => "registered",
+            PortRange::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// The host's ephemeral port range (`net.ipv4.ip_local_port_range`), inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EphemeralRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl EphemeralRange {
+    /// Linux's default, used when the sysctl can't be read.
+    pub const LINUX_DEFAULT: EphemeralRange = EphemeralRange {
+        first: 32768,
+        last: 60999,
+    };
+
+    pub fn contains(self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+
+    /// Parses the sysctl's `first<whitespace>last` form.
+    pub fn parse(text: &str) -> Option<EphemeralRange> {
+        let mut numbers = text.split_ascii_whitespace().map(str::parse::<u16>);
+        let first = numbers.next()?.ok()?;
+        let last = numbers.next()?.ok()?;
+        (first <= last && numbers.next().is_none()).then_some(EphemeralRange { first, last })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// A peer connected to one of this host's listeners.
+    Inbound,
+    /// This host connected to a peer.
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A process that holds a socket open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+    pub user: Option<Arc<str>>,
+    pub cmdline: String,
+    /// When it started, in seconds since the Unix epoch; `who` shows it, the listing's schema
+    /// does not carry it.
+    #[serde(skip)]
+    pub started: Option<u64>,
+}
+
+/// Why a socket shows no owning process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerNote {
+    /// No process holds it: TIME_WAIT and other sockets the kernel finishes alone.
+    Kernel,
+    /// A connection the kernel completed that no process has accepted yet.
+    AcceptQueue,
+    /// Held by a process whose descriptors this user can't read.
+    Hidden,
+    /// A process exited while the processes were walked: most likely the holder.
+    Exited,
+    /// No visible process holds it: it was closed during the scan, or its holder lives in
+    /// another PID namespace (a container's, or the host's when portstat runs in one).
+    NotFound,
+}
+
+impl OwnerNote {
+    /// The stable code scripts see in JSON and CSV.
+    pub fn code(self) -> &'static str {
+        match self {
+            OwnerNote::Kernel => "kernel",
+            OwnerNote::AcceptQueue => "accept-queue",
+            OwnerNote::Hidden => "hidden",
+            OwnerNote::Exited => "exited",
+            OwnerNote::NotFound => "not-found",
+        }
+    }
+
+    /// What a person sees in the table instead of a process.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OwnerNote::Kernel => "(kernel)",
+            OwnerNote::AcceptQueue => "(not accepted yet)",
+            OwnerNote::Hidden => "(hidden: run as root)",
+            OwnerNote::Exited => "(exited during scan)",
+            OwnerNote::NotFound => "(no process found)",
+        }
+    }
+}
+
+/// The network namespace a socket lives in, as shown when several are: its inode, its
+/// `ip netns` name, and the container whose processes live there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsLabel {
+    pub inode: u64,
+    pub name: Option<String>,
+    pub container: Option<ContainerLabel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerLabel {
+    /// `docker`, `containerd`, `podman`, `cri-o` or `kubepods`.
+    pub runtime: String,
+    pub id: String,
+}
+
+impl NetnsLabel {
+    /// What the NETNS column shows: the `ip netns` name, the container, or the inode.
+    pub fn short(&self) -> String {
+        match (&self.name, &self.container) {
+            (Some(name), _) => name.clone(),
+            (None, Some(container)) => format!(
+                "{}:{}",
+                container.runtime,
+                container.id.get(..12).unwrap_or(&container.id)
+            ),
+            (None, None) => self.inode.to_string(),
+        }
+    }
+}
+
+/// A socket with everything portstat knows about it: owners, ranges, services, direction.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub socket: Socket,
+    pub user: Option<Arc<str>>,
+    /// Shared: every socket of one process points at the same description.
+    pub processes: Vec<Arc<Process>>,
+    pub owner_note: Option<OwnerNote>,
+    pub local_range: PortRange,
+    pub remote_range: Option<PortRange>,
+    pub ephemeral: bool,
+    pub local_service: Option<&'static str>,
+    pub remote_service: Option<&'static str>,
+    pub direction: Option<Direction>,
+    /// The socket's network namespace; `None` when only one namespace is shown.
+    pub netns: Option<Arc<NetnsLabel>>,
+}
+
+impl Process {
+    /// A process as a test writes it: a pid and a name, run by `user`.
+    #[cfg(test)]
+    pub fn example(pid: u32, name: &str, user: Option<&str>) -> Arc<Process> {
+        Arc::new(Process {
+            pid,
+            name: name.into(),
+            user: user.map(Arc::from),
+            cmdline: name.into(),
+            started: None,
+        })
+    }
+}
+
+impl Entry {
+    /// An entry as a test writes it: the socket, its IANA ranges, and nothing looked up.
+    #[cfg(test)]
+    pub fn example(socket: Socket, processes: Vec<Arc<Process>>) -> Entry {
+        Entry {
+            local_range: PortRange::of(socket.local.port()),
+            remote_range: socket.remote.map(|remote| PortRange::of(remote.port())),
+            socket,
+            user: None,
+            processes,
+            owner_note: None,
+            ephemeral: false,
+            local_service: None,
+            remote_service: None,
+            direction: None,
+            netns: None,
+        }
+    }
+}
+
+/// `--backend`: which reader of the kernel's socket tables runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// netlink on Linux (procfs if it fails, then netstat2), netstat2 on macOS and Windows
+    Auto,
+    /// sock_diag netlink, as ss uses (Linux only)
+    Netlink,
+    /// /proc/net tables (Linux only)
+    Procfs,
+    /// the netstat2 crate (Linux, macOS, Windows)
+    Netstat2,
+}
+
+/// A set of socket states, one bit per [`State`]; cheap to copy, so [`TableRequest`] stays `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateSet(u16);
+
+impl StateSet {
+    pub const EMPTY: StateSet = StateSet(0);
+
+    pub fn of(states: impl IntoIterator<Item = State>) -> StateSet {
+        StateSet(states.into_iter().fold(0, |bits, state| bits | bit(state)))
+    }
+
+    pub fn contains(self, state: State) -> bool {
+        self.0 & bit(state) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The states in the set, in [`State::ALL`]'s order.
+    pub fn iter(self) -> impl Iterator<Item = State> {
+        State::ALL
+            .into_iter()
+            .filter(move |&state| self.contains(state))
+    }
+}
+
+fn bit(state: State) -> u16 {
+    // `State` has 13 fieldless variants, numbered 0..=12.
+    1 << (state as u16)
+}
+
+/// Which of the four tables a query needs, and in which states; the other tables are not read
+/// at all. Backends that can ask the kernel for given states only (netlink) do; the others read
+/// every state, and the query filters afterwards anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableRequest {
+    pub tcp: bool,
+    pub udp: bool,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// The states worth reading; empty means every state.
+    pub states: StateSet,
+    /// Only sockets whose local port is this one are wanted (`who`); backends that can ask the
+    /// kernel to filter (netlink) do, the others read everything.
+    pub local_port: Option<u16>,
+}
+
+impl TableRequest {
+    pub const ALL: TableRequest = TableRequest {
+        tcp: true,
+        udp: true,
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::EMPTY,
+        local_port: None,
+    };
+
+    pub fn wants(self, proto: Proto, ipv6: bool) -> bool {
+        let proto_wanted = match proto {
+            Proto::Tcp => self.tcp,
+            Proto::Udp => self.udp,
+        };
+        proto_wanted && if ipv6 { self.ipv6 } else { self.ipv4 }
+    }
+
+    /// Just one table (`proto`, and IPv6 or IPv4), in the same states.
+    pub fn only(self, proto: Proto, ipv6: bool) -> TableRequest {
+        TableRequest {
+            tcp: proto == Proto::Tcp,
+            udp: proto == Proto::Udp,
+            ipv4: !ipv6,
+            ipv6,
+            states: self.states,
+            local_port: self.local_port,
+        }
+    }
+}
+
+/// What a backend read: the sockets, and what it could not read (said to the user, not fatal).
+#[derive(Debug, Default)]
+pub struct TableRead {
+    pub sockets: Vec<Socket>,
+    pub warnings: Vec<String>,
+    /// The sockets carry inodes, so inode 0 means no file refers to a socket.
+    pub inodes_known: bool,
+}
+
+/// Where the socket tables come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The running kernel, in the tool's own network namespace.
+    Live,
+    /// Recorded `/proc/net` tables in a directory (files named tcp, tcp6, udp, udp6).
+    Recorded(PathBuf),
+}
+
+/// The result of one walk over every process's open files.
+#[derive(Debug, Default)]
+pub struct Holders {
+    /// Socket inode -> the pids holding it, each once, in ascending order.
+    pub by_inode: HashMap<u64, Vec<u32>>,
+    /// Processes whose descriptors could not be read (another user's, without root).
+    pub unreadable: usize,
+    /// Processes that exited while the walk was under way.
+    pub vanished: usize,
+}
+
+impl Holders {
+    pub fn pids(&self, inode: u64) -> &[u32] {
+        self.by_inode.get(&inode).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// When the walk over the processes may stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Walk every process: a socket shared by several processes lists all of them.
+    Never,
+    /// Stop once every wanted socket has a holder: a targeted question needs no more.
+    WhenAllFound,
+}
+
+/// One network namespace, and how to get into it.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    /// The namespace's inode: what `/proc/PID/ns/net` links to (`net:[INODE]`).
+    pub inode: u64,
+    /// Its `ip netns` name, if it has one.
+    pub name: Option<String>,
+    /// A file that is the namespace: `/run/netns/NAME` or `/proc/PID/ns/net`.
+    pub path: PathBuf,
+    /// A process inside it, if any: its `/proc/PID/net` shows the namespace's tables.
+    pub pid: Option<u32>,
+    /// portstat's own namespace.
+    pub own: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_sets_hold_exactly_their_states() {
+        assert!(StateSet::EMPTY.is_empty());
+        assert_eq!(StateSet::default(), StateSet::EMPTY);
+        let set = StateSet::of([State::Listen, State::Closing, State::Listen]);
+        assert!(set.contains(State::Listen) && set.contains(State::Closing));
+        assert!(!set.contains(State::Unconn) && !set.is_empty());
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [State::Listen, State::Closing]
+        );
+        let every = StateSet::of(State::ALL);
+        assert_eq!(every.iter().collect::<Vec<_>>(), State::ALL);
+    }
+
+    #[test]
+    fn one_table_keeps_the_states() {
+        let wanted = TableRequest {
+            states: StateSet::of([State::Listen]),
+            ..TableRequest::ALL
+        };
+        let udp6 = wanted.only(Proto::Udp, true);
+        assert!(udp6.wants(Proto::Udp, true));
+        assert!(!udp6.wants(Proto::Udp, false) && !udp6.wants(Proto::Tcp, true));
+        assert_eq!(udp6.states, wanted.states);
+    }
+
+    #[test]
+    fn state_names_parse_in_any_spelling() {
+        assert_eq!(State::parse("time-wait"), Some(State::TimeWait));
+        assert_eq!(State::parse("TIME_WAIT"), Some(State::TimeWait));
+        assert_eq!(State::parse("Fin-Wait-1"), Some(State::FinWait1));
+        assert_eq!(State::parse("listen"), Some(State::Listen));
+        assert_eq!(State::parse("bogus"), None);
+        for state in State::ALL {
+            assert_eq!(State::parse(state.as_str()), Some(state));
+        }
+    }
+
+    #[test]
+    fn port_ranges_follow_rfc_6335_boundaries() {
+        assert_eq!(PortRange::of(0), PortRange::WellKnown);
+        assert_eq!(PortRange::of(1023), PortRange::WellKnown);
+        assert_eq!(PortRange::of(1024), PortRange::Registered);
+        assert_eq!(PortRange::of(49151), PortRange::Registered);
+        assert_eq!(PortRange::of(49152), PortRange::Dynamic);
+        assert_eq!(PortRange::of(65535), PortRange::Dynamic);
+    }
+
+    #[test]
+    fn ephemeral_range_is_inclusive() {
+        let range = EphemeralRange {
+            first: 1000,
+            last: 2000,
+        };
+        assert!(range.contains(1000) && range.contains(2000));
+        assert!(!range.contains(999) && !range.contains(2001));
+    }
+
+    #[test]
+    fn port_range_sysctl_parses_tab_separated_pair() {
+        assert_eq!(
+            EphemeralRange::parse("32768\t60999\n"),
+            Some(EphemeralRange {
+                first: 32768,
+                last: 60999
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_port_range_sysctl_is_rejected() {
+        assert_eq!(EphemeralRange::parse(""), None);
+        assert_eq!(EphemeralRange::parse("32768"), None);
+        assert_eq!(EphemeralRange::parse("60999 32768"), None);
+        assert_eq!(EphemeralRange::parse("1 2 3"), None);
+        assert_eq!(EphemeralRange::parse("a b"), None);
+    }
+}

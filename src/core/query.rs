@@ -1,0 +1,489 @@
+//! The user's question as data, and whether a socket answers it. Pure functions: no I/O.
+//!
+//! Matching happens in two steps so that owners are looked up only for sockets that can still
+//! match: [`Query::matches_socket`] uses what the socket table alone says,
+//! [`Query::matches_owner`] what the process walk added.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+
+use crate::core::model::TableRequest;
+use crate::core::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State};
+
+/// A set of ports: `22`, `22,80,443`, `8000-9000`, or a mix (`22,8000-8100`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortSpec(Vec<RangeInclusive<u16>>);
+
+impl PortSpec {
+    /// No port at all.
+    pub const EMPTY: PortSpec = PortSpec(Vec::new());
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|range| range.contains(&port))
+    }
+
+    /// The one port this spec names, if it names exactly one.
+    pub fn single(&self) -> Option<u16> {
+        match self.0.as_slice() {
+            [range] if range.start() == range.end() => Some(*range.start()),
+            _ => None,
+        }
+    }
+}
+
+impl From<u16> for PortSpec {
+    fn from(port: u16) -> PortSpec {
+        PortSpec(vec![port..=port])
+    }
+}
+
+impl FromStr for PortSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<PortSpec, String> {
+        let mut ranges = Vec::new();
+        for part in spec.split(',').map(str::trim) {
+            let range = match part.split_once('-') {
+                Some((first, last)) => {
+                    let (first, last) = (parse_port(first)?, parse_port(last)?);
+                    if first > last {
+                        return Err(format!(
+                            "port range {part:?} runs backwards (write {last}-{first})"
+                        ));
+                    }
+                    first..=last
+                }
+                None => {
+                    let port = parse_port(part)?;
+                    port..=port
+                }
+            };
+            ranges.push(range);
+        }
+        Ok(PortSpec(ranges))
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty port in port list (expected e.g. 22,80,8000-9000)".into());
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{text:?} is not a port number (ports are numbers 0-65535, e.g. 22,80,8000-9000)"
+        ));
+    }
+    text.parse::<u16>()
+        .map_err(|_| format!("port {text} is out of range (ports are 0-65535)"))
+}
+
+/// Parses a state name for the command line, with the list of valid names on failure.
+pub fn parse_state(name: &str) -> Result<State, String> {
+    State::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = State::ALL.iter().map(|state| state.as_str()).collect();
+        format!("unknown state {name:?} (one of {})", names.join(", "))
+    })
+}
+
+/// `--range`: an IANA port range, or this host's ephemeral range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RangeFilter {
+    WellKnown,
+    Registered,
+    Dynamic,
+    Ephemeral,
+}
+
+impl fmt::Display for RangeFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RangeFilter::WellKnown => "well-known",
+            RangeFilter::Registered => "registered",
+            RangeFilter::Dynamic => "dynamic",
+            RangeFilter::Ephemeral => "ephemeral",
+        })
+    }
+}
+
+/// `--netns`: which network namespaces to read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NetnsSelection {
+    /// portstat's own (the default).
+    #[default]
+    Own,
+    /// Every namespace on the host.
+    All,
+    /// One: the namespace of a pid, a name under /run/netns, or a path to a namespace file.
+    One(String),
+}
+
+impl FromStr for NetnsSelection {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<NetnsSelection, String> {
+        match text {
+            "" => Err("--netns needs all, a pid, a name under /run/netns, or a path".into()),
+            "all" => Ok(NetnsSelection::All),
+            other => Ok(NetnsSelection::One(other.to_string())),
+        }
+    }
+}
+
+/// Which sockets the user asked to see.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// The states shown; empty means every state.
+    pub states: Vec<State>,
+    /// Empty means both.
+    pub protos: Vec<Proto>,
+    /// Empty means both.
+    pub families: Vec<Family>,
+    pub ports: Option<PortSpec>,
+    /// `ports` match the local port only (`who`), not the local or the remote one.
+    pub local_ports_only: bool,
+    pub pids: Vec<u32>,
+    /// Lower-cased substring of the process name.
+    pub process: Option<String>,
+    pub uid: Option<u32>,
+    pub range: Option<RangeFilter>,
+}
+
+/// How the view flags (`-l`, `-e`, `-a`, `--state`) choose states.
+#[derive(Debug, Clone, Default)]
+pub struct StateSelection {
+    pub listening: bool,
+    pub established: bool,
+    pub all: bool,
+    pub states: Vec<State>,
+}
+
+impl StateSelection {
+    /// `--state` names states exactly; `-a` is every state; `-l` and `-e` add up; no flag at all
+    /// is listeners plus established connections.
+    pub fn resolve(&self) -> Vec<State> {
+        if !self.states.is_empty() {
+            return self.states.clone();
+        }
+        if self.all {
+            return Vec::new();
+        }
+        let (listening, established) = if self.listening || self.established {
+            (self.listening, self.established)
+        } else {
+            (true, true)
+        };
+        let mut states = Vec::new();
+        if listening {
+            states.extend([State::Listen, State::Unconn]);
+        }
+        if established {
+            states.push(State::Established);
+        }
+        states
+    }
+}
+
+impl Query {
+    /// The tables worth reading. Both families are read even under `-4`/`-6`, because a
+    /// connection's direction depends on listeners of the other family (a dual-stack `::`
+    /// listener accepts IPv4 connections).
+    pub fn tables(&self) -> TableRequest {
+        let wants = |proto| self.protos.is_empty() || self.protos.contains(&proto);
+        // Listeners are read whatever states are shown: direction and accept queues need them.
+        let states = if self.states.is_empty() {
+            crate::core::model::StateSet::EMPTY
+        } else {
+            let listeners = [State::Listen, State::Unconn];
+            crate::core::model::StateSet::of(self.states.iter().copied().chain(listeners))
+        };
+        // A question about one local port (who) lets the kernel send only that port's sockets:
+        // its listeners are among them, so direction and accept queues stay right.
+        let local_port = match &self.ports {
+            Some(ports) if self.local_ports_only => ports.single(),
+            _ => None,
+        };
+        TableRequest {
+            tcp: wants(Proto::Tcp),
+            udp: wants(Proto::Udp),
+            ipv4: true,
+            ipv6: true,
+            states,
+            local_port,
+        }
+    }
+
+    pub fn matches_socket(&self, socket: &Socket, ephemeral: EphemeralRange) -> bool {
+        (self.states.is_empty() || self.states.contains(&socket.state))
+            && (self.protos.is_empty() || self.protos.contains(&socket.proto))
+            && (self.families.is_empty() || self.families.contains(&socket.family()))
+            && self.ports.as_ref().is_none_or(|ports| {
+                ports.contains(socket.local.port())
+                    || (!self.local_ports_only
+                        && socket
+                            .remote
+                            .is_some_and(|remote| ports.contains(remote.port())))
+            })
+            && self.uid.is_none_or(|uid| socket.uid == Some(uid))
+            && self.range.is_none_or(|range| {
+                let port = socket.local.port();
+                match range {
+                    RangeFilter::WellKnown => PortRange::of(port) == PortRange::WellKnown,
+                    RangeFilter::Registered => PortRange::of(port) == PortRange::Registered,
+                    RangeFilter::Dynamic => PortRange::of(port) == PortRange::Dynamic,
+                    RangeFilter::Ephemeral => ephemeral.contains(port),
+                }
+            })
+    }
+
+    /// Whether matching needs to know which processes hold a socket.
+    pub fn filters_by_owner(&self) -> bool {
+        !self.pids.is_empty() || self.process.is_some()
+    }
+
+    pub fn matches_owner(&self, entry: &Entry) -> bool {
+        (self.pids.is_empty() || entry.processes.iter().any(|p| self.pids.contains(&p.pid)))
+            && self.process.as_ref().is_none_or(|wanted| {
+                entry
+                    .processes
+                    .iter()
+                    .any(|p| p.name.to_lowercase().contains(wanted.as_str()))
+            })
+    }
+}
+
+/// `--sort`: the order of rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    Port,
+    Proto,
+    State,
+    Pid,
+    Process,
+    User,
+}
+
+/// Listeners first, then by port, unless `--sort` says otherwise; ties fall back to that order.
+pub fn sort(entries: &mut [Entry], key: Option<SortKey>) {
+    entries.sort_by(|a, b| by_key(a, b, key).then_with(|| default_order(a, b)));
+}
+
+fn default_order(a: &Entry, b: &Entry) -> Ordering {
+    let (sa, sb) = (&a.socket, &b.socket);
+    sb.state
+        .is_listening()
+        .cmp(&sa.state.is_listening())
+        .then(sa.local.port().cmp(&sb.local.port()))
+        .then(sa.proto.cmp(&sb.proto))
+        .then(sa.family().cmp(&sb.family()))
+        .then(sa.local.ip().cmp(&sb.local.ip()))
+        .then(sa.remote.cmp(&sb.remote))
+}
+
+fn by_key(a: &Entry, b: &Entry, key: Option<SortKey>) -> Ordering {
+    let first_pid = |e: &Entry| e.processes.first().map(|p| p.pid);
+    let first_name = |e: &Entry| e.processes.first().map(|p| p.name.to_lowercase());
+    // Sockets without an owner sort after those with one.
+    fn owned_first<T: Ord>(x: Option<T>, y: Option<T>) -> Ordering {
+        match (x, y) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+    }
+    match key {
+        None => Ordering::Equal,
+        Some(SortKey::Port) => a.socket.local.port().cmp(&b.socket.local.port()),
+        Some(SortKey::Proto) => a.socket.proto.cmp(&b.socket.proto),
+        Some(SortKey::State) => a.socket.state.as_str().cmp(b.socket.state.as_str()),
+        Some(SortKey::Pid) => owned_first(first_pid(a), first_pid(b)),
+        Some(SortKey::Process) => owned_first(first_name(a), first_name(b)),
+        Some(SortKey::User) => owned_first(a.user.clone(), b.user.clone())
+            .then(owned_first(a.socket.uid, b.socket.uid)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::{OwnerNote, Process};
+
+    fn socket(proto: Proto, local: &str, remote: Option<&str>, state: State) -> Socket {
+        Socket::example(proto, local, remote, state)
+    }
+
+    const EPHEMERAL: EphemeralRange = EphemeralRange::LINUX_DEFAULT;
+
+    #[test]
+    fn port_specs_parse_lists_ranges_and_mixes() {
+        let spec: PortSpec = "22, 80,8000-8100".parse().expect("valid spec");
+        assert!(spec.contains(22) && spec.contains(80) && spec.contains(8050));
+        assert!(!spec.contains(23) && !spec.contains(8101));
+        assert!("0".parse::<PortSpec>().is_ok_and(|s| s.contains(0)));
+        assert!("65535".parse::<PortSpec>().is_ok());
+    }
+
+    #[test]
+    fn bad_port_specs_say_what_is_wrong() {
+        let err = |spec: &str| spec.parse::<PortSpec>().expect_err(spec);
+        assert!(err("70000").contains("out of range"));
+        assert!(err("9-3").contains("backwards"));
+        assert!(err("http").contains("not a port number"));
+        assert!(err("22,").contains("empty port"));
+        assert!(err("-5").contains("empty port"));
+        assert!(err("1.5").contains("not a port number"));
+    }
+
+    #[test]
+    fn default_view_is_listeners_and_established() {
+        let states = StateSelection::default().resolve();
+        assert_eq!(states, [State::Listen, State::Unconn, State::Established]);
+    }
+
+    #[test]
+    fn view_flags_add_up_and_state_overrides_them() {
+        let listening_only = StateSelection {
+            listening: true,
+            ..Default::default()
+        };
+        assert_eq!(listening_only.resolve(), [State::Listen, State::Unconn]);
+        let all = StateSelection {
+            all: true,
+            listening: true,
+            ..Default::default()
+        };
+        assert!(all.resolve().is_empty());
+        let explicit = StateSelection {
+            listening: true,
+            states: vec![State::TimeWait],
+            ..Default::default()
+        };
+        assert_eq!(explicit.resolve(), [State::TimeWait]);
+    }
+
+    #[test]
+    fn port_filter_matches_local_or_remote_port() {
+        let query = Query {
+            ports: Some("443".parse().expect("valid")),
+            ..Default::default()
+        };
+        let outbound = socket(
+            Proto::Tcp,
+            "10.0.0.2:50000",
+            Some("1.1.1.1:443"),
+            State::Established,
+        );
+        let other = socket(
+            Proto::Tcp,
+            "10.0.0.2:50001",
+            Some("1.1.1.1:80"),
+            State::Established,
+        );
+        assert!(query.matches_socket(&outbound, EPHEMERAL));
+        assert!(!query.matches_socket(&other, EPHEMERAL));
+        let local_only = Query {
+            local_ports_only: true,
+            ..query
+        };
+        assert!(!local_only.matches_socket(&outbound, EPHEMERAL));
+    }
+
+    #[test]
+    fn socket_filters_combine_with_and() {
+        let query = Query {
+            states: vec![State::Listen],
+            protos: vec![Proto::Tcp],
+            families: vec![Family::Ipv6],
+            range: Some(RangeFilter::WellKnown),
+            uid: Some(1000),
+            ..Default::default()
+        };
+        assert!(query.matches_socket(
+            &socket(Proto::Tcp, "[::]:22", None, State::Listen),
+            EPHEMERAL
+        ));
+        assert!(!query.matches_socket(
+            &socket(Proto::Tcp, "0.0.0.0:22", None, State::Listen),
+            EPHEMERAL
+        ));
+        assert!(!query.matches_socket(
+            &socket(Proto::Udp, "[::]:22", None, State::Unconn),
+            EPHEMERAL
+        ));
+        assert!(!query.matches_socket(
+            &socket(Proto::Tcp, "[::]:2222", None, State::Listen),
+            EPHEMERAL
+        ));
+    }
+
+    #[test]
+    fn ephemeral_range_filter_uses_the_hosts_range() {
+        let query = Query {
+            range: Some(RangeFilter::Ephemeral),
+            ..Default::default()
+        };
+        let narrow = EphemeralRange {
+            first: 40000,
+            last: 40010,
+        };
+        let s = socket(
+            Proto::Tcp,
+            "127.0.0.1:40005",
+            Some("127.0.0.1:80"),
+            State::Established,
+        );
+        assert!(query.matches_socket(&s, narrow));
+        assert!(!query.matches_socket(
+            &s,
+            EphemeralRange {
+                first: 50000,
+                last: 50010
+            }
+        ));
+    }
+
+    #[test]
+    fn owner_filters_match_any_holder() {
+        let entry = Entry {
+            socket: socket(Proto::Tcp, "127.0.0.1:80", None, State::Listen),
+            user: None,
+            processes: [(10, "nginx"), (11, "Nginx-Worker")]
+                .map(|(pid, name)| {
+                    std::sync::Arc::new(Process {
+                        pid,
+                        name: name.into(),
+                        user: None,
+                        cmdline: String::new(),
+                        started: None,
+                    })
+                })
+                .into(),
+            owner_note: None::<OwnerNote>,
+            local_range: PortRange::WellKnown,
+            remote_range: None,
+            ephemeral: false,
+            local_service: None,
+            remote_service: None,
+            direction: None,
+            netns: None,
+        };
+        let by_pid = Query {
+            pids: vec![11],
+            ..Default::default()
+        };
+        let by_name = Query {
+            process: Some("worker".into()),
+            ..Default::default()
+        };
+        let missing = Query {
+            process: Some("apache".into()),
+            ..Default::default()
+        };
+        assert!(by_pid.matches_owner(&entry));
+        assert!(by_name.matches_owner(&entry));
+        assert!(!missing.matches_owner(&entry));
+    }
+}

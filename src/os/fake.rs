@@ -1,0 +1,458 @@
+//! An [`Os`] made of plain data, for tests of whole commands without root or a live kernel:
+//! recorded socket tables, who holds which socket, processes, users, host settings, and a clock
+//! that only moves when the command waits.
+//!
+//! A fake host is a directory: `host.toml` (see `fixtures/hosts/README.md`) and, for each reading
+//! of the tables, a directory of recorded `/proc/net` tables (`tcp`, `tcp6`, `udp`, `udp6`).
+//! Each [`Os::wait`] moves on to the next reading; after the last, a wait is an interruption,
+//! so `watch` ends as it would on Ctrl-C.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow};
+use serde::Deserialize;
+
+use super::{Os, Wait};
+use crate::core::error::UsageError;
+use crate::core::model::{
+    Backend, EphemeralRange, Holders, Namespace, Process, Proto, Socket, Source, Stop, TableRead,
+    TableRequest,
+};
+use crate::core::query::{NetnsSelection, PortSpec};
+use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
+
+/// A made-up host. Fields are public so a test can change one fact before it runs a command.
+#[derive(Debug)]
+pub struct FakeOs {
+    /// Successive readings of the tables: every socket, each marked with its namespace's inode
+    /// (0: portstat's own).
+    pub readings: Vec<Vec<Socket>>,
+    /// Warnings the table reader gives with every reading.
+    pub table_warnings: Vec<String>,
+    /// Other network namespaces (`--netns`); portstat's own is implied.
+    pub namespaces: Vec<Namespace>,
+    /// Socket inode -> the pids holding it.
+    pub holders: HashMap<u64, Vec<u32>>,
+    /// Processes whose descriptors can't be read, and processes that exit during the walk.
+    pub unreadable: usize,
+    pub vanished: usize,
+    pub processes: HashMap<u32, Process>,
+    /// Process -> the text of its `/proc/PID/cgroup`.
+    pub cgroups: HashMap<u32, String>,
+    pub users: HashMap<u32, Arc<str>>,
+    pub facts: HostFacts,
+    pub euid: Option<u32>,
+    pub hostname: String,
+    pub interfaces: Vec<(IpAddr, String)>,
+    pub etc_services: Option<String>,
+    /// Test binds that do not succeed, by address and SO_REUSEADDR; every other one binds.
+    pub binds: HashMap<(SocketAddr, bool), BindOutcome>,
+    /// Addresses where a connection is accepted; every other one is refused.
+    pub accepting: HashSet<SocketAddr>,
+    /// Files a user may name (`--input`, `--policy`, `--baseline`); `-` is standard input.
+    pub files: HashMap<PathBuf, String>,
+    /// The wall clock at the first reading.
+    pub started: SystemTime,
+    reading: AtomicUsize,
+    waited: Mutex<Duration>,
+}
+
+impl Default for FakeOs {
+    fn default() -> FakeOs {
+        FakeOs {
+            readings: vec![Vec::new()],
+            table_warnings: Vec::new(),
+            namespaces: Vec::new(),
+            holders: HashMap::new(),
+            unreadable: 0,
+            vanished: 0,
+            processes: HashMap::new(),
+            cgroups: HashMap::new(),
+            users: HashMap::from([(0, Arc::from("root"))]),
+            facts: HostFacts {
+                bindv6only: false,
+                unprivileged_port_start: 1024,
+                may_bind_privileged: true,
+                ephemeral: EphemeralRange::LINUX_DEFAULT,
+                reserved: PortSpec::EMPTY,
+            },
+            euid: Some(0),
+            hostname: "fake".into(),
+            interfaces: Vec::new(),
+            etc_services: None,
+            binds: HashMap::new(),
+            accepting: HashSet::new(),
+            files: HashMap::new(),
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_057_600),
+            reading: AtomicUsize::new(0),
+            waited: Mutex::new(Duration::ZERO),
+        }
+    }
+}
+
+/// `host.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostFile {
+    hostname: String,
+    /// RFC 3339.
+    now: String,
+    euid: Option<u32>,
+    /// Directories of recorded tables, one per reading, relative to the host's directory.
+    #[serde(default = "first_reading")]
+    readings: Vec<String>,
+    #[serde(default)]
+    unreadable: usize,
+    #[serde(default)]
+    vanished: usize,
+    etc_services: Option<String>,
+    facts: Option<FactsFile>,
+    #[serde(default)]
+    process: Vec<ProcessFile>,
+    #[serde(default)]
+    user: Vec<UserFile>,
+    #[serde(default)]
+    interface: Vec<InterfaceFile>,
+    #[serde(default)]
+    bind: Vec<BindFile>,
+    #[serde(default)]
+    accepting: Vec<SocketAddr>,
+}
+
+fn first_reading() -> Vec<String> {
+    vec![".".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FactsFile {
+    ephemeral: [u16; 2],
+    unprivileged_port_start: u16,
+    bindv6only: bool,
+    may_bind_privileged: bool,
+    #[serde(default)]
+    reserved: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessFile {
+    pid: u32,
+    name: String,
+    user: Option<String>,
+    cmdline: String,
+    /// Seconds since the Unix epoch.
+    started: Option<u64>,
+    cgroup: Option<String>,
+    /// The socket inodes it holds.
+    #[serde(default)]
+    holds: Vec<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    uid: u32,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InterfaceFile {
+    address: IpAddr,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindFile {
+    address: SocketAddr,
+    reuse_address: bool,
+    /// `in-use`, `permission-denied` or `not-available`.
+    outcome: String,
+}
+
+impl FakeOs {
+    /// The fake host described in `dir` (see the module's documentation).
+    #[cfg(target_os = "linux")]
+    pub fn load(dir: &Path) -> Result<FakeOs> {
+        let file = dir.join("host.toml");
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let host: HostFile =
+            toml::from_str(&text).with_context(|| format!("{} is malformed", file.display()))?;
+        let mut fake = FakeOs {
+            hostname: host.hostname,
+            started: humantime::parse_rfc3339(&host.now)
+                .with_context(|| format!("{}: now", file.display()))?,
+            euid: host.euid,
+            unreadable: host.unreadable,
+            vanished: host.vanished,
+            etc_services: host.etc_services,
+            readings: Vec::new(),
+            ..FakeOs::default()
+        };
+        for reading in &host.readings {
+            let read = super::procfs::read(&dir.join(reading), TableRequest::ALL)?;
+            fake.table_warnings.extend(read.warnings);
+            fake.readings.push(read.sockets);
+        }
+        if let Some(facts) = host.facts {
+            let [first, last] = facts.ephemeral;
+            fake.facts = HostFacts {
+                bindv6only: facts.bindv6only,
+                unprivileged_port_start: facts.unprivileged_port_start,
+                may_bind_privileged: facts.may_bind_privileged,
+                ephemeral: EphemeralRange { first, last },
+                reserved: facts.reserved.parse().unwrap_or_default(),
+            };
+        }
+        for user in host.user {
+            fake.users.insert(user.uid, Arc::from(user.name));
+        }
+        for process in host.process {
+            for inode in process.holds {
+                fake.holders.entry(inode).or_default().push(process.pid);
+            }
+            if let Some(cgroup) = process.cgroup {
+                fake.cgroups.insert(process.pid, cgroup);
+            }
+            fake.processes.insert(
+                process.pid,
+                Process {
+                    pid: process.pid,
+                    name: process.name,
+                    user: process.user.map(Arc::from),
+                    cmdline: process.cmdline,
+                    started: process.started,
+                },
+            );
+        }
+        for pids in fake.holders.values_mut() {
+            pids.sort_unstable();
+        }
+        fake.interfaces = host
+            .interface
+            .into_iter()
+            .map(|interface| (interface.address, interface.name))
+            .collect();
+        for bind in host.bind {
+            let outcome = match bind.outcome.as_str() {
+                "in-use" => BindOutcome::InUse,
+                "permission-denied" => BindOutcome::PermissionDenied,
+                "not-available" => BindOutcome::NotAvailable,
+                other => {
+                    return Err(anyhow!(
+                        "{}: unknown bind outcome {other:?}",
+                        file.display()
+                    ));
+                }
+            };
+            fake.binds
+                .insert((bind.address, bind.reuse_address), outcome);
+        }
+        fake.accepting = host.accepting.into_iter().collect();
+        Ok(fake)
+    }
+
+    fn current(&self) -> &[Socket] {
+        let index = self.reading.load(Ordering::Relaxed);
+        self.readings
+            .get(index)
+            .or(self.readings.last())
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What a backend would keep of `socket` for `wanted` (netlink asks the kernel just that).
+fn wanted_by(socket: &Socket, wanted: TableRequest) -> bool {
+    wanted.wants(socket.proto, socket.local.is_ipv6())
+        && (wanted.states.is_empty() || wanted.states.contains(socket.state))
+        && wanted
+            .local_port
+            .is_none_or(|port| socket.local.port() == port)
+}
+
+impl Os for FakeOs {
+    fn read_tables(
+        &self,
+        _backend: Backend,
+        source: &Source,
+        netns: Option<&Namespace>,
+        wanted: TableRequest,
+    ) -> Result<TableRead> {
+        if let Source::Recorded(dir) = source {
+            #[cfg(target_os = "linux")]
+            return super::procfs::read(dir, wanted);
+            #[cfg(not(target_os = "linux"))]
+            return Err(anyhow!("recorded tables in {} need Linux", dir.display()));
+        }
+        let inode = netns.filter(|ns| !ns.own).map_or(0, |ns| ns.inode);
+        let sockets = self
+            .current()
+            .iter()
+            .filter(|socket| socket.netns == inode && wanted_by(socket, wanted))
+            .cloned()
+            .map(|socket| Socket { netns: 0, ..socket })
+            .collect();
+        Ok(TableRead {
+            sockets,
+            warnings: self.table_warnings.clone(),
+            inodes_known: true,
+        })
+    }
+
+    fn namespaces(&self, selection: &NetnsSelection) -> Result<(Vec<Namespace>, Vec<String>)> {
+        let own = Namespace {
+            inode: 4026531840,
+            name: None,
+            path: PathBuf::from("/proc/self/ns/net"),
+            pid: Some(1),
+            own: true,
+        };
+        match selection {
+            NetnsSelection::Own => Ok((vec![own], Vec::new())),
+            NetnsSelection::All => {
+                let mut all = vec![own];
+                all.extend(self.namespaces.iter().cloned());
+                Ok((all, Vec::new()))
+            }
+            NetnsSelection::One(spec) => self
+                .namespaces
+                .iter()
+                .find(|ns| {
+                    ns.name.as_deref() == Some(spec.as_str())
+                        || ns.pid.is_some_and(|pid| pid.to_string() == *spec)
+                        || ns.path.as_os_str() == spec.as_str()
+                })
+                .map(|ns| (vec![ns.clone()], Vec::new()))
+                .ok_or_else(|| UsageError(format!("no network namespace {spec:?}")).into()),
+        }
+    }
+
+    fn find_holders(&self, wanted: &HashSet<u64>, _stop: Stop) -> Holders {
+        Holders {
+            by_inode: self
+                .holders
+                .iter()
+                .filter(|(inode, _)| wanted.contains(inode))
+                .map(|(&inode, pids)| (inode, pids.clone()))
+                .collect(),
+            unreadable: self.unreadable,
+            vanished: self.vanished,
+        }
+    }
+
+    fn processes(&self, pids: &[u32], names: bool) -> HashMap<u32, Arc<Process>> {
+        pids.iter()
+            .filter_map(|pid| self.processes.get(pid))
+            .map(|process| {
+                let mut process = process.clone();
+                if !names {
+                    process.user = None;
+                }
+                (process.pid, Arc::new(process))
+            })
+            .collect()
+    }
+
+    fn cgroup(&self, pid: u32) -> Option<String> {
+        self.cgroups.get(&pid).cloned()
+    }
+
+    fn user_name(&self, uid: u32) -> Option<Arc<str>> {
+        self.users.get(&uid).cloned()
+    }
+
+    fn user_id(&self, name: &str) -> Option<u32> {
+        self.users
+            .iter()
+            .find(|(_, known)| &***known == name)
+            .map(|(&uid, _)| uid)
+    }
+
+    fn host_facts(&self, _netns: Option<&Namespace>) -> Result<HostFacts> {
+        Ok(self.facts.clone())
+    }
+
+    fn effective_uid(&self) -> Option<u32> {
+        self.euid
+    }
+
+    fn hostname(&self) -> String {
+        self.hostname.clone()
+    }
+
+    fn interfaces(&self) -> io::Result<Vec<(IpAddr, String)>> {
+        Ok(self.interfaces.clone())
+    }
+
+    fn etc_services(&self) -> Option<String> {
+        self.etc_services.clone()
+    }
+
+    fn test_bind(
+        &self,
+        _netns: Option<&Namespace>,
+        _proto: Proto,
+        address: SocketAddr,
+        reuse_address: bool,
+    ) -> BindOutcome {
+        self.binds
+            .get(&(address, reuse_address))
+            .cloned()
+            .unwrap_or(BindOutcome::Bound)
+    }
+
+    fn test_connect(
+        &self,
+        _netns: Option<&Namespace>,
+        address: SocketAddr,
+        _timeout: Duration,
+    ) -> (ConnectOutcome, Duration) {
+        let outcome = if self.accepting.contains(&address) {
+            ConnectOutcome::Accepted
+        } else {
+            ConnectOutcome::Refused
+        };
+        (outcome, Duration::from_micros(120))
+    }
+
+    fn now(&self) -> SystemTime {
+        self.started + self.monotonic()
+    }
+
+    fn monotonic(&self) -> Duration {
+        *self
+            .waited
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait(&self, duration: Duration) -> Result<Wait> {
+        let next = self.reading.fetch_add(1, Ordering::Relaxed) + 1;
+        if next >= self.readings.len() {
+            return Ok(Wait::Interrupted);
+        }
+        *self
+            .waited
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) += duration;
+        Ok(Wait::Elapsed)
+    }
+
+    fn read_user_file(&self, path: &Path) -> io::Result<String> {
+        self.files.get(path).cloned().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "No such file or directory (os error 2)",
+            )
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! The running machine, as the [`Os`] the commands are given.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use super::host::{self, UserNames};
+use super::{Os, Wait, probe, processes, tables};
+use crate::core::model::{
+    Backend, Holders, Namespace, Process, Proto, Source, Stop, TableRead, TableRequest,
+};
+use crate::core::query::NetnsSelection;
+use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
+
+/// This machine. Users are loaded once, on first use; Ctrl-C is caught from the first wait on.
+#[derive(Default)]
+pub struct LiveOs {
+    users: OnceLock<UserNames>,
+    started: OnceLock<Instant>,
+    interrupted: OnceLock<Mutex<Receiver<()>>>,
+}
+
+impl LiveOs {
+    pub fn new() -> LiveOs {
+        let os = LiveOs::default();
+        os.started.get_or_init(Instant::now);
+        os
+    }
+
+    fn users(&self) -> &UserNames {
+        self.users.get_or_init(UserNames::load)
+    }
+
+    /// Runs `f` inside `netns` (here when it is `None` or portstat's own).
+    fn inside<T: Send>(
+        &self,
+        netns: Option<&Namespace>,
+        f: impl FnOnce() -> T + Send,
+    ) -> Result<T> {
+        match netns {
+            #[cfg(target_os = "linux")]
+            Some(namespace) => super::netns::inside(namespace, f),
+            #[cfg(not(target_os = "linux"))]
+            Some(_) => Err(crate::core::error::UsageError(
+                "--netns is supported on Linux only".into(),
+            )
+            .into()),
+            None => Ok(f()),
+        }
+    }
+}
+
+impl Os for LiveOs {
+    fn read_tables(
+        &self,
+        backend: Backend,
+        source: &Source,
+        netns: Option<&Namespace>,
+        wanted: TableRequest,
+    ) -> Result<TableRead> {
+        match netns {
+            #[cfg(target_os = "linux")]
+            Some(namespace) => super::netns::read(namespace, backend, wanted),
+            #[cfg(not(target_os = "linux"))]
+            Some(_) => Err(crate::core::error::UsageError(
+                "--netns is supported on Linux only".into(),
+            )
+            .into()),
+            None => tables::read(backend, source, wanted),
+        }
+    }
+
+    fn namespaces(&self, selection: &NetnsSelection) -> Result<(Vec<Namespace>, Vec<String>)> {
+        #[cfg(target_os = "linux")]
+        {
+            super::netns::select(selection)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = selection;
+            Err(crate::core::error::UsageError("--netns is supported on Linux only".into()).into())
+        }
+    }
+
+    fn find_holders(&self, wanted: &HashSet<u64>, stop: Stop) -> Holders {
+        processes::find_holders(wanted, stop)
+    }
+
+    fn processes(&self, pids: &[u32], names: bool) -> HashMap<u32, Arc<Process>> {
+        processes::describe_processes(pids, names.then(|| self.users()))
+    }
+
+    fn cgroup(&self, pid: u32) -> Option<String> {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()
+    }
+
+    fn user_name(&self, uid: u32) -> Option<Arc<str>> {
+        self.users().name(uid).cloned()
+    }
+
+    fn user_id(&self, name: &str) -> Option<u32> {
+        self.users().uid(name)
+    }
+
+    fn host_facts(&self, netns: Option<&Namespace>) -> Result<HostFacts> {
+        self.inside(netns, host::facts)
+    }
+
+    fn effective_uid(&self) -> Option<u32> {
+        host::effective_uid()
+    }
+
+    fn hostname(&self) -> String {
+        host::hostname()
+    }
+
+    fn interfaces(&self) -> io::Result<Vec<(IpAddr, String)>> {
+        let found = if_addrs::get_if_addrs()?;
+        Ok(found
+            .into_iter()
+            .map(|interface| (interface.ip(), interface.name))
+            .collect())
+    }
+
+    fn etc_services(&self) -> Option<String> {
+        let bytes = std::fs::read("/etc/services").ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn test_bind(
+        &self,
+        netns: Option<&Namespace>,
+        proto: Proto,
+        address: SocketAddr,
+        reuse_address: bool,
+    ) -> BindOutcome {
+        self.inside(netns, || probe::try_bind(proto, address, reuse_address))
+            .unwrap_or_else(|error| BindOutcome::Failed(format!("{error:#}")))
+    }
+
+    fn test_connect(
+        &self,
+        netns: Option<&Namespace>,
+        address: SocketAddr,
+        timeout: Duration,
+    ) -> (ConnectOutcome, Duration) {
+        self.inside(netns, || probe::connect(address, timeout))
+            .unwrap_or_else(|error| (ConnectOutcome::Failed(format!("{error:#}")), Duration::ZERO))
+    }
+
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.started.get_or_init(Instant::now).elapsed()
+    }
+
+    fn wait(&self, duration: Duration) -> Result<Wait> {
+        let interrupted = match self.interrupted.get() {
+            Some(interrupted) => interrupted,
+            None => {
+                let (sender, receiver) = mpsc::channel();
+                // Ctrl-C ends a wait like the last reading does: cleanly, status 0.
+                ctrlc::set_handler(move || {
+                    let _ = sender.send(());
+                })
+                .context("could not install the Ctrl-C handler")?;
+                self.interrupted.get_or_init(|| Mutex::new(receiver))
+            }
+        };
+        let receiver = interrupted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(match receiver.recv_timeout(duration) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => Wait::Interrupted,
+            Err(RecvTimeoutError::Timeout) => Wait::Elapsed,
+        })
+    }
+
+    fn read_user_file(&self, path: &Path) -> io::Result<String> {
+        if path == Path::new("-") {
+            let mut text = String::new();
+            io::stdin().read_to_string(&mut text)?;
+            return Ok(text);
+        }
+        std::fs::read_to_string(path)
+    }
+}

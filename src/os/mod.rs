@@ -1,0 +1,125 @@
+//! The only code that touches the operating system. Everything else is given an [`Os`] and sees
+//! plain data: [`LiveOs`] asks this machine, [`FakeOs`] answers from data a test wrote down.
+//!
+//! Calls are per scan, never per socket, so the seam costs nothing measurable.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use crate::core::model::{
+    Backend, Holders, Namespace, Process, Proto, Source, Stop, TableRead, TableRequest,
+};
+use crate::core::query::NetnsSelection;
+use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
+
+pub mod fake;
+#[cfg(target_os = "linux")]
+mod fd_walk;
+mod host;
+pub mod live;
+#[cfg(target_os = "linux")]
+mod netlink;
+#[cfg(target_os = "linux")]
+mod netns;
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+mod netstat2;
+mod probe;
+mod processes;
+#[cfg(target_os = "linux")]
+pub mod procfs;
+mod tables;
+
+pub use fake::FakeOs;
+pub use live::LiveOs;
+
+/// How a wait between two readings ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The time went by.
+    Elapsed,
+    /// The user asked to stop (Ctrl-C), or there is nothing more to read (a fake's last reading).
+    Interrupted,
+}
+
+/// Everything portstat asks of the operating system. `netns: None` is portstat's own network
+/// namespace.
+pub trait Os: Sync {
+    /// The socket tables `wanted`, read by `backend` from `source`, inside `netns`.
+    fn read_tables(
+        &self,
+        backend: Backend,
+        source: &Source,
+        netns: Option<&Namespace>,
+        wanted: TableRequest,
+    ) -> Result<TableRead>;
+
+    /// The network namespaces a selection names, with what could not be seen.
+    fn namespaces(&self, selection: &NetnsSelection) -> Result<(Vec<Namespace>, Vec<String>)>;
+
+    /// Which processes hold the `wanted` socket inodes (one walk over every process's files).
+    fn find_holders(&self, wanted: &HashSet<u64>, stop: Stop) -> Holders;
+
+    /// Names, command lines, start times (and, with `names`, users) of these processes; a pid
+    /// that is gone by now is missing from the result.
+    fn processes(&self, pids: &[u32], names: bool) -> HashMap<u32, Arc<Process>>;
+
+    /// The text of a process's cgroup membership (`/proc/PID/cgroup`), if it can be read.
+    fn cgroup(&self, pid: u32) -> Option<String>;
+
+    /// The name of a user id, from the system's user database.
+    fn user_name(&self, uid: u32) -> Option<Arc<str>>;
+
+    /// The id of a user name.
+    fn user_id(&self, name: &str) -> Option<u32>;
+
+    /// The settings that bear on binding ports, as seen inside `netns`.
+    fn host_facts(&self, netns: Option<&Namespace>) -> Result<HostFacts>;
+
+    /// This process's effective uid, where the platform has one.
+    fn effective_uid(&self) -> Option<u32>;
+
+    fn hostname(&self) -> String;
+
+    /// Every address an interface holds, with the interface's name.
+    fn interfaces(&self) -> io::Result<Vec<(IpAddr, String)>>;
+
+    /// The system's `/etc/services`, if there is one.
+    fn etc_services(&self) -> Option<String>;
+
+    /// Binds a new socket to `address` (with or without SO_REUSEADDR) inside `netns` and closes
+    /// it at once, never listening on it.
+    fn test_bind(
+        &self,
+        netns: Option<&Namespace>,
+        proto: Proto,
+        address: SocketAddr,
+        reuse_address: bool,
+    ) -> BindOutcome;
+
+    /// Tries a TCP connection like `nc -z`, inside `netns`; returns how it ended and how long it
+    /// took.
+    fn test_connect(
+        &self,
+        netns: Option<&Namespace>,
+        address: SocketAddr,
+        timeout: Duration,
+    ) -> (ConnectOutcome, Duration);
+
+    /// The wall clock.
+    fn now(&self) -> SystemTime;
+
+    /// A clock that only goes forward, from an arbitrary start.
+    fn monotonic(&self) -> Duration;
+
+    /// Waits `duration`, or less if the user asks to stop (Ctrl-C).
+    fn wait(&self, duration: Duration) -> Result<Wait>;
+
+    /// A file the user named (`-` is standard input).
+    fn read_user_file(&self, path: &Path) -> io::Result<String>;
+}

@@ -1,0 +1,1059 @@
+//! Linux: the kernel's socket tables over sock_diag netlink (`NETLINK_SOCK_DIAG`), the interface
+//! `ss` reads.
+//!
+//! One `SOCK_DIAG_BY_FAMILY` dump request (`inet_diag_req_v2`, `NLM_F_DUMP`) per wanted table
+//! (tcp, tcp6, udp, udp6), asking the kernel only for the states the query can show; the kernel
+//! answers with one `inet_diag_msg` per socket (`inet_sk_diag_fill`, `inet_twsk_diag_fill` and
+//! `inet_req_diag_fill` in `net/ipv4/inet_diag.c`), batched into datagrams of at most 32 KiB, and
+//! ends the dump with `NLMSG_DONE`. Unlike `/proc/net/tcp`, whose every read walks the whole
+//! established hash table again, a dump walks it once.
+//!
+//! Each message becomes the [`Socket`] the procfs backend would read from the same socket's
+//! `/proc/net` line: the kernel fills both from the same fields. Two fields differ at the source:
+//! a listener's `tx_queue` is its backlog (`/proc/net/tcp` prints 0), and timers come in
+//! milliseconds rather than clock ticks.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use netlink_packet_core::{
+    DoneBuffer, ErrorBuffer, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP,
+    NLMSG_OVERRUN, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{
+    AF_INET, AF_INET6, INET_DIAG_SKV6ONLY, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY,
+};
+use netlink_packet_sock_diag::inet::{
+    ExtensionFlags, InetRequest, InetResponseBuffer, SocketId, SocketIdBuffer, StateFlags,
+};
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
+use netlink_sys::{Socket as NetlinkSocket, SocketAddr as NetlinkAddr};
+
+use crate::core::model::{Proto, Socket, State, StateSet, TableRead, TableRequest};
+
+/// The four tables, in the order they are dumped, named as their `/proc/net` files.
+const TABLES: [(&str, Proto, bool); 4] = [
+    ("tcp", Proto::Tcp, false),
+    ("tcp6", Proto::Tcp, true),
+    ("udp", Proto::Udp, false),
+    ("udp6", Proto::Udp, true),
+];
+
+/// The kernel fills a dump datagram up to the largest receive buffer seen, capped at 32 KiB
+/// (`netlink_recvmsg`); twice that leaves room, and a datagram that still does not fit is an
+/// error, never silently cut.
+const RECEIVE_BUFFER: usize = 64 * 1024;
+
+/// Every state `/proc/net` shows: TCP_ESTABLISHED (1) to TCP_NEW_SYN_RECV (12). Not
+/// TCP_BOUND_INACTIVE (13): bound but unused sockets appear in no `/proc/net` table.
+const EVERY_STATE: u32 = 0x1ffe;
+
+/// Netlink messages are padded to 4-byte boundaries.
+const ALIGN: usize = 4;
+
+/// A wanted table the kernel would not dump.
+#[derive(Debug)]
+pub struct Failure {
+    /// Its `/proc/net` name: `tcp`, `tcp6`, `udp`, `udp6`.
+    pub table: &'static str,
+    /// That table alone, as [`TableRequest`], to read it some other way.
+    pub only: TableRequest,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn warning(&self) -> String {
+        format!(
+            "sock_diag netlink could not read {} ({:#})",
+            self.table, self.error
+        )
+    }
+}
+
+/// Reads the wanted tables. A table the kernel would not dump (its sock_diag module missing,
+/// say) is a warning and the others are still read; it is an error when every wanted table
+/// failed. Asking for no table at all reads nothing and succeeds.
+pub fn read(wanted: TableRequest) -> Result<TableRead> {
+    let (mut read, failures) = read_tables(wanted)?;
+    read.warnings.extend(failures.iter().map(Failure::warning));
+    Ok(read)
+}
+
+/// Like [`read`], but hands back the tables that failed instead of warning about them, so the
+/// caller can read them elsewhere.
+pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
+    let mut read = TableRead {
+        inodes_known: true,
+        ..TableRead::default()
+    };
+    let chosen: Vec<_> = TABLES
+        .into_iter()
+        .filter(|&(_, proto, ipv6)| wanted.wants(proto, ipv6))
+        .collect();
+    if chosen.is_empty() {
+        return Ok((read, Vec::new()));
+    }
+    // Asking for connections makes the kernel walk its whole established hash table once per
+    // TCP table; two such walks run side by side on two threads.
+    let walks_connections =
+        |proto: Proto| proto == Proto::Tcp && state_mask(proto, wanted.states) & !(1 << 10) != 0;
+    let heavy = chosen
+        .iter()
+        .filter(|&&(_, proto, _)| walks_connections(proto))
+        .count();
+    let mut outcomes: Vec<Result<Dumped>> = if heavy >= 2 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..)
+                .zip(&chosen)
+                .map(|(sequence, &(_, proto, ipv6))| {
+                    scope.spawn(move || {
+                        let mut link =
+                            Link::open().context("could not open a sock_diag netlink socket")?;
+                        dump_table(&mut link, sequence, proto, ipv6, wanted)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow!("the dump thread failed")))
+                })
+                .collect()
+        })
+    } else {
+        let mut link = Link::open().context("could not open a sock_diag netlink socket")?;
+        (1..)
+            .zip(&chosen)
+            .map(|(sequence, &(_, proto, ipv6))| {
+                dump_table(&mut link, sequence, proto, ipv6, wanted)
+            })
+            .collect()
+    };
+
+    // The largest table's vector becomes the result and the others are appended to it: it
+    // usually has room already (vectors grow by doubling), so at 100k sockets the tables are
+    // not held twice, as copying them all into a new vector would.
+    let largest = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, outcome)| Some((outcome.as_ref().ok()?.sockets.capacity(), index)))
+        .max()
+        .map(|(_, index)| index);
+    if let Some(Some(Ok(dumped))) = largest.map(|index| outcomes.get_mut(index)) {
+        read.sockets = std::mem::take(&mut dumped.sockets);
+    }
+    let mut failures = Vec::new();
+    let mut any_read = false;
+    for (&(table, proto, ipv6), outcome) in chosen.iter().zip(outcomes) {
+        match outcome {
+            Ok(mut dumped) => {
+                any_read = true;
+                read.sockets.append(&mut dumped.sockets);
+                if dumped.unknown_states > 0 {
+                    read.warnings.push(format!(
+                        "{table}: {} sockets in a state portstat does not know were skipped \
+                         (sock_diag netlink)",
+                        dumped.unknown_states
+                    ));
+                }
+                if dumped.malformed > 0 {
+                    read.warnings.push(format!(
+                        "{table}: {} malformed sock_diag netlink messages were skipped",
+                        dumped.malformed
+                    ));
+                }
+            }
+            Err(error) => failures.push(Failure {
+                table,
+                only: wanted.only(proto, ipv6),
+                error,
+            }),
+        }
+    }
+
+    if !any_read && !failures.is_empty() {
+        let failed = failures.len();
+        let each: Vec<String> = failures
+            .iter()
+            .map(|failure| format!("{}: {:#}", failure.table, failure.error))
+            .collect();
+        return Err(anyhow!("{}", each.join("; ")).context(format!(
+            "could not read any socket table over sock_diag netlink ({failed} failed)"
+        )));
+    }
+    fill_request_uids(&mut read.sockets);
+    Ok((read, failures))
+}
+
+/// One table as dumped: all of it or, on error, none of it.
+struct Dumped {
+    sockets: Vec<Socket>,
+    unknown_states: usize,
+    malformed: usize,
+}
+
+fn dump_table(
+    link: &mut Link,
+    sequence: u32,
+    proto: Proto,
+    ipv6: bool,
+    wanted: TableRequest,
+) -> Result<Dumped> {
+    let mut sockets = Vec::new();
+    let states = state_mask(proto, wanted.states);
+    let mut dump = Dump::new(sequence, proto, &mut sockets);
+    if states != 0 {
+        link.dump(sequence, proto, ipv6, states, wanted.local_port, &mut dump)?;
+    }
+    let (unknown_states, malformed) = (dump.unknown_states, dump.malformed);
+    Ok(Dumped {
+        sockets,
+        unknown_states,
+        malformed,
+    })
+}
+
+/// The kernel's state numbers (`TCP_ESTABLISHED` = 1 ... `TCP_NEW_SYN_RECV` = 12) read as procfs
+/// reads them: for UDP, 7 (`TCP_CLOSE`) is a socket with no peer and 1 a connected one; anything
+/// else reads as TCP would.
+fn state_of(proto: Proto, number: u8) -> Option<State> {
+    match (proto, number) {
+        (Proto::Udp, 7) => return Some(State::Unconn),
+        (Proto::Udp, 1) => return Some(State::Established),
+        _ => {}
+    }
+    Some(match number {
+        1 => State::Established,
+        2 => State::SynSent,
+        3 => State::SynRecv,
+        4 => State::FinWait1,
+        5 => State::FinWait2,
+        6 => State::TimeWait,
+        7 => State::Close,
+        8 => State::CloseWait,
+        9 => State::LastAck,
+        10 => State::Listen,
+        11 => State::Closing,
+        12 => State::NewSynRecv,
+        _ => return None,
+    })
+}
+
+/// The kernel state number to ask for so that `state` comes back in a `proto` table: the inverse
+/// of [`state_of`]. `None` for a state that table never holds (`UNCONN` TCP, `CLOSE` UDP).
+///
+/// A connection still in its listener's SYN queue is a request socket, `TCP_NEW_SYN_RECV` in the
+/// kernel, which sock_diag (and `/proc/net/tcp`) report as `SYN_RECV`; the kernel dumps request
+/// sockets whenever `SYN_RECV` is asked for, so both names ask for that.
+fn kernel_state(proto: Proto, state: State) -> Option<u8> {
+    Some(match (proto, state) {
+        (Proto::Udp, State::Unconn) => 7,
+        (Proto::Udp, State::Close) | (Proto::Tcp, State::Unconn) => return None,
+        (_, State::Established) => 1,
+        (_, State::SynSent) => 2,
+        (_, State::SynRecv | State::NewSynRecv) => 3,
+        (_, State::FinWait1) => 4,
+        (_, State::FinWait2) => 5,
+        (_, State::TimeWait) => 6,
+        (_, State::Close) => 7,
+        (_, State::CloseWait) => 8,
+        (_, State::LastAck) => 9,
+        (_, State::Listen) => 10,
+        (_, State::Closing) => 11,
+    })
+}
+
+/// The request's `idiag_states` bitmask: bit N asks for kernel state N. An empty set asks for
+/// every state `/proc/net` shows.
+fn state_mask(proto: Proto, states: StateSet) -> u32 {
+    if states.is_empty() {
+        return EVERY_STATE;
+    }
+    states
+        .iter()
+        .filter_map(|state| kernel_state(proto, state))
+        .fold(0, |mask, number| mask | 1 << number)
+}
+
+/// One `SOCK_DIAG_BY_FAMILY` dump request for a table.
+fn request(
+    sequence: u32,
+    proto: Proto,
+    ipv6: bool,
+    states: u32,
+    local_port: Option<u16>,
+) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = sequence;
+    let inet = InetRequest {
+        family: if ipv6 { AF_INET6 } else { AF_INET },
+        protocol: match proto {
+            Proto::Tcp => IPPROTO_TCP,
+            Proto::Udp => IPPROTO_UDP,
+        },
+        extensions: ExtensionFlags::empty(),
+        // The crate names bits 1 to 11; the kernel adds TCP_NEW_SYN_RECV (12) to SYN_RECV itself.
+        states: StateFlags::from_bits_truncate(states),
+        socket_id: if ipv6 {
+            SocketId::new_v6()
+        } else {
+            SocketId::new_v4()
+        },
+    };
+    let mut message = NetlinkMessage::new(header, SockDiagMessage::InetRequest(inet).into());
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+    if let Some(port) = local_port {
+        append_port_filter(&mut bytes, port);
+    }
+    bytes
+}
+
+/// `INET_DIAG_REQ_BYTECODE`: the kernel's filter language, as `ss 'sport = :P'` uses it.
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+const INET_DIAG_BC_S_GE: u8 = 2;
+const INET_DIAG_BC_S_LE: u8 = 3;
+
+/// Appends a filter to the request so the kernel sends only sockets whose local port is
+/// `port`: `sport >= port && sport <= port`. Each comparison is an op (code, jump if true,
+/// jump if false) followed by an op whose last field holds the port; a jump past the end by 4
+/// rejects the socket, reaching the end exactly accepts it.
+fn append_port_filter(request: &mut Vec<u8>, port: u16) {
+    const OP: usize = 4;
+    let length = 4 * OP;
+    let op = |code: u8, yes: u8, no: u16| -> [u8; OP] {
+        let [n0, n1] = no.to_ne_bytes();
+        [code, yes, n0, n1]
+    };
+    let reject_from = |offset: usize| (length - offset + 4) as u16;
+    let mut code = Vec::with_capacity(length);
+    code.extend(op(INET_DIAG_BC_S_GE, 8, reject_from(0)));
+    code.extend(op(0, 0, port));
+    code.extend(op(INET_DIAG_BC_S_LE, 8, reject_from(8)));
+    code.extend(op(0, 0, port));
+    let attribute_length = (4 + code.len()) as u16;
+    request.extend(attribute_length.to_ne_bytes());
+    request.extend(INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    request.extend(code);
+    // The netlink header's first field is the whole message's length.
+    let total = (request.len() as u32).to_ne_bytes();
+    if let Some(header) = request.get_mut(..4) {
+        header.copy_from_slice(&total);
+    }
+}
+
+/// A sock_diag netlink socket connected to the kernel, with its receive buffer.
+struct Link {
+    socket: NetlinkSocket,
+    buffer: Vec<u8>,
+}
+
+impl Link {
+    fn open() -> io::Result<Link> {
+        let mut socket = NetlinkSocket::new(NETLINK_SOCK_DIAG)?;
+        socket.bind_auto()?;
+        socket.connect(&NetlinkAddr::new(0, 0))?;
+        Ok(Link {
+            socket,
+            buffer: vec![0; RECEIVE_BUFFER],
+        })
+    }
+
+    /// Sends one dump request and reads its answer to the end (`NLMSG_DONE`) into `dump`.
+    fn dump(
+        &mut self,
+        sequence: u32,
+        proto: Proto,
+        ipv6: bool,
+        states: u32,
+        local_port: Option<u16>,
+        dump: &mut Dump<'_>,
+    ) -> Result<()> {
+        let request = request(sequence, proto, ipv6, states, local_port);
+        self.socket
+            .send(&request, 0)
+            .context("could not send the dump request")?;
+        loop {
+            // MSG_TRUNC: the datagram's real length, even when it did not fit.
+            let length = match self.socket.recv(&mut &mut self.buffer[..], libc::MSG_TRUNC) {
+                Ok(length) => length,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error).context("could not receive the dump"),
+            };
+            if length > self.buffer.len() {
+                bail!(
+                    "a {length}-byte netlink datagram did not fit the {}-byte receive buffer",
+                    self.buffer.len()
+                );
+            }
+            let datagram = self.buffer.get(..length).unwrap_or_default();
+            if datagram.is_empty() {
+                bail!("the kernel ended the dump without NLMSG_DONE");
+            }
+            if dump.take(datagram)? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One table's dump as it arrives.
+struct Dump<'a> {
+    sequence: u32,
+    proto: Proto,
+    sockets: &'a mut Vec<Socket>,
+    unknown_states: usize,
+    malformed: usize,
+}
+
+impl<'a> Dump<'a> {
+    fn new(sequence: u32, proto: Proto, sockets: &'a mut Vec<Socket>) -> Dump<'a> {
+        Dump {
+            sequence,
+            proto,
+            sockets,
+            unknown_states: 0,
+            malformed: 0,
+        }
+    }
+
+    /// Takes one datagram's messages; `true` once the dump is done. Messages of another request
+    /// (left over from a dump abandoned midway) are ignored. A message that can't be a socket
+    /// is counted and skipped; broken framing, `NLMSG_ERROR` or a failed `NLMSG_DONE` fail the
+    /// dump.
+    fn take(&mut self, mut datagram: &[u8]) -> Result<bool> {
+        while !datagram.is_empty() {
+            let message = NetlinkBuffer::new_checked(datagram)
+                .map_err(|error| anyhow!("malformed netlink message: {error}"))?;
+            let payload = message.payload();
+            if message.sequence_number() == self.sequence {
+                match message.message_type() {
+                    NLMSG_NOOP => {}
+                    NLMSG_ERROR => {
+                        let error = ErrorBuffer::new_checked(payload)
+                            .map_err(|error| anyhow!("malformed NLMSG_ERROR: {error}"))?;
+                        // Code 0 is an acknowledgement, which a dump does not ask for.
+                        if let Some(code) = error.code() {
+                            return Err(os_error(code.get()))
+                                .context("the kernel refused the dump");
+                        }
+                    }
+                    NLMSG_DONE => {
+                        let done = DoneBuffer::new_checked(payload)
+                            .map_err(|error| anyhow!("malformed NLMSG_DONE: {error}"))?;
+                        if done.code() < 0 {
+                            return Err(os_error(done.code()))
+                                .context("the kernel ended the dump with an error");
+                        }
+                        return Ok(true);
+                    }
+                    NLMSG_OVERRUN => bail!("the kernel reported a netlink overrun"),
+                    SOCK_DIAG_BY_FAMILY => match socket_of(self.proto, payload) {
+                        Ok(Some(socket)) => self.sockets.push(socket),
+                        Ok(None) => self.unknown_states += 1,
+                        Err(()) => self.malformed += 1,
+                    },
+                    // No other message type answers a dump; nothing to learn from one.
+                    _ => {}
+                }
+            }
+            let step = (message.length() as usize).next_multiple_of(ALIGN);
+            datagram = datagram.get(step..).unwrap_or_default();
+        }
+        Ok(false)
+    }
+}
+
+/// The kernel sends errors as negative errno values.
+fn os_error(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code.saturating_neg())
+}
+
+/// One `inet_diag_msg` as a socket: `Ok(None)` for a state portstat does not know, `Err` for a
+/// message too short or of another address family.
+fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
+    let message = InetResponseBuffer::new_checked(payload).map_err(|_| ())?;
+    let id = SocketIdBuffer::new_checked(message.socket_id()).map_err(|_| ())?;
+    let local_ip = address(message.family(), id.source_address()).ok_or(())?;
+    let remote_ip = address(message.family(), id.destination_address()).ok_or(())?;
+    let local = SocketAddr::new(local_ip, port(id.source_port()).ok_or(())?);
+    let remote = SocketAddr::new(remote_ip, port(id.destination_port()).ok_or(())?);
+    let Some(state) = state_of(proto, message.state()) else {
+        return Ok(None);
+    };
+    Ok(Some(Socket {
+        proto,
+        local,
+        // As procfs: no peer when the remote end is the unspecified address and port 0.
+        remote: (!(remote_ip.is_unspecified() && remote.port() == 0)).then_some(remote),
+        state,
+        tx_queue: message.send_queue(),
+        rx_queue: message.recv_queue(),
+        timer: (message.timer() != 0).then(|| Duration::from_millis(message.expires().into())),
+        uid: Some(message.uid()),
+        inode: message.inode().into(),
+        holders: None,
+        v6only: v6only(message.payload()),
+        netns: 0,
+    }))
+}
+
+/// `INET_DIAG_SKV6ONLY`, which the kernel attaches to IPv6 sockets in LISTEN or CLOSE (UDP
+/// without a peer) state: whether the socket is IPV6_V6ONLY. `None` without it.
+fn v6only(attributes: &[u8]) -> Option<bool> {
+    // Attribute type bits that are flags (NLA_F_NESTED, NLA_F_NET_BYTEORDER), not the type.
+    const TYPE_MASK: u16 = 0x3fff;
+    let mut rest = attributes;
+    while let Some(header) = rest.get(..4) {
+        let [l0, l1, t0, t1] = <[u8; 4]>::try_from(header).ok()?;
+        let length = usize::from(u16::from_ne_bytes([l0, l1]));
+        let value = rest.get(4..length)?;
+        if u16::from_ne_bytes([t0, t1]) & TYPE_MASK == INET_DIAG_SKV6ONLY {
+            return value.first().map(|&flag| flag != 0);
+        }
+        rest = rest.get(length.next_multiple_of(ALIGN)..)?;
+    }
+    None
+}
+
+/// An address as the kernel sends it: 16 bytes in network order, of which IPv4 uses the first
+/// four. An IPv6 socket's IPv4-mapped address stays IPv6, as in `/proc/net/tcp6`.
+fn address(family: u8, bytes: &[u8]) -> Option<IpAddr> {
+    match family {
+        AF_INET => {
+            let octets: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(octets)))
+        }
+        AF_INET6 => {
+            let octets: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(octets)))
+        }
+        _ => None,
+    }
+}
+
+/// A port in network byte order.
+fn port(bytes: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?))
+}
+
+/// sock_diag reports a request socket (a connection in its listener's SYN queue, `SYN_RECV`
+/// without an inode) with uid 0, where `/proc/net/tcp` prints its listener's uid. Give it the
+/// uid of the listener it belongs to: the TCP listener on its local port bound to its address,
+/// else the wildcard of its family, else a dual-stack `::`.
+fn fill_request_uids(sockets: &mut [Socket]) {
+    let listeners: Vec<(SocketAddr, Option<u32>)> = sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.state == State::Listen)
+        .map(|s| (s.local, s.uid))
+        .collect();
+    if listeners.is_empty() {
+        return;
+    }
+    for socket in sockets.iter_mut().filter(|s| {
+        s.proto == Proto::Tcp && s.state == State::SynRecv && s.inode == 0 && s.uid == Some(0)
+    }) {
+        let local = socket.local;
+        let on_port = || {
+            listeners
+                .iter()
+                .filter(move |(listener, _)| listener.port() == local.port())
+        };
+        let exact = on_port().find(|(listener, _)| {
+            listener.ip().to_canonical() == local.ip().to_canonical()
+                && !listener.ip().is_unspecified()
+        });
+        let wildcard = || {
+            on_port().find(|(listener, _)| {
+                listener.ip().is_unspecified() && listener.is_ipv4() == local.is_ipv4()
+            })
+        };
+        let dual_stack =
+            || on_port().find(|(listener, _)| listener.is_ipv6() && listener.ip().is_unspecified());
+        if let Some((_, uid)) = exact.or_else(wildcard).or_else(dual_stack) {
+            socket.uid = *uid;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One netlink message: header, then `payload`, padded.
+    fn message(kind: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
+        let length = 16 + payload.len();
+        let mut bytes = vec![0u8; length.next_multiple_of(ALIGN)];
+        let mut buffer = NetlinkBuffer::new(&mut bytes[..]);
+        buffer.set_length(length as u32);
+        buffer.set_message_type(kind);
+        buffer.set_sequence_number(sequence);
+        buffer.payload_mut()[..payload.len()].copy_from_slice(payload);
+        bytes
+    }
+
+    struct Diag {
+        state: u8,
+        local: SocketAddr,
+        remote: SocketAddr,
+        timer: u8,
+        expires: u32,
+        rqueue: u32,
+        wqueue: u32,
+        uid: u32,
+        inode: u32,
+        v6only: Option<bool>,
+    }
+
+    fn diag(state: u8, local: &str, remote: &str) -> Diag {
+        Diag {
+            state,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            timer: 0,
+            expires: 0,
+            rqueue: 0,
+            wqueue: 0,
+            uid: 1000,
+            inode: 42,
+            v6only: None,
+        }
+    }
+
+    /// An `inet_diag_msg` as the kernel sends it.
+    fn payload(diag: &Diag) -> Vec<u8> {
+        let mut bytes = vec![0u8; 72];
+        let mut buffer = InetResponseBuffer::new(&mut bytes[..]);
+        buffer.set_family(if diag.local.is_ipv6() {
+            AF_INET6
+        } else {
+            AF_INET
+        });
+        buffer.set_state(diag.state);
+        buffer.set_timer(diag.timer);
+        buffer.set_expires(diag.expires);
+        buffer.set_recv_queue(diag.rqueue);
+        buffer.set_send_queue(diag.wqueue);
+        buffer.set_uid(diag.uid);
+        buffer.set_inode(diag.inode);
+        let mut id = SocketIdBuffer::new(buffer.socket_id_mut());
+        id.source_port_mut()
+            .copy_from_slice(&diag.local.port().to_be_bytes());
+        id.destination_port_mut()
+            .copy_from_slice(&diag.remote.port().to_be_bytes());
+        let octets = |address: SocketAddr| match address.ip() {
+            IpAddr::V4(ip) => {
+                let mut all = [0u8; 16];
+                all[..4].copy_from_slice(&ip.octets());
+                all
+            }
+            IpAddr::V6(ip) => ip.octets(),
+        };
+        id.source_address_mut().copy_from_slice(&octets(diag.local));
+        id.destination_address_mut()
+            .copy_from_slice(&octets(diag.remote));
+        if let Some(v6only) = diag.v6only {
+            // An attribute of 5 bytes (header and one u8), padded to 8.
+            bytes.extend(5u16.to_ne_bytes());
+            bytes.extend(INET_DIAG_SKV6ONLY.to_ne_bytes());
+            bytes.extend([u8::from(v6only), 0, 0, 0]);
+        }
+        bytes
+    }
+
+    fn response(sequence: u32, diag: &Diag) -> Vec<u8> {
+        message(SOCK_DIAG_BY_FAMILY, sequence, &payload(diag))
+    }
+
+    fn done(sequence: u32, code: i32) -> Vec<u8> {
+        message(NLMSG_DONE, sequence, &code.to_ne_bytes())
+    }
+
+    /// Feeds datagrams to a dump of `proto` with sequence 1.
+    fn take_all(proto: Proto, datagrams: &[Vec<u8>]) -> (Result<bool>, Vec<Socket>, usize, usize) {
+        let mut sockets = Vec::new();
+        let mut dump = Dump::new(1, proto, &mut sockets);
+        let mut result = Ok(false);
+        for datagram in datagrams {
+            result = dump.take(datagram);
+            if !matches!(result, Ok(false)) {
+                break;
+            }
+        }
+        let counts = (dump.unknown_states, dump.malformed);
+        (result, sockets, counts.0, counts.1)
+    }
+
+    fn one(proto: Proto, diag: &Diag) -> Socket {
+        let (result, sockets, _, _) = take_all(proto, &[response(1, diag)]);
+        assert!(matches!(result, Ok(false)));
+        assert_eq!(sockets.len(), 1);
+        sockets.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_listener_has_no_peer_and_keeps_queues_uid_and_inode() {
+        let mut listener = diag(10, "127.0.0.1:8080", "0.0.0.0:0");
+        (listener.rqueue, listener.wqueue) = (2, 4096);
+        let socket = one(Proto::Tcp, &listener);
+        let expected = Socket {
+            proto: Proto::Tcp,
+            local: "127.0.0.1:8080".parse().unwrap(),
+            remote: None,
+            state: State::Listen,
+            tx_queue: 4096,
+            rx_queue: 2,
+            timer: None,
+            uid: Some(1000),
+            inode: 42,
+            holders: None,
+            v6only: None,
+            netns: 0,
+        };
+        assert_eq!(socket, expected);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_stay_ipv6_and_a_peer_is_kept() {
+        let socket = one(
+            Proto::Tcp,
+            &diag(1, "[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.1]:5000"),
+        );
+        assert_eq!(socket.local.to_string(), "[::ffff:127.0.0.1]:80");
+        assert_eq!(
+            socket.remote.map(|r| r.to_string()),
+            Some("[::ffff:127.0.0.1]:5000".to_string())
+        );
+        assert_eq!(socket.state, State::Established);
+        let listener6 = one(Proto::Tcp, &diag(10, "[::]:443", "[::]:0"));
+        assert_eq!((listener6.remote, listener6.local.is_ipv6()), (None, true));
+    }
+
+    #[test]
+    fn v6only_comes_from_its_attribute() {
+        let mut listener = diag(10, "[::]:443", "[::]:0");
+        assert_eq!(one(Proto::Tcp, &listener).v6only, None);
+        listener.v6only = Some(true);
+        assert_eq!(one(Proto::Tcp, &listener).v6only, Some(true));
+        listener.v6only = Some(false);
+        assert_eq!(one(Proto::Tcp, &listener).v6only, Some(false));
+        // Other attributes before it are stepped over; a broken one ends the search.
+        let mut other = vec![8, 0, 10, 0, 6, 0, 0, 0]; // INET_DIAG_PROTOCOL
+        other.extend([5, 0, 11, 0, 1, 0, 0, 0]);
+        assert_eq!(v6only(&other), Some(true));
+        assert_eq!(v6only(&[2, 0, 11, 0, 1]), None);
+        assert_eq!(v6only(&[200, 0, 11, 0, 1]), None);
+        assert_eq!(v6only(&[]), None);
+    }
+
+    #[test]
+    fn udp_is_unconn_or_established_with_its_peer() {
+        let unconn = one(Proto::Udp, &diag(7, "0.0.0.0:53", "0.0.0.0:0"));
+        assert_eq!((unconn.state, unconn.remote), (State::Unconn, None));
+        let connected = one(Proto::Udp, &diag(1, "127.0.0.1:4000", "127.0.0.1:53"));
+        assert_eq!(connected.state, State::Established);
+        assert_eq!(connected.remote, Some("127.0.0.1:53".parse().unwrap()));
+        // A peer on port 0 of a real address is still a peer, as procfs reads it.
+        let odd = one(Proto::Udp, &diag(1, "127.0.0.1:4000", "127.0.0.2:0"));
+        assert!(odd.remote.is_some());
+    }
+
+    #[test]
+    fn timers_run_in_milliseconds_and_time_wait_has_no_inode() {
+        let mut time_wait = diag(6, "127.0.0.1:40000", "127.0.0.1:8080");
+        (time_wait.timer, time_wait.expires) = (3, 59_250);
+        (time_wait.uid, time_wait.inode) = (0, 0);
+        let socket = one(Proto::Tcp, &time_wait);
+        assert_eq!(socket.state, State::TimeWait);
+        assert_eq!(socket.timer, Some(Duration::from_millis(59_250)));
+        assert_eq!((socket.uid, socket.inode), (Some(0), 0));
+        let mut idle = diag(1, "127.0.0.1:1", "127.0.0.1:2");
+        idle.expires = 500; // no timer runs: expires means nothing
+        assert_eq!(one(Proto::Tcp, &idle).timer, None);
+    }
+
+    #[test]
+    fn states_map_as_procfs_reads_them() {
+        let tcp: Vec<_> = (1..=12).map(|n| state_of(Proto::Tcp, n)).collect();
+        assert_eq!(
+            tcp,
+            [
+                State::Established,
+                State::SynSent,
+                State::SynRecv,
+                State::FinWait1,
+                State::FinWait2,
+                State::TimeWait,
+                State::Close,
+                State::CloseWait,
+                State::LastAck,
+                State::Listen,
+                State::Closing,
+                State::NewSynRecv,
+            ]
+            .map(Some)
+        );
+        assert_eq!(state_of(Proto::Udp, 7), Some(State::Unconn));
+        assert_eq!(state_of(Proto::Udp, 1), Some(State::Established));
+        assert_eq!(state_of(Proto::Tcp, 0), None);
+        assert_eq!(state_of(Proto::Tcp, 13), None);
+    }
+
+    #[test]
+    fn asking_for_a_state_brings_it_back() {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            for state in State::ALL {
+                if let Some(number) = kernel_state(proto, state) {
+                    let back = state_of(proto, number);
+                    // Request sockets come back as SYN_RECV, in either table's reading.
+                    let expected = if state == State::NewSynRecv {
+                        State::SynRecv
+                    } else {
+                        state
+                    };
+                    assert_eq!(back, Some(expected), "{proto:?} {state:?}");
+                }
+            }
+        }
+        assert_eq!(kernel_state(Proto::Tcp, State::Unconn), None);
+        assert_eq!(kernel_state(Proto::Udp, State::Close), None);
+    }
+
+    #[test]
+    fn the_state_mask_asks_for_exactly_the_states_wanted() {
+        assert_eq!(state_mask(Proto::Tcp, StateSet::EMPTY), EVERY_STATE);
+        assert_eq!(state_mask(Proto::Udp, StateSet::EMPTY), EVERY_STATE);
+        let listening = StateSet::of([State::Listen, State::Unconn]);
+        assert_eq!(state_mask(Proto::Tcp, listening), 1 << 10);
+        // UDP sockets are only ever 7 or 1, but the mask is the exact inverse of `state_of`.
+        assert_eq!(state_mask(Proto::Udp, listening), 1 << 10 | 1 << 7);
+        let default_view = StateSet::of([State::Listen, State::Unconn, State::Established]);
+        assert_eq!(state_mask(Proto::Tcp, default_view), 1 << 10 | 1 << 1);
+        let connected_udp = StateSet::of([State::Unconn, State::Established]);
+        assert_eq!(state_mask(Proto::Udp, connected_udp), 1 << 7 | 1 << 1);
+        let waits = StateSet::of([State::TimeWait, State::NewSynRecv]);
+        assert_eq!(state_mask(Proto::Tcp, waits), 1 << 6 | 1 << 3);
+        assert_eq!(state_mask(Proto::Tcp, StateSet::of([State::Unconn])), 0);
+    }
+
+    #[test]
+    fn the_request_is_an_inet_diag_req_v2_dump() {
+        let bytes = request(7, Proto::Udp, true, 1 << 7 | 1 << 1, None);
+        let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
+        assert_eq!(message.length() as usize, bytes.len());
+        assert_eq!(message.message_type(), SOCK_DIAG_BY_FAMILY);
+        assert_eq!(message.flags(), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(message.sequence_number(), 7);
+        let inet = message.payload();
+        assert_eq!(inet.len(), 56);
+        assert_eq!((inet[0], inet[1], inet[2]), (AF_INET6, IPPROTO_UDP, 0));
+        let states = u32::from_ne_bytes(inet[4..8].try_into().unwrap());
+        assert_eq!(states, 1 << 7 | 1 << 1);
+        assert!(
+            inet[8..].iter().all(|&b| b == 0),
+            "no socket id: every socket"
+        );
+        let tcp4 = request(1, Proto::Tcp, false, EVERY_STATE, None);
+        let inet = NetlinkBuffer::new_checked(&tcp4[..]).unwrap().payload();
+        assert_eq!((inet[0], inet[1]), (AF_INET, IPPROTO_TCP));
+    }
+
+    #[test]
+    fn a_dump_reads_every_message_of_every_datagram_until_done() {
+        let mut first = response(1, &diag(10, "0.0.0.0:22", "0.0.0.0:0"));
+        first.extend(message(NLMSG_NOOP, 1, &[]));
+        first.extend(response(1, &diag(1, "10.0.0.1:22", "10.0.0.2:50000")));
+        let mut second = response(1, &diag(6, "10.0.0.1:22", "10.0.0.3:50001"));
+        second.extend(done(1, 0));
+        let (result, sockets, _, _) = take_all(Proto::Tcp, &[first, second]);
+        assert!(matches!(result, Ok(true)));
+        let states: Vec<_> = sockets.iter().map(|s| s.state).collect();
+        assert_eq!(states, [State::Listen, State::Established, State::TimeWait]);
+    }
+
+    #[test]
+    fn messages_of_another_request_are_ignored() {
+        let mut datagram = response(9, &diag(10, "0.0.0.0:22", "0.0.0.0:0"));
+        datagram.extend(done(9, 0));
+        datagram.extend(response(1, &diag(10, "0.0.0.0:80", "0.0.0.0:0")));
+        datagram.extend(done(1, 0));
+        let (result, sockets, _, _) = take_all(Proto::Tcp, &[datagram]);
+        assert!(matches!(result, Ok(true)));
+        assert_eq!(sockets.len(), 1);
+        assert_eq!(sockets[0].local.port(), 80);
+    }
+
+    #[test]
+    fn an_error_message_fails_the_dump_with_its_errno() {
+        let mut nack = (-libc::EAFNOSUPPORT).to_ne_bytes().to_vec();
+        nack.extend([0u8; 16]); // the request's header, echoed
+        let (result, _, _, _) = take_all(Proto::Tcp, &[message(NLMSG_ERROR, 1, &nack)]);
+        let error = result.unwrap_err();
+        let io = error.downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.raw_os_error(), Some(libc::EAFNOSUPPORT));
+        assert!(format!("{error:#}").contains("refused"), "{error:#}");
+        // A plain acknowledgement is no error.
+        let ack = message(NLMSG_ERROR, 1, &[0u8; 20]);
+        let (result, _, _, _) = take_all(Proto::Tcp, &[ack, done(1, 0)]);
+        assert!(matches!(result, Ok(true)));
+    }
+
+    #[test]
+    fn a_failed_done_fails_the_dump() {
+        let (result, _, _, _) = take_all(Proto::Udp, &[done(1, -libc::ENOENT)]);
+        let error = result.unwrap_err();
+        let io = error.downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn broken_framing_fails_and_bad_sockets_are_counted() {
+        let mut cut = response(1, &diag(10, "0.0.0.0:22", "0.0.0.0:0"));
+        cut.truncate(40);
+        let (result, _, _, _) = take_all(Proto::Tcp, &[cut]);
+        assert!(result.is_err());
+        let overrun = message(NLMSG_OVERRUN, 1, &[]);
+        assert!(take_all(Proto::Tcp, &[overrun]).0.is_err());
+
+        let mut unknown = diag(13, "0.0.0.0:22", "0.0.0.0:0");
+        unknown.uid = 5;
+        let mut other_family = payload(&diag(10, "0.0.0.0:23", "0.0.0.0:0"));
+        other_family[0] = 1; // AF_UNIX
+        let short = message(SOCK_DIAG_BY_FAMILY, 1, &[0u8; 20]);
+        let mut datagram = response(1, &unknown);
+        datagram.extend(message(SOCK_DIAG_BY_FAMILY, 1, &other_family));
+        datagram.extend(short);
+        datagram.extend(done(1, 0));
+        let (result, sockets, unknown_states, malformed) = take_all(Proto::Tcp, &[datagram]);
+        assert!(matches!(result, Ok(true)));
+        assert!(sockets.is_empty());
+        assert_eq!((unknown_states, malformed), (1, 2));
+    }
+
+    #[test]
+    fn request_sockets_take_their_listeners_uid() {
+        let socket = |local: &str, state, uid, inode| Socket {
+            uid: Some(uid),
+            inode,
+            ..Socket::example(Proto::Tcp, local, None, state)
+        };
+        let mut sockets = vec![
+            socket("0.0.0.0:22", State::Listen, 1000, 1),
+            socket("127.0.0.1:22", State::Listen, 1001, 2),
+            socket("[::]:80", State::Listen, 1002, 3),
+            socket("127.0.0.1:22", State::SynRecv, 0, 0),
+            socket("10.0.0.1:22", State::SynRecv, 0, 0),
+            socket("10.0.0.1:80", State::SynRecv, 0, 0),
+            socket("[::1]:80", State::SynRecv, 0, 0),
+            socket("10.0.0.1:9", State::SynRecv, 0, 0),
+            socket("10.0.0.1:22", State::TimeWait, 0, 0),
+        ];
+        fill_request_uids(&mut sockets);
+        let uids: Vec<_> = sockets.iter().map(|s| s.uid).collect();
+        assert_eq!(
+            uids,
+            [1000, 1001, 1002, 1001, 1000, 1002, 1002, 0, 0].map(Some)
+        );
+    }
+
+    #[test]
+    fn asking_for_no_table_reads_nothing() {
+        let none = TableRequest {
+            tcp: false,
+            udp: false,
+            ..TableRequest::ALL
+        };
+        let read = read(none).unwrap();
+        assert!(read.sockets.is_empty() && read.warnings.is_empty());
+    }
+
+    /// The live kernel: netlink and /proc/net see this test's listener alike.
+    #[test]
+    fn netlink_and_proc_net_agree_on_a_live_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let udp = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let udp_local = udp.local_addr().unwrap();
+        let find = |read: &TableRead, local: SocketAddr, proto: Proto| {
+            let found: Vec<Socket> = read
+                .sockets
+                .iter()
+                .filter(|s| s.local == local && s.proto == proto)
+                .cloned()
+                .collect();
+            assert_eq!(found.len(), 1, "{found:?}");
+            found.into_iter().next().unwrap()
+        };
+        let netlink = read(TableRequest::ALL).unwrap();
+        let procfs =
+            super::super::procfs::read(std::path::Path::new("/proc/net"), TableRequest::ALL)
+                .unwrap();
+        assert!(netlink.inodes_known);
+        let (from_netlink, from_procfs) = (
+            find(&netlink, local, Proto::Tcp),
+            find(&procfs, local, Proto::Tcp),
+        );
+        // A listener's tx_queue is its backlog over netlink, 0 in /proc/net/tcp.
+        assert_eq!(
+            Socket {
+                tx_queue: 0,
+                ..from_netlink
+            },
+            from_procfs
+        );
+        // Only netlink knows whether an IPv6 socket is IPV6_V6ONLY; binding a specific IPv6
+        // address makes it so.
+        let udp6 = find(&netlink, udp_local, Proto::Udp);
+        assert_eq!(udp6.v6only, Some(true));
+        assert_eq!(
+            Socket {
+                v6only: None,
+                netns: 0,
+                ..udp6
+            },
+            find(&procfs, udp_local, Proto::Udp)
+        );
+
+        let listening = TableRequest {
+            states: StateSet::of([State::Listen, State::Unconn]),
+            ..TableRequest::ALL
+        };
+        let only_listeners = read(listening).unwrap();
+        assert!(
+            only_listeners
+                .sockets
+                .iter()
+                .all(|s| s.state.is_listening())
+        );
+        find(&only_listeners, local, Proto::Tcp);
+    }
+
+    #[test]
+    fn the_kernel_sends_only_the_local_port_asked_for() {
+        let wanted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = wanted.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(wanted.local_addr().unwrap()).unwrap();
+        let asked = TableRequest {
+            local_port: Some(port),
+            ..TableRequest::ALL
+        };
+        let read = read(asked).unwrap();
+        assert!(
+            read.sockets.iter().all(|s| s.local.port() == port),
+            "{:?}",
+            read.sockets
+        );
+        // The listener and the accepted connection: the client's side has another local port.
+        assert_eq!(read.sockets.len(), 2, "{:?}", read.sockets);
+        assert!(read.sockets.iter().any(|s| s.state == State::Listen));
+        drop((other, client));
+    }
+}

@@ -1,0 +1,573 @@
+//! The audit's report: a table and a one-line summary for people, one JSON document (schema 1,
+//! documented in README.md) for scripts; and the summary that decides the exit status.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::core::audit::drift::{Drift, Endpoint};
+use crate::core::audit::listener::Listener;
+use crate::core::audit::outcome::AuditSummary;
+use crate::core::audit::policy::{Policy, Violation};
+use crate::core::audit::rules::{Finding, Severity};
+use crate::core::model::Proto;
+use crate::core::snapshot::SCHEMA;
+use crate::render::table;
+use crate::render::{Output, Style};
+
+/// A host the audit looked at, and where its listeners came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostInfo {
+    pub host: String,
+    pub captured_at: String,
+    /// `live`, or the snapshot file it was read from.
+    pub source: String,
+}
+
+pub struct PolicyOutcome<'a> {
+    pub file: &'a str,
+    pub policy: &'a Policy,
+    pub violations: &'a [Violation],
+}
+
+pub struct DriftOutcome<'a> {
+    pub file: &'a str,
+    pub drift: &'a Drift,
+}
+
+/// Everything one run found.
+pub struct Audit<'a> {
+    pub hosts: &'a [HostInfo],
+    pub listeners: &'a [Listener],
+    pub findings: &'a [Finding],
+    pub policy: Option<PolicyOutcome<'a>>,
+    pub drift: Option<DriftOutcome<'a>>,
+    pub summary: &'a AuditSummary,
+    pub warnings: &'a [String],
+}
+
+/// The last line of the text report.
+fn summary_line(summary: &AuditSummary) -> String {
+    let counts: Vec<String> = Severity::DESCENDING
+        .iter()
+        .map(|&s| format!("{} {}", summary.findings.of(s), s.as_str()))
+        .collect();
+    let allowed = if summary.allowed > 0 {
+        format!(" ({} allowed by policy)", summary.allowed)
+    } else {
+        String::new()
+    };
+    let mut parts = vec![
+        format!(
+            "{} {}, {} beyond loopback",
+            summary.listeners,
+            plural(summary.listeners, "listener"),
+            summary.beyond_loopback
+        ),
+        format!("findings {}{allowed}", counts.join(", ")),
+    ];
+    if let Some(violations) = summary.violations {
+        parts.push(format!(
+            "policy {violations} {}",
+            plural(violations, "violation")
+        ));
+    }
+    if let (Some(new), Some(gone)) = (summary.new, summary.gone) {
+        parts.push(format!("drift {new} new, {gone} gone"));
+    }
+    let verdict = if summary.passed { "pass" } else { "FAIL" };
+    format!(
+        "Summary: {}; {verdict} (--fail-on {})",
+        parts.join("; "),
+        summary.fail_on
+    )
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
+pub fn text(
+    audit: &Audit,
+    show_listeners: bool,
+    style: &Style,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let several_hosts = audit.hosts.len() > 1;
+    if show_listeners {
+        listener_table(audit, several_hosts, style, out)?;
+        writeln!(out)?;
+    }
+    if audit.findings.is_empty() {
+        writeln!(out, "No findings.")?;
+    } else {
+        finding_table(audit, several_hosts, style, out)?;
+    }
+    if let Some(policy) = &audit.policy {
+        writeln!(
+            out,
+            "\nPolicy {}: {} {}",
+            policy.file,
+            policy.violations.len(),
+            plural(policy.violations.len(), "violation")
+        )?;
+        for violation in policy.violations {
+            writeln!(out, "  {}", violation_message(audit, policy, violation))?;
+        }
+    }
+    if let Some(drift) = &audit.drift {
+        writeln!(
+            out,
+            "\nDrift since {}: {} new, {} gone",
+            drift.file,
+            drift.drift.new.len(),
+            drift.drift.gone.len()
+        )?;
+        let changes = [("new", &drift.drift.new), ("gone", &drift.drift.gone)];
+        for (change, endpoints) in changes {
+            for endpoint in endpoints {
+                let host = if several_hosts {
+                    format!("{}: ", endpoint.host)
+                } else {
+                    String::new()
+                };
+                writeln!(out, "  {change:<5} {host}{}", endpoint.label())?;
+            }
+        }
+    }
+    writeln!(out, "\n{}", summary_line(audit.summary))
+}
+
+fn finding_table(
+    audit: &Audit,
+    several_hosts: bool,
+    style: &Style,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut header = vec![
+        "SEVERITY", "PORT", "ADDRESS", "EXPOSURE", "SERVICE", "PROCESS", "REASON",
+    ];
+    if several_hosts {
+        header.insert(0, "HOST");
+    }
+    // Only the reason wraps: everything else is short and copied as it is.
+    let reason = header.len() - 1;
+    let mut table = table::styled(&header, style, reason..=reason);
+    for finding in audit.findings {
+        let Some(listener) = audit.listeners.get(finding.listener) else {
+            continue;
+        };
+        let severity = if finding.allowed {
+            format!("{} (allowed)", finding.severity.as_str())
+        } else {
+            finding.severity.as_str().to_string()
+        };
+        let service = finding
+            .service
+            .map(str::to_string)
+            .or_else(|| listener.service.clone())
+            .unwrap_or_else(|| "-".into());
+        let mut row = vec![
+            severity,
+            format!("{}/{}", listener.port, listener.proto.as_str()),
+            listener.address.to_string(),
+            listener.exposure.describe(),
+            service,
+            owners(listener),
+            finding.reason.clone(),
+        ];
+        if several_hosts {
+            row.insert(0, listener.host.clone());
+        }
+        table.add_row(row);
+    }
+    table::write_lines(&table, out)
+}
+
+fn listener_table(
+    audit: &Audit,
+    several_hosts: bool,
+    style: &Style,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut header = vec!["PORT", "ADDRESS", "EXPOSURE", "SERVICE", "PROCESS"];
+    if several_hosts {
+        header.insert(0, "HOST");
+    }
+    let owners_column = header.len() - 1;
+    let mut table = table::styled(&header, style, owners_column..=owners_column);
+    let mut listeners: Vec<&Listener> = audit.listeners.iter().collect();
+    listeners.sort_by(|a, b| {
+        (&a.host, a.port, a.proto, a.address).cmp(&(&b.host, b.port, b.proto, b.address))
+    });
+    for listener in listeners {
+        let mut row = vec![
+            format!("{}/{}", listener.port, listener.proto.as_str()),
+            listener.address.to_string(),
+            listener.exposure.describe(),
+            listener.service.clone().unwrap_or_else(|| "-".into()),
+            owners(listener),
+        ];
+        if several_hosts {
+            row.insert(0, listener.host.clone());
+        }
+        table.add_row(row);
+    }
+    table::write_lines(&table, out)
+}
+
+/// `pid/name`, or why no owner is shown, as the listing prints it.
+fn owners(listener: &Listener) -> String {
+    if listener.processes.is_empty() {
+        return match listener.owner_note.as_deref() {
+            Some("hidden") => "(hidden: run as root)".into(),
+            Some("exited") => "(exited during scan)".into(),
+            Some("not-found") => "(no process found)".into(),
+            _ => "-".into(),
+        };
+    }
+    listener
+        .processes
+        .iter()
+        .map(|p| format!("{}/{}", p.pid, p.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn violation_message(audit: &Audit, policy: &PolicyOutcome, violation: &Violation) -> String {
+    let several_hosts = audit.hosts.len() > 1;
+    match *violation {
+        Violation::NotAllowed { listener } => {
+            let Some(listener) = audit.listeners.get(listener) else {
+                return "a listener no [[allow]] rule matches".into();
+            };
+            let host = if several_hosts {
+                format!("{}: ", listener.host)
+            } else {
+                String::new()
+            };
+            format!(
+                "{host}{} on {}: no [[allow]] rule matches",
+                listener.label(),
+                listener.exposure.class.as_str()
+            )
+        }
+        Violation::Missing { host, require } => {
+            let name = audit.hosts.get(host).map_or("?", |h| h.host.as_str());
+            let Some(require) = policy.policy.require.get(require) else {
+                return format!("{name}: a required listener is missing");
+            };
+            let host = if several_hosts {
+                format!("{name}: ")
+            } else {
+                String::new()
+            };
+            format!(
+                "{host}no listener on {} ([[require]] at line {})",
+                require.describe(),
+                require.line
+            )
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema: u32,
+    hosts: &'a [HostInfo],
+    listeners: &'a [Listener],
+    findings: Vec<JsonFinding<'a>>,
+    policy: Option<JsonPolicy>,
+    drift: Option<JsonDrift<'a>>,
+    summary: &'a AuditSummary,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    host: &'a str,
+    rule: &'static str,
+    severity: Severity,
+    proto: Proto,
+    address: IpAddr,
+    port: u16,
+    exposure: &'static str,
+    service: Option<&'a str>,
+    processes: Vec<JsonOwner<'a>>,
+    reason: &'a str,
+    allowed: bool,
+}
+
+#[derive(Serialize)]
+struct JsonOwner<'a> {
+    pid: u32,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonPolicy {
+    file: String,
+    violations: Vec<JsonViolation>,
+}
+
+#[derive(Serialize)]
+struct JsonViolation {
+    /// `not-allowed` or `missing`.
+    kind: &'static str,
+    host: String,
+    proto: Option<Proto>,
+    address: Option<IpAddr>,
+    port: Option<u16>,
+    /// The `[[require]]`'s port as written, and its line.
+    required: Option<String>,
+    line: Option<usize>,
+    processes: Vec<String>,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct JsonDrift<'a> {
+    baseline: &'a str,
+    new: &'a [Endpoint],
+    gone: &'a [Endpoint],
+}
+
+pub fn json(audit: &Audit, output: &mut Output) -> io::Result<()> {
+    let findings = audit
+        .findings
+        .iter()
+        .filter_map(|finding| {
+            let listener = audit.listeners.get(finding.listener)?;
+            Some(JsonFinding {
+                host: &listener.host,
+                rule: finding.rule,
+                severity: finding.severity,
+                proto: listener.proto,
+                address: listener.address,
+                port: listener.port,
+                exposure: listener.exposure.class.as_str(),
+                service: finding.service.or(listener.service.as_deref()),
+                processes: listener
+                    .processes
+                    .iter()
+                    .map(|p| JsonOwner {
+                        pid: p.pid,
+                        name: &p.name,
+                    })
+                    .collect(),
+                reason: &finding.reason,
+                allowed: finding.allowed,
+            })
+        })
+        .collect();
+    let policy = audit.policy.as_ref().map(|policy| JsonPolicy {
+        file: policy.file.to_string(),
+        violations: policy
+            .violations
+            .iter()
+            .map(|violation| json_violation(audit, policy, violation))
+            .collect(),
+    });
+    let report = JsonReport {
+        schema: SCHEMA,
+        hosts: audit.hosts,
+        listeners: audit.listeners,
+        findings,
+        policy,
+        drift: audit.drift.as_ref().map(|drift| JsonDrift {
+            baseline: drift.file,
+            new: &drift.drift.new,
+            gone: &drift.drift.gone,
+        }),
+        summary: audit.summary,
+        warnings: audit.warnings,
+    };
+    output.json(&report)
+}
+
+fn json_violation(audit: &Audit, policy: &PolicyOutcome, violation: &Violation) -> JsonViolation {
+    let message = violation_message(audit, policy, violation);
+    match *violation {
+        Violation::NotAllowed { listener } => {
+            let listener = audit.listeners.get(listener);
+            JsonViolation {
+                kind: "not-allowed",
+                host: listener.map(|l| l.host.clone()).unwrap_or_default(),
+                proto: listener.map(|l| l.proto),
+                address: listener.map(|l| l.address),
+                port: listener.map(|l| l.port),
+                required: None,
+                line: None,
+                processes: listener.map_or_else(Vec::new, |l| {
+                    l.process_names().into_iter().map(str::to_string).collect()
+                }),
+                message,
+            }
+        }
+        Violation::Missing { host, require } => {
+            let require = policy.policy.require.get(require);
+            JsonViolation {
+                kind: "missing",
+                host: audit
+                    .hosts
+                    .get(host)
+                    .map(|h| h.host.clone())
+                    .unwrap_or_default(),
+                proto: require.and_then(|r| r.proto),
+                address: None,
+                port: None,
+                required: require.map(|r| r.port_text.clone()),
+                line: require.map(|r| r.line),
+                processes: Vec::new(),
+                message,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::audit::exposure::{self, HostView};
+    use crate::core::audit::rules::FailOn;
+    use crate::core::audit::{policy, rules};
+    use crate::core::model::Process;
+    use std::sync::Arc;
+
+    fn listener(host: &str, address: &str, port: u16) -> Listener {
+        let address = address.parse().expect("test address");
+        Listener {
+            host: host.into(),
+            proto: Proto::Tcp,
+            family: "ipv4",
+            address,
+            port,
+            exposure: exposure::classify(address, None, &HostView::default()),
+            service: Some("svc".into()),
+            uid: Some(0),
+            user: Some("root".into()),
+            processes: vec![Arc::new(Process {
+                pid: 9,
+                name: "server".into(),
+                user: Some("root".into()),
+                cmdline: "server".into(),
+                started: None,
+            })],
+            owner_note: None,
+        }
+    }
+
+    const PLAIN: Style = Style {
+        terminal: false,
+        width: None,
+        color: false,
+    };
+
+    fn host(name: &str) -> HostInfo {
+        HostInfo {
+            host: name.into(),
+            captured_at: "2026-01-01T00:00:00Z".into(),
+            source: "live".into(),
+        }
+    }
+
+    #[test]
+    fn exit_decision_counts_failing_findings_violations_and_drift() {
+        let listeners = vec![listener("h", "0.0.0.0", 6379), listener("h", "0.0.0.0", 80)];
+        let mut findings = rules::evaluate(&listeners);
+        assert_eq!(findings.len(), 2);
+        let summary = AuditSummary::of(&listeners, &findings, None, None, FailOn::High);
+        assert!(!summary.passed);
+        assert_eq!(summary.failing_findings, 1);
+        assert!(AuditSummary::of(&listeners, &findings, None, None, FailOn::Never).passed);
+        findings[0].allowed = true;
+        let allowed = AuditSummary::of(&listeners, &findings, None, None, FailOn::High);
+        assert!(allowed.passed && allowed.allowed == 1);
+        assert!(!AuditSummary::of(&listeners, &findings, None, None, FailOn::Info).passed);
+        assert!(!AuditSummary::of(&listeners, &findings, Some(1), None, FailOn::Never).passed);
+        let drift = Drift {
+            new: vec![Endpoint::of(&listeners[0])],
+            gone: Vec::new(),
+        };
+        let drifted = AuditSummary::of(&listeners, &findings, Some(0), Some(&drift), FailOn::Never);
+        assert!(!drifted.passed);
+        assert_eq!(
+            summary_line(&drifted),
+            "Summary: 2 listeners, 2 beyond loopback; findings 1 high, 0 medium, 0 low, 1 info \
+             (1 allowed by policy); policy 0 violations; drift 1 new, 0 gone; FAIL (--fail-on never)"
+        );
+    }
+
+    #[test]
+    fn text_report_has_a_host_column_only_for_several_hosts() {
+        let listeners = vec![
+            listener("a", "0.0.0.0", 6379),
+            listener("b", "10.0.0.5", 23),
+        ];
+        let findings = rules::evaluate(&listeners);
+        let policy =
+            policy::parse("[[allow]]\nport = 22\n[[require]]\nport = 443\n").expect("valid policy");
+        let hosts = vec![host("a"), host("b")];
+        let violations = policy.check(&["a".into(), "b".into()], &listeners);
+        let summary = AuditSummary::of(
+            &listeners,
+            &findings,
+            Some(violations.len()),
+            None,
+            FailOn::High,
+        );
+        let audit = Audit {
+            hosts: &hosts,
+            listeners: &listeners,
+            findings: &findings,
+            policy: Some(PolicyOutcome {
+                file: "p.toml",
+                policy: &policy,
+                violations: &violations,
+            }),
+            drift: None,
+            summary: &summary,
+            warnings: &[],
+        };
+        let mut out = Vec::new();
+        text(&audit, false, &PLAIN, &mut out).expect("write to memory");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("HOST  SEVERITY  PORT"), "{text}");
+        assert!(
+            lines[1].starts_with("a     high      6379/tcp  0.0.0.0"),
+            "{text}"
+        );
+        assert!(text.contains("Policy p.toml: 4 violations"), "{text}");
+        assert!(
+            text.contains("  b: tcp 10.0.0.5:23 (server) on private: no [[allow]] rule matches")
+        );
+        assert!(text.contains("  a: no listener on port 443 ([[require]] at line 3)"));
+        assert!(
+            lines.last().is_some_and(
+                |l| l.starts_with("Summary: 2 listeners, 2 beyond loopback; findings 2 high")
+            ),
+            "{text}"
+        );
+
+        let out = crate::render::captured(PLAIN, |output| json(&audit, output));
+        let document: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+        assert_eq!(document["schema"], 1);
+        assert_eq!(document["findings"][0]["rule"], "redis");
+        assert_eq!(document["findings"][0]["exposure"], "all-interfaces");
+        assert_eq!(document["listeners"][0]["exposure"], "all-interfaces");
+        assert_eq!(
+            document["listeners"][0]["dual_stack"],
+            serde_json::Value::Null
+        );
+        assert_eq!(document["policy"]["violations"][2]["kind"], "missing");
+        assert_eq!(document["policy"]["violations"][2]["required"], "443");
+        assert_eq!(document["summary"]["passed"], false);
+        assert_eq!(document["drift"], serde_json::Value::Null);
+    }
+}

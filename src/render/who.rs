@@ -1,0 +1,285 @@
+//! `who`'s report, for people (text) and scripts (JSON, schema 1, documented in README.md).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::core::cgroup::{Container, Manager};
+use crate::core::model::{Entry, PortRange, State};
+use crate::core::services::Services;
+use crate::core::target::Target;
+use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
+use crate::core::verdict::{HostFacts, Verdict};
+
+#[derive(Debug, Serialize)]
+pub struct WhoReport<'a> {
+    pub schema: u32,
+    pub target: TargetFacts,
+    pub listeners: Vec<Listener>,
+    /// Sockets on the port that are not listeners, counted by state.
+    pub connections: BTreeMap<&'static str, usize>,
+    pub time_wait: Vec<TimeWait>,
+    pub verdict: &'a Verdict,
+    pub test_bind: Option<&'a BindTest>,
+    pub connect: Option<&'a ConnectTest>,
+    pub warnings: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetFacts {
+    pub proto: &'static str,
+    pub address: String,
+    pub port: u16,
+    pub range: PortRange,
+    pub ephemeral: bool,
+    pub reserved: bool,
+    pub service: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listener {
+    #[serde(skip)]
+    pub local: std::net::SocketAddr,
+    pub local_address: String,
+    pub local_port: u16,
+    pub state: &'static str,
+    /// Connections waiting to be accepted (TCP), or bytes waiting to be read (UDP).
+    pub accept_queue: u32,
+    /// The listen() backlog, where the backend reports it (netlink); `null` otherwise.
+    pub backlog: Option<u32>,
+    pub queue_full: bool,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub owners: Vec<Owner>,
+    pub owner_note: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub name: String,
+    pub user: Option<String>,
+    pub cmdline: String,
+    /// RFC 3339, UTC.
+    pub started_at: Option<String>,
+    pub unit: Option<String>,
+    pub container: Option<Container>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimeWait {
+    pub local: String,
+    pub remote: Option<String>,
+    /// Seconds until the kernel forgets it, where the table gives its timer.
+    pub expires_in_seconds: Option<f64>,
+}
+
+impl<'a> WhoReport<'a> {
+    #[allow(clippy::too_many_arguments)] // one report gathers every fact the command found
+    pub fn new(
+        target: &Target,
+        entries: &[Entry],
+        facts: &HostFacts,
+        managers: &HashMap<u32, Manager>,
+        services: &'static Services,
+        verdict: &'a Verdict,
+        test_bind: Option<&'a BindTest>,
+        connect: Option<&'a ConnectTest>,
+        warnings: &'a [String],
+    ) -> WhoReport<'a> {
+        let listeners = entries
+            .iter()
+            .filter(|e| e.socket.state.is_listening())
+            .map(|e| listener(e, managers))
+            .collect();
+        let mut connections = BTreeMap::new();
+        for entry in entries.iter().filter(|e| !e.socket.state.is_listening()) {
+            *connections.entry(entry.socket.state.as_str()).or_insert(0) += 1;
+        }
+        let time_wait = entries
+            .iter()
+            .filter(|e| e.socket.state == State::TimeWait)
+            .map(|e| TimeWait {
+                local: e.socket.local.to_string(),
+                remote: e.socket.remote.map(|remote| remote.to_string()),
+                expires_in_seconds: e.socket.timer.map(|left| left.as_secs_f64()),
+            })
+            .collect();
+        WhoReport {
+            schema: 1,
+            target: TargetFacts {
+                proto: target.proto.as_str(),
+                address: target.address.to_string(),
+                port: target.port,
+                range: PortRange::of(target.port),
+                ephemeral: facts.ephemeral.contains(target.port),
+                reserved: facts.reserved.contains(target.port),
+                service: services.name(target.port, target.proto),
+            },
+            listeners,
+            connections,
+            time_wait,
+            verdict,
+            test_bind,
+            connect,
+            warnings,
+        }
+    }
+}
+
+fn listener(entry: &Entry, managers: &HashMap<u32, Manager>) -> Listener {
+    let socket = &entry.socket;
+    let backlog = (socket.tx_queue > 0).then_some(socket.tx_queue);
+    Listener {
+        local: socket.local,
+        local_address: socket.local.ip().to_string(),
+        local_port: socket.local.port(),
+        state: socket.state.as_str(),
+        accept_queue: socket.rx_queue,
+        backlog,
+        queue_full: backlog.is_some_and(|backlog| socket.rx_queue >= backlog),
+        uid: socket.uid,
+        user: entry.user.as_deref().map(str::to_string),
+        owners: entry
+            .processes
+            .iter()
+            .map(|process| {
+                let manager = managers.get(&process.pid).cloned().unwrap_or_default();
+                Owner {
+                    pid: process.pid,
+                    name: process.name.clone(),
+                    user: process.user.as_deref().map(str::to_string),
+                    cmdline: process.cmdline.clone(),
+                    started_at: process.started.map(|seconds| {
+                        let time = UNIX_EPOCH + Duration::from_secs(seconds);
+                        humantime::format_rfc3339_seconds(time).to_string()
+                    }),
+                    unit: manager.unit,
+                    container: manager.container,
+                }
+            })
+            .collect(),
+        owner_note: entry.owner_note.map(|note| note.code()),
+    }
+}
+
+pub fn text(report: &WhoReport, out: &mut dyn Write) -> io::Result<()> {
+    let target = &report.target;
+    let service = target
+        .service
+        .map_or_else(String::new, |name| format!(", usually {name}"));
+    let ephemeral = if target.ephemeral {
+        ", in this host's ephemeral range"
+    } else {
+        ""
+    };
+    writeln!(
+        out,
+        "Port {}/{}: {}{service}{ephemeral}",
+        target.port,
+        target.proto,
+        target.range.as_str()
+    )?;
+
+    if report.listeners.is_empty() {
+        writeln!(out, "\nNo listener.")?;
+    } else {
+        writeln!(out, "\nListening:")?;
+    }
+    for listener in &report.listeners {
+        let address = listener.local;
+        let queue = match listener.backlog {
+            Some(backlog) => format!(
+                "accept queue {}/{backlog}{}",
+                listener.accept_queue,
+                if listener.queue_full { " FULL" } else { "" }
+            ),
+            None => format!("accept queue {}", listener.accept_queue),
+        };
+        writeln!(out, "  {address}  {}  {queue}", listener.state)?;
+        if listener.owners.is_empty() {
+            let why = listener.owner_note.unwrap_or("unknown");
+            let user = listener.user.as_deref().map_or_else(
+                || {
+                    listener
+                        .uid
+                        .map_or_else(|| "?".into(), |uid| uid.to_string())
+                },
+                str::to_string,
+            );
+            writeln!(
+                out,
+                "    owner not visible ({why}); socket created by {user}"
+            )?;
+        }
+        for owner in &listener.owners {
+            let mut facts = vec![format!("pid {}", owner.pid)];
+            facts.extend(owner.user.as_ref().map(|user| format!("user {user}")));
+            facts.extend(owner.started_at.as_ref().map(|at| format!("started {at}")));
+            facts.extend(owner.unit.as_ref().map(|unit| format!("unit {unit}")));
+            facts.extend(owner.container.as_ref().map(|c| {
+                format!(
+                    "{} container {}",
+                    c.runtime,
+                    c.id.get(..12).unwrap_or(&c.id)
+                )
+            }));
+            writeln!(out, "    {} ({})", owner.name, facts.join(", "))?;
+            if !owner.cmdline.is_empty() {
+                writeln!(out, "      {}", owner.cmdline)?;
+            }
+        }
+    }
+
+    if !report.connections.is_empty() {
+        let counts: Vec<String> = report
+            .connections
+            .iter()
+            .map(|(state, count)| format!("{state} {count}"))
+            .collect();
+        writeln!(out, "\nConnections on the port: {}", counts.join(", "))?;
+    }
+    for wait in &report.time_wait {
+        let expiry = wait.expires_in_seconds.map_or_else(String::new, |left| {
+            format!(", expires in {:.0}s", left.ceil())
+        });
+        let remote = wait.remote.as_deref().unwrap_or("*");
+        writeln!(out, "  TIME_WAIT {} -> {remote}{expiry}", wait.local)?;
+    }
+
+    let verdict = report.verdict;
+    let answer = if verdict.can_bind {
+        "can bind"
+    } else {
+        "cannot bind"
+    };
+    writeln!(out, "\nVerdict: {answer}. {}", verdict.message)?;
+    for note in &verdict.notes {
+        writeln!(out, "  Note: {note}")?;
+    }
+    if let Some(test) = report.test_bind {
+        writeln!(
+            out,
+            "Test bind {}: without SO_REUSEADDR {}; with SO_REUSEADDR {}.",
+            test.address,
+            test.without_reuseaddr.describe(),
+            test.with_reuseaddr.describe()
+        )?;
+    }
+    if let Some(connect) = report.connect {
+        let outcome = match &connect.outcome {
+            ConnectOutcome::Accepted => "accepted".to_string(),
+            ConnectOutcome::Refused => "refused".to_string(),
+            ConnectOutcome::TimedOut => "timed out".to_string(),
+            ConnectOutcome::Failed(error) => format!("failed: {error}"),
+        };
+        writeln!(
+            out,
+            "Connect {}: {outcome} in {:.1} ms.",
+            connect.address, connect.millis
+        )?;
+    }
+    Ok(())
+}
