@@ -2,16 +2,13 @@
 //! addresses only inside a private network namespace) and against fixture snapshots of other
 //! hosts for the offline, policy and drift checks.
 // These tests drive real Linux sockets and /proc.
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/audit");
@@ -229,11 +226,9 @@ fn in_netns(netns: &PrivateNetns, script: &str) {
 }
 
 #[test]
-fn exposure_and_findings_beyond_loopback_in_a_private_netns() {
+#[ignore = "needs root"]
+fn root_exposure_and_findings_beyond_loopback_in_a_private_netns() {
     let _serial = serial();
-    if skip_unless_root("exposure_and_findings_beyond_loopback_in_a_private_netns") {
-        return;
-    }
     let netns = PrivateNetns::new();
     // A private address for a specific bind, on the namespace's own loopback device: no
     // traffic ever leaves the namespace.
@@ -346,12 +341,10 @@ fn exposure_and_findings_beyond_loopback_in_a_private_netns() {
 }
 
 #[test]
-fn live_drift_and_policy_in_a_private_netns() {
+#[ignore = "needs root"]
+fn root_live_drift_and_policy_in_a_private_netns() {
     // A child another test forks keeps a closed listener alive until it execs.
     let _serial = serial();
-    if skip_unless_root("live_drift_and_policy_in_a_private_netns") {
-        return;
-    }
     let netns = PrivateNetns::new();
     let (kept, closing) = netns.run(|| {
         (

@@ -1,13 +1,10 @@
 //! End-to-end: bad input, recorded tables, closed pipes. What a user sees when things go wrong.
 // These tests drive real Linux sockets and /proc.
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::io::Read;
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 
 /// Runs portstat with `args`, expecting exit status 2 and a one-line error containing `says`.
 fn usage_error(args: &[&str], says: &str) {

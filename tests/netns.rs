@@ -2,15 +2,12 @@
 //! `unshare -n` child and one named with `ip netns add`), labelled with their namespace; the
 //! default view does not. Root only: without it, each test says why it skips.
 // These tests drive real Linux sockets and /proc.
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A namespace made with `ip netns add`, deleted when dropped.
@@ -67,11 +64,9 @@ fn find(document: &Value, port: u16) -> Option<&Value> {
 }
 
 #[test]
-fn netns_all_shows_every_namespace_labelled_and_the_default_does_not() {
+#[ignore = "needs root"]
+fn root_netns_all_shows_every_namespace_labelled_and_the_default_does_not() {
     let _serial = serial();
-    if skip_unless_root("netns_all_shows_every_namespace_labelled_and_the_default_does_not") {
-        return;
-    }
     let unnamed = PrivateNetns::new();
     let named = NamedNetns::new();
     let in_unnamed = unnamed.run(|| TcpListener::bind("0.0.0.0:0").expect("bind"));
@@ -131,11 +126,9 @@ fn netns_all_shows_every_namespace_labelled_and_the_default_does_not() {
 }
 
 #[test]
-fn who_audit_and_summary_follow_the_namespace() {
+#[ignore = "needs root"]
+fn root_who_audit_and_summary_follow_the_namespace() {
     let _serial = serial();
-    if skip_unless_root("who_audit_and_summary_follow_the_namespace") {
-        return;
-    }
     let named = NamedNetns::new();
     let redis = named.listen("0.0.0.0:6379");
     let port = redis.local_addr().expect("address").port();
@@ -180,11 +173,10 @@ fn who_audit_and_summary_follow_the_namespace() {
 }
 
 #[test]
-fn without_root_netns_all_shows_what_it_can_and_says_why_not_more() {
+#[ignore = "needs root"]
+fn root_without_root_netns_all_shows_what_it_can_and_says_why_not_more() {
     let _serial = serial();
-    if skip_unless_root("without_root_netns_all_shows_what_it_can_and_says_why_not_more") {
-        return; // as root it runs the check as nobody; a non-root run is that case already
-    }
+    // As root it runs the check as nobody: it needs root to make the namespace and switch user.
     use std::os::unix::process::CommandExt;
     let unnamed = PrivateNetns::new();
     let _hidden = unnamed.run(|| TcpListener::bind("127.0.0.1:0").expect("bind"));
@@ -236,11 +228,9 @@ impl Drop for ContainerCgroup {
 }
 
 #[test]
-fn a_namespace_whose_processes_run_in_a_container_is_labelled_with_it() {
+#[ignore = "needs root"]
+fn root_a_namespace_whose_processes_run_in_a_container_is_labelled_with_it() {
     let _serial = serial();
-    if skip_unless_root("a_namespace_whose_processes_run_in_a_container_is_labelled_with_it") {
-        return;
-    }
     let id = format!("{:064x}", 0x5eed_0000_u64 + u64::from(std::process::id()));
     let Some(cgroup) = ContainerCgroup::new(&id) else {
         eprintln!(

@@ -2,14 +2,11 @@
 //! network namespace the test creates), well-known ports, and another user's view. Without root
 //! each test says why it skips.
 // These tests drive real Linux sockets and /proc.
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn find<'a>(document: &'a Value, local: &str, port: u16, state: &str) -> &'a Value {
@@ -47,11 +44,9 @@ fn open_host_sockets() -> Host {
 }
 
 #[test]
-fn private_namespace_shows_wildcards_mapped_addresses_and_service_names() {
+#[ignore = "needs root"]
+fn root_private_namespace_shows_wildcards_mapped_addresses_and_service_names() {
     let _serial = serial();
-    if skip_unless_root("private_namespace_shows_wildcards_mapped_addresses_and_service_names") {
-        return;
-    }
     let netns = PrivateNetns::new();
     let host = netns.run(open_host_sockets);
     let document = json_from(netns.portstat().args(["--json"]));
@@ -124,11 +119,9 @@ fn private_namespace_shows_wildcards_mapped_addresses_and_service_names() {
 }
 
 #[test]
-fn the_default_namespace_does_not_see_the_private_ones_sockets() {
+#[ignore = "needs root"]
+fn root_the_default_namespace_does_not_see_the_private_ones_sockets() {
     let _serial = serial();
-    if skip_unless_root("the_default_namespace_does_not_see_the_private_ones_sockets") {
-        return;
-    }
     let netns = PrivateNetns::new();
     let listener = netns.run(|| TcpListener::bind("127.0.0.1:0").expect("bind"));
     let port = listener.local_addr().expect("address").port().to_string();
@@ -149,11 +142,9 @@ fn inode_of(netns: &PrivateNetns, port: &str) -> Value {
 }
 
 #[test]
-fn another_users_sockets_show_their_uid_and_why_the_owner_is_hidden() {
+#[ignore = "needs root"]
+fn root_another_users_sockets_show_their_uid_and_why_the_owner_is_hidden() {
     let _serial = serial();
-    if skip_unless_root("another_users_sockets_show_their_uid_and_why_the_owner_is_hidden") {
-        return;
-    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port().to_string();
     let mut as_nobody = portstat();

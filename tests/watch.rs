@@ -1,16 +1,13 @@
 //! End-to-end: `portstat watch` sees a listener this test opens and closes, and ends cleanly on
 //! --count, --duration, Ctrl-C and a closed pipe.
 // These tests drive real Linux sockets and /proc.
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A port no one holds right now (the kernel's choice, released at once).

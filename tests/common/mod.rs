@@ -1,9 +1,8 @@
 //! Shared helpers for the end-to-end tests: run the built binary, read its JSON, and open real
 //! sockets on loopback (or, as root, inside a private network namespace).
-#![allow(dead_code)] // each test file uses its own subset
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,15 +56,6 @@ pub fn pids(socket: &Value) -> Vec<u64> {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// Prints why a root-only test is skipped and returns true when it should be.
-pub fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    eprintln!("skipping {test}: it needs root (private network namespaces, other users)");
-    true
 }
 
 /// The name the kernel gives this test process (what sysinfo reports as its name).
@@ -202,10 +192,6 @@ impl Drop for PrivateNetns {
 /// Sends a byte so a connection is certainly established on both ends.
 pub fn ping(stream: &mut TcpStream) {
     stream.write_all(b"x").expect("write on loopback");
-}
-
-pub fn addr(text: &str) -> SocketAddr {
-    text.parse().expect("test address")
 }
 
 /// Serialises the tests of one test binary that assert exactly which pids hold a socket: a

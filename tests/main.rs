@@ -1,0 +1,25 @@
+//! portstat's integration tests: one binary, a module per command. End-to-end tests run the
+//! built binary against real sockets on loopback and, as root, in private network namespaces
+//! they create (root-only tests are `#[ignore = "needs root"]` and named `root_*`: `cargo
+//! xtask test` runs them when it can). Golden tests run whole commands against a fake OS.
+
+mod common;
+
+#[cfg(target_os = "linux")]
+mod audit;
+#[cfg(target_os = "linux")]
+mod backends;
+#[cfg(target_os = "linux")]
+mod cli;
+#[cfg(target_os = "linux")]
+mod list;
+#[cfg(target_os = "linux")]
+mod netns;
+#[cfg(target_os = "linux")]
+mod root;
+#[cfg(target_os = "linux")]
+mod summary;
+#[cfg(target_os = "linux")]
+mod watch;
+#[cfg(target_os = "linux")]
+mod who;
