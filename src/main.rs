@@ -2,7 +2,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use portstat::cli::{Cli, Command};
+use portstat::cli::Cli;
 use portstat::commands::{self, Context, Outcome};
 use portstat::core::error::UsageError;
 use portstat::os::LiveOs;
@@ -49,27 +49,20 @@ fn style(terminal: bool) -> Style {
     }
 }
 
-/// The one place an outcome or an error becomes an exit status: 0 pass, 1 fail (who: cannot
-/// bind; audit: failed), 2 bad input. A failure to run is 2 for the commands whose 1 is an
-/// answer (who, audit), so `who 8080 -q && start-server` never mistakes "broken" for "busy";
-/// the listing, summary and watch have no such answer and exit 1.
+/// Says what went wrong, if anything, and exits as `commands::exit_status` decides.
 fn exit_status(cli: &Cli, result: anyhow::Result<Outcome>) -> ExitCode {
-    match result {
-        Ok(Outcome::Pass) => ExitCode::SUCCESS,
-        Ok(Outcome::Fail) => ExitCode::FAILURE,
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+    let status = commands::exit_status(cli, &result);
+    match &result {
+        Err(error) if commands::is_broken_pipe(error) => {}
         Err(error) if error.is::<UsageError>() => {
             let _ = writeln!(io::stderr(), "portstat: {error}");
-            ExitCode::from(2)
         }
         Err(error) => {
             let _ = writeln!(io::stderr(), "portstat: {error:#}");
-            match cli.command {
-                Some(Command::Who(_) | Command::Audit(_)) => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            }
         }
+        Ok(_) => {}
     }
+    ExitCode::from(status)
 }
 
 /// clap's message without its `error:` prefix and usage footer; `--help` has the rest.
@@ -78,13 +71,4 @@ fn one_line(error: &clap::Error) -> String {
     let first = rendered.lines().next().unwrap_or_default();
     let message = first.strip_prefix("error: ").unwrap_or(first);
     format!("{message} (see portstat --help)")
-}
-
-/// The reader went away (`portstat | head -1`): not an error worth a word.
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
 }

@@ -4,6 +4,8 @@
 //! xtask test` runs them when it can). Golden tests run whole commands against a fake OS.
 
 mod common;
+#[cfg(target_os = "linux")]
+mod golden;
 
 #[cfg(target_os = "linux")]
 mod audit;

@@ -6,6 +6,7 @@ use std::cell::OnceCell;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
+use crate::core::error::UsageError;
 use crate::core::services::Services;
 use crate::os::Os;
 use crate::render::Output;
@@ -53,6 +54,32 @@ impl<'a> Context<'a> {
     pub fn captured_at(&self) -> String {
         humantime::format_rfc3339_seconds(self.os.now()).to_string()
     }
+}
+
+/// The exit status of a run, decided here once: 0 pass, 1 fail (`who`: cannot bind; `audit`:
+/// failed), 2 bad input. A failure to run is 2 for the commands whose 1 is an answer (`who`,
+/// `audit`), so `who 8080 -q && start-server` never mistakes "broken" for "busy"; the listing,
+/// `summary` and `watch` have no such answer and exit 1. A closed pipe is not a failure.
+pub fn exit_status(cli: &Cli, result: &Result<Outcome>) -> u8 {
+    match result {
+        Ok(Outcome::Pass) => 0,
+        Ok(Outcome::Fail) => 1,
+        Err(error) if is_broken_pipe(error) => 0,
+        Err(error) if error.is::<UsageError>() => 2,
+        Err(_) => match cli.command {
+            Some(Command::Who(_) | Command::Audit(_)) => 2,
+            _ => 1,
+        },
+    }
+}
+
+/// The reader went away (`portstat | head -1`): not an error worth a word.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Runs the parsed command line.

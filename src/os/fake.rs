@@ -35,6 +35,8 @@ pub struct FakeOs {
     pub readings: Vec<Vec<Socket>>,
     /// Warnings the table reader gives with every reading.
     pub table_warnings: Vec<String>,
+    /// When set, reading the tables fails with this error.
+    pub table_error: Option<String>,
     /// Other network namespaces (`--netns`); portstat's own is implied.
     pub namespaces: Vec<Namespace>,
     /// Socket inode -> the pids holding it.
@@ -51,7 +53,9 @@ pub struct FakeOs {
     pub hostname: String,
     pub interfaces: Vec<(IpAddr, String)>,
     pub etc_services: Option<String>,
-    /// Test binds that do not succeed, by address and SO_REUSEADDR; every other one binds.
+    /// Test binds that end otherwise than the tables suggest, by address and SO_REUSEADDR.
+    /// Every other one fails with EADDRINUSE where a listener of the current reading holds the
+    /// address (its own, or the wildcard of its family), and binds elsewhere.
     pub binds: HashMap<(SocketAddr, bool), BindOutcome>,
     /// Addresses where a connection is accepted; every other one is refused.
     pub accepting: HashSet<SocketAddr>,
@@ -68,6 +72,7 @@ impl Default for FakeOs {
         FakeOs {
             readings: vec![Vec::new()],
             table_warnings: Vec::new(),
+            table_error: None,
             namespaces: Vec::new(),
             holders: HashMap::new(),
             unreadable: 0,
@@ -293,6 +298,9 @@ impl Os for FakeOs {
             #[cfg(not(target_os = "linux"))]
             return Err(anyhow!("recorded tables in {} need Linux", dir.display()));
         }
+        if let Some(error) = &self.table_error {
+            return Err(anyhow!("{error}"));
+        }
         let inode = netns.filter(|ns| !ns.own).map_or(0, |ns| ns.inode);
         let sockets = self
             .current()
@@ -400,14 +408,31 @@ impl Os for FakeOs {
     fn test_bind(
         &self,
         _netns: Option<&Namespace>,
-        _proto: Proto,
+        proto: Proto,
         address: SocketAddr,
         reuse_address: bool,
     ) -> BindOutcome {
-        self.binds
-            .get(&(address, reuse_address))
-            .cloned()
-            .unwrap_or(BindOutcome::Bound)
+        if let Some(outcome) = self.binds.get(&(address, reuse_address)) {
+            return outcome.clone();
+        }
+        let held = self.current().iter().any(|socket| {
+            let listens = match proto {
+                Proto::Tcp => socket.state == crate::core::model::State::Listen,
+                Proto::Udp => true,
+            };
+            let (held, wanted) = (socket.local.ip(), address.ip());
+            socket.netns == 0
+                && socket.proto == proto
+                && listens
+                && socket.local.port() == address.port()
+                && socket.local.is_ipv4() == address.is_ipv4()
+                && (held == wanted || held.is_unspecified() || wanted.is_unspecified())
+        });
+        if held {
+            BindOutcome::InUse
+        } else {
+            BindOutcome::Bound
+        }
     }
 
     fn test_connect(

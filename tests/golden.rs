@@ -1,0 +1,198 @@
+//! Golden tests: whole commands, in every format, against a fake OS built from plain data
+//! (`fixtures/hosts/`), as any user. Each case's output (stdout, stderr and exit status) is
+//! compared with `tests/golden/NAME.txt`; `PORTSTAT_BLESS=1 cargo test golden` rewrites them
+//! (then read the diff).
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use portstat::cli::Cli;
+use portstat::commands::{self, Context};
+use portstat::os::FakeOs;
+use portstat::render::{Output, Style};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn host(name: &str) -> FakeOs {
+    let dir = root().join("fixtures/hosts").join(name);
+    FakeOs::load(&dir).unwrap_or_else(|error| panic!("fake host {name}: {error:#}"))
+}
+
+/// What one run printed and how it ended.
+pub fn run_with(os: &FakeOs, style: Style, args: &[&str]) -> String {
+    let mut argv = vec!["portstat"];
+    argv.extend_from_slice(args);
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(error) => return format!("usage error: {}", error.render()),
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let result = {
+        let output = Output {
+            out: &mut out,
+            err: &mut err,
+            style,
+        };
+        let mut context = Context::new(os, output);
+        commands::run(&cli, &mut context)
+    };
+    let status = commands::exit_status(&cli, &result);
+    if let Err(error) = &result {
+        err.extend(format!("portstat: {error:#}\n").bytes());
+    }
+    format!(
+        "$ portstat {}\n{}--- stderr\n{}--- exit status {status}\n",
+        args.join(" "),
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&err)
+    )
+}
+
+const PIPED: Style = Style {
+    terminal: false,
+    width: None,
+    color: false,
+};
+
+fn check(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(format!("{name}.txt"));
+    if std::env::var_os("PORTSTAT_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create golden dir");
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "{}: {error} (PORTSTAT_BLESS=1 writes it)\nactual:\n{actual}",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from line {}:\n--- expected\n{expected}\n--- actual\n{actual}",
+            display(&path),
+            line + 1
+        );
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+macro_rules! golden {
+    ($name:ident, $host:expr, [$($arg:expr),*]) => {
+        #[test]
+        fn $name() {
+            let os = host($host);
+            check(stringify!($name), &run_with(&os, PIPED, &[$($arg),*]));
+        }
+    };
+}
+
+// The listing, in each format and with the filters that change what a row says.
+golden!(list_table, "web-1", []);
+golden!(list_all, "web-1", ["-a"]);
+golden!(list_json, "web-1", ["-a", "--json"]);
+golden!(list_csv, "web-1", ["-a", "--format", "csv"]);
+golden!(list_listening_numeric, "web-1", ["-l", "-n"]);
+golden!(list_port_80, "web-1", ["-a", "80"]);
+golden!(
+    list_by_process,
+    "web-1",
+    ["--process", "nginx", "--sort", "pid"]
+);
+golden!(list_by_user, "web-1", ["--user", "redis"]);
+golden!(list_unknown_user, "web-1", ["--user", "nobody-here"]);
+
+// who: a shared listener, a free port, UDP, a hidden owner, JSON, and --connect.
+golden!(who_shared_listener, "web-1", ["who", "80"]);
+golden!(who_free, "web-1", ["who", "8081"]);
+golden!(who_loopback_only, "web-1", ["who", "127.0.0.1:5432"]);
+golden!(who_udp, "web-1", ["who", "53/udp"]);
+golden!(who_hidden_owner, "web-1", ["who", "127.0.0.1:9000"]);
+golden!(who_json, "web-1", ["who", "6379", "--json"]);
+golden!(
+    who_connect,
+    "web-1",
+    ["who", "80", "--connect", "--no-bind"]
+);
+golden!(who_quiet_busy, "web-1", ["who", "80", "-q"]);
+
+// audit: findings, every listener, JSON.
+golden!(audit_table, "web-1", ["audit"]);
+golden!(
+    audit_listeners,
+    "web-1",
+    ["audit", "--listeners", "--fail-on", "never"]
+);
+golden!(audit_json, "web-1", ["audit", "--json"]);
+
+// summary and watch.
+golden!(summary_text, "web-1", ["summary"]);
+golden!(summary_json, "web-1", ["summary", "--json"]);
+golden!(watch_text, "web-1", ["watch", "-a"]);
+golden!(watch_json, "web-1", ["watch", "--json"]);
+
+#[test]
+fn audit_policy_and_baseline_from_files() {
+    let mut os = host("web-1");
+    let policy = root().join("fixtures/audit/policy-web.toml");
+    let baseline = root().join("fixtures/audit/web-1-approved.json");
+    for path in [&policy, &baseline] {
+        let text = std::fs::read_to_string(path).expect("fixture");
+        os.files.insert(path.clone(), text);
+    }
+    let (policy, baseline) = (display(&policy), display(&baseline));
+    // Relative paths, so the golden file is the same in every checkout.
+    os.files = os
+        .files
+        .drain()
+        .map(|(path, text)| (PathBuf::from(display(&path)), text))
+        .collect();
+    let actual = run_with(
+        &os,
+        PIPED,
+        &["audit", "--policy", &policy, "--baseline", &baseline],
+    );
+    check("audit_policy_and_baseline", &actual);
+}
+
+#[test]
+fn table_fitted_to_a_terminal() {
+    let os = host("web-1");
+    let terminal = Style {
+        terminal: true,
+        width: Some(100),
+        color: false,
+    };
+    check("list_terminal_100", &run_with(&os, terminal, &["-a"]));
+}
+
+#[test]
+fn who_and_audit_exit_2_when_the_tables_cannot_be_read() {
+    let mut os = host("web-1");
+    os.table_error = Some("sock_diag: Operation not permitted (os error 1)".into());
+    for (args, status) in [
+        (&["who", "8080", "-q"][..], 2),
+        (&["audit"][..], 2),
+        (&["-l"][..], 1),
+    ] {
+        let actual = run_with(&os, PIPED, args);
+        assert!(
+            actual.ends_with(&format!("--- exit status {status}\n")),
+            "{actual}"
+        );
+        assert!(actual.contains("Operation not permitted"), "{actual}");
+    }
+}
