@@ -23,6 +23,8 @@ pub fn run(args: &WatchArgs, context: &mut Context) -> Result<Outcome> {
         users: !numeric,
     };
     let netns = args.scan.netns();
+    // Ctrl-C ends the watch like --count does: cleanly, status 0.
+    os.catch_interrupts()?;
     let output = &mut context.output;
     let started = os.monotonic();
     let mut follower = Follower::default();

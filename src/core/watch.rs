@@ -146,12 +146,14 @@ impl Follower {
                 },
             );
         }
-        let gone: Vec<Key> = self
+        let mut gone: Vec<Key> = self
             .known
             .keys()
             .filter(|k| !seen.contains(k))
             .copied()
             .collect();
+        // In a stable order: the same readings print the same lines.
+        gone.sort_unstable();
         for key in gone {
             if let Some(known) = self.known.remove(&key) {
                 let kind = if known.socket.state.is_listening() {

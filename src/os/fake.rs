@@ -460,6 +460,10 @@ impl Os for FakeOs {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn catch_interrupts(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn wait(&self, duration: Duration) -> Result<Wait> {
         let next = self.reading.fetch_add(1, Ordering::Relaxed) + 1;
         if next >= self.readings.len() {

@@ -162,18 +162,23 @@ impl Os for LiveOs {
         self.started.get_or_init(Instant::now).elapsed()
     }
 
+    fn catch_interrupts(&self) -> Result<()> {
+        if self.interrupted.get().is_some() {
+            return Ok(());
+        }
+        let (sender, receiver) = mpsc::channel();
+        ctrlc::set_handler(move || {
+            let _ = sender.send(());
+        })
+        .context("could not install the Ctrl-C handler")?;
+        self.interrupted.get_or_init(|| Mutex::new(receiver));
+        Ok(())
+    }
+
     fn wait(&self, duration: Duration) -> Result<Wait> {
-        let interrupted = match self.interrupted.get() {
-            Some(interrupted) => interrupted,
-            None => {
-                let (sender, receiver) = mpsc::channel();
-                // Ctrl-C ends a wait like the last reading does: cleanly, status 0.
-                ctrlc::set_handler(move || {
-                    let _ = sender.send(());
-                })
-                .context("could not install the Ctrl-C handler")?;
-                self.interrupted.get_or_init(|| Mutex::new(receiver))
-            }
+        let Some(interrupted) = self.interrupted.get() else {
+            std::thread::sleep(duration);
+            return Ok(Wait::Elapsed);
         };
         let receiver = interrupted
             .lock()

@@ -117,7 +117,10 @@ pub trait Os: Sync {
     /// A clock that only goes forward, from an arbitrary start.
     fn monotonic(&self) -> Duration;
 
-    /// Waits `duration`, or less if the user asks to stop (Ctrl-C).
+    /// From now on, Ctrl-C ends the current or next [`Os::wait`] instead of the process.
+    fn catch_interrupts(&self) -> Result<()>;
+
+    /// Waits `duration`, or less if the user asks to stop (Ctrl-C, once caught).
     fn wait(&self, duration: Duration) -> Result<Wait>;
 
     /// A file the user named (`-` is standard input).
