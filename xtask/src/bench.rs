@@ -20,8 +20,13 @@
 //! ones that `ss`, portstat, netstat and lsof see. It counts them with `ss -tuan`, runs every
 //! command once untimed (a warm-up that also checks that it exits 0; `portstat who P` exiting with
 //! status 2, a usage error, is "not available"), then times rounds of every command, each round
-//! starting at the next command so drift hits all alike. Wall time is measured around
-//! spawn-to-reap, peak RSS comes from `wait4`'s `ru_maxrss`; stdout goes to /dev/null.
+//! starting at the next command so drift hits all alike. Every command runs through the
+//! measurer (`crate::measure`, compiled on the spot with `rustc -C opt-level=3` into a temporary
+//! directory): a small process that forks, execs the command and reaps it with `wait4`, and
+//! reports the wall time from fork to reap and `ru_maxrss`. A child's peak RSS starts at the size
+//! of the process it was forked from, and this (debug-built) xtask is several MiB, so xtask must
+//! not fork the commands itself. stdout goes to /dev/null. `true` through the same path is the
+//! floor the report gives.
 //!
 //! TIME_WAIT and FIN_WAIT2 last 60 s: when the next round would end more than `--session-secs`
 //! after the farm was ready, the farm is stopped and a new one started in a new namespace (one
@@ -288,6 +293,8 @@ impl Spec {
 }
 
 struct Programs {
+    /// The measurer every timed command runs through.
+    measure: PathBuf,
     portstat: PathBuf,
     farm: PathBuf,
     ss: PathBuf,
@@ -324,48 +331,83 @@ struct Run {
     max_rss_kib: u64,
 }
 
-/// Spawns `program`, reaps it with `wait4` and returns its wall time, status and peak RSS.
+/// Runs `program` through the measurer (`crate::measure`, compiled by [`build_measurer`]), which
+/// forks and execs it, reaps it with `wait4` and reports its wall time, status and peak RSS.
 /// stdout goes to /dev/null; stderr to `stderr` when given (else /dev/null).
-fn measure(program: &Path, args: &[String], stderr: Option<&File>) -> io::Result<Run> {
-    let mut command = Command::new(program);
-    command
+fn measure(
+    measurer: &Path,
+    program: &Path,
+    args: &[String],
+    stderr: Option<&File>,
+) -> io::Result<Run> {
+    let output = Command::new(measurer)
+        .arg(program)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(match stderr {
             Some(file) => Stdio::from(file.try_clone()?),
             None => Stdio::null(),
-        });
-    let started = Instant::now();
-    let child = command.spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; zeroed is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: valid pointers; pid is our own unreaped child (std's Child never waits unless
-        // asked, and it is dropped without waiting).
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if reaped == pid {
-            break;
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
+        })
+        .output()?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    match (output.status.success(), parse_report(&report)) {
+        (true, Some(run)) => Ok(run),
+        _ => Err(io::Error::other(format!(
+            "the measurer failed ({}): {:?}",
+            output.status,
+            report.trim()
+        ))),
     }
-    let wall = started.elapsed();
-    drop(child);
-    let status = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
+}
+
+/// The measurer's line: `wall_ns=N status=S maxrss_kib=K ...`.
+fn parse_report(line: &str) -> Option<Run> {
+    let field = |name: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
     };
-    Ok(Run {
-        wall,
-        status,
-        max_rss_kib: usage.ru_maxrss as u64,
+    Some(Run {
+        wall: Duration::from_nanos(field("wall_ns")?),
+        status: i32::try_from(field("status")?).ok()?,
+        max_rss_kib: field("maxrss_kib")?,
     })
+}
+
+/// Compiles the measurer (`xtask/src/measure.rs`, std only) into `dir` with optimisations, with
+/// the rustc of the toolchain running this (next to `$CARGO`). A second or so.
+fn build_measurer(dir: &Path) -> Result<PathBuf, String> {
+    let source = dir.join("measure.rs");
+    let binary = dir.join("measure");
+    std::fs::write(&source, include_str!("measure.rs"))
+        .map_err(|error| format!("write {}: {error}", source.display()))?;
+    let rustc = std::env::var_os("CARGO")
+        .map(|cargo| PathBuf::from(cargo).with_file_name("rustc"))
+        .filter(|rustc| rustc.is_file())
+        .unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .args(["--edition", "2024", "--crate-name", "measure"])
+        .args([
+            "-C",
+            "opt-level=3",
+            "-C",
+            "panic=abort",
+            "-C",
+            "codegen-units=1",
+        ])
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .map_err(|error| format!("{}: {error}", rustc.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "compiling the measurer failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(binary)
 }
 
 #[derive(Default)]
@@ -698,8 +740,13 @@ fn run_scale(
                 };
                 let mut file = &stderr_file;
                 file.set_len(0).and_then(|()| file.rewind()).ok();
-                let run = measure(program, &spec.args(farm.port), Some(file))
-                    .map_err(|error| format!("{}: {error}", spec.label))?;
+                let run = measure(
+                    &programs.measure,
+                    program,
+                    &spec.args(farm.port),
+                    Some(file),
+                )
+                .map_err(|error| format!("{}: {error}", spec.label))?;
                 samples.longest = run.wall;
                 let mut stderr = String::new();
                 file.rewind().ok();
@@ -725,7 +772,7 @@ fn run_scale(
                 }
             }
         } else {
-            let _ = measure(&programs.ss, &["-tuanp".into()], None);
+            let _ = measure(&programs.measure, &programs.ss, &["-tuanp".into()], None);
         }
         let session_end = farm.ready_at + options.session;
         let mut rounds_here = 0;
@@ -747,7 +794,7 @@ fn run_scale(
                 let program = programs
                     .of(spec.tool)
                     .expect("usable commands are installed");
-                let run = measure(program, &spec.args(farm.port), None)
+                let run = measure(&programs.measure, program, &spec.args(farm.port), None)
                     .map_err(|error| format!("{}: {error}", spec.label))?;
                 let fine = run.status == 0 || (run.status == 1 && spec.one_is_ok);
                 if !fine {
@@ -794,6 +841,39 @@ fn run_scale(
     })
 }
 
+/// What measuring costs: `true` run through the measurer, the least any command can show.
+struct Floor {
+    /// Median wall time.
+    wall_ms: f64,
+    /// Largest peak RSS.
+    rss_kib: u64,
+}
+
+impl Floor {
+    fn of(programs: &Programs) -> Result<Floor, String> {
+        let program = which("true").ok_or("`true` is not installed")?;
+        let mut wall_ms = Vec::new();
+        let mut rss_kib = 0;
+        for _ in 0..30 {
+            let run = measure(&programs.measure, &program, &[], None)
+                .map_err(|error| format!("true: {error}"))?;
+            if run.status != 0 {
+                return Err(format!("true exited with status {}", run.status));
+            }
+            wall_ms.push(run.wall.as_secs_f64() * 1000.0);
+            rss_kib = rss_kib.max(run.max_rss_kib);
+        }
+        Ok(Floor {
+            wall_ms: quantile(&wall_ms, 0.5).unwrap_or(0.0),
+            rss_kib,
+        })
+    }
+
+    fn rss_mib(&self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The report
 
@@ -819,7 +899,10 @@ fn bench(options: &Options) -> Result<(), String> {
             return Err(format!("cargo build --release failed: {status}"));
         }
     }
+    let measurer_dir =
+        tempfile::tempdir().map_err(|error| format!("temporary directory: {error}"))?;
     let programs = Programs {
+        measure: build_measurer(measurer_dir.path())?,
         portstat: options
             .portstat
             .clone()
@@ -838,6 +921,12 @@ fn bench(options: &Options) -> Result<(), String> {
     }
     // Never leave the host's namespace with farm sockets, even before the first scale.
     enter_private_netns().map_err(|error| format!("private network namespace: {error}"))?;
+    let floor = Floor::of(&programs)?;
+    eprintln!(
+        "bench: `true` through the measurer: {} ms, peak RSS {:.1} MiB",
+        ms(floor.wall_ms),
+        floor.rss_mib()
+    );
 
     let mut results = Vec::new();
     for (name, sockets) in &options.scales {
@@ -847,7 +936,7 @@ fn bench(options: &Options) -> Result<(), String> {
         results.push(result);
     }
     let total = started.elapsed().as_secs_f64();
-    let report = report(options, &programs, &results, &date, total);
+    let report = report(options, &programs, &floor, &results, &date, total);
     println!("{}", summary(&results));
     let old = std::fs::read_to_string(&options.out).unwrap_or_default();
     let document = format!("{report}\n{}", changes_section(&old));
@@ -1181,6 +1270,7 @@ fn summary(results: &[ScaleResult]) -> String {
 fn report(
     options: &Options,
     programs: &Programs,
+    floor: &Floor,
     results: &[ScaleResult],
     date: &str,
     seconds: f64,
@@ -1208,8 +1298,12 @@ fn report(
          it IPv6, spread over several processes (at most ~15000 descriptors each). `P` is a TCP \
          listener on 127.0.0.1 held by one farm process (the last one started). Every command \
          runs once untimed, then in rounds, each round starting one command later; netstat and \
-         lsof run in {} of the rounds. Times are wall clock from spawn to reap, output to \
-         /dev/null; peak RSS is `ru_maxrss` from `wait4`, the largest of the runs. Ratios are \
+         lsof run in {} of the rounds. Each command is started by a small measuring process \
+         (`xtask/src/measure.rs`, built with `rustc -O`) that forks, execs it and reaps it with \
+         `wait4`: times are wall clock from fork to reap, output to /dev/null; peak RSS is \
+         `ru_maxrss` from `wait4`, the largest of the runs (Linux starts a child's peak at the \
+         size of the process it was forked from, so that one is kept small). `true` measured \
+         this way takes {} ms and peaks at {:.1} MiB. Ratios are \
          medians: the command over its `ss` counterpart in the same scale. When a round would end \
          more than {} s after the farm was ready (TIME_WAIT lasts 60 s), the farm is restarted \
          in a new namespace. `ss -p`, netstat, lsof and portstat all walk every process's \
@@ -1217,6 +1311,8 @@ fn report(
          descriptors per socket are what they mostly read. The machine may be shared: each scale \
          says how often some task waited for a CPU while it ran (`/proc/pressure/cpu`).\n",
         options.slow_runs,
+        ms(floor.wall_ms),
+        floor.rss_mib(),
         options.session.as_secs()
     );
     let _ = writeln!(text, "## Targets\n\n{}", summary(results));
@@ -1235,4 +1331,50 @@ fn command_line(args: &[String]) -> String {
         command.push_str(arg);
     }
     command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Report;
+
+    #[test]
+    fn the_measurers_line_parses() {
+        let report = Report {
+            wall: Duration::from_nanos(2_315_021),
+            status: 137,
+            maxrss_kib: 3160,
+            user: Duration::from_micros(812),
+            sys: Duration::from_micros(1203),
+        };
+        let run = parse_report(&format!("{}\n", report.line())).unwrap();
+        assert_eq!(
+            (run.wall, run.status, run.max_rss_kib),
+            (report.wall, 137, 3160)
+        );
+        assert!(parse_report("wall_ns=5 status=0").is_none());
+        assert!(parse_report("").is_none());
+    }
+
+    /// The measurer as the bench builds it: statuses come through, and a small command's peak
+    /// RSS is its own, not this (large) test process's.
+    #[test]
+    fn the_measurer_reports_a_commands_own_peak() {
+        let dir = tempfile::tempdir().unwrap();
+        let measurer = build_measurer(dir.path()).unwrap();
+        let sh = which("sh").unwrap();
+        let shell =
+            |script: &str| measure(&measurer, &sh, &["-c".into(), script.into()], None).unwrap();
+        assert_eq!(shell("exit 3").status, 3);
+        assert_eq!(shell("kill -9 $$").status, 128 + 9);
+        let tru = measure(&measurer, &which("true").unwrap(), &[], None).unwrap();
+        assert_eq!(tru.status, 0);
+        assert!(
+            tru.max_rss_kib > 0 && tru.max_rss_kib < 2048,
+            "{}",
+            tru.max_rss_kib
+        );
+        let missing = measure(&measurer, Path::new("/nonexistent/x"), &[], None).unwrap();
+        assert_eq!(missing.status, 127);
+    }
 }
