@@ -168,15 +168,41 @@ fn audit_policy_and_baseline_from_files() {
     check("audit_policy_and_baseline", &actual);
 }
 
-#[test]
-fn table_fitted_to_a_terminal() {
-    let os = host("web-1");
-    let terminal = Style {
+/// At a terminal of `width` columns.
+fn terminal(width: u16) -> Style {
+    Style {
         terminal: true,
-        width: Some(100),
+        width: Some(width),
         color: false,
-    };
-    check("list_terminal_100", &run_with(&os, terminal, &["-a"]));
+    }
+}
+
+#[test]
+fn tables_fit_the_terminal_without_cutting_words() {
+    let os = host("web-1");
+    for (name, width, args) in [
+        ("list_terminal_100", 100, &["-a"][..]),
+        ("list_terminal_80", 80, &["-a"][..]),
+        ("list_terminal_60", 60, &["-l"][..]),
+        ("audit_terminal_80", 80, &["audit", "--listeners"][..]),
+        ("who_terminal_80", 80, &["who", "80"][..]),
+    ] {
+        let actual = run_with(&os, terminal(width), args);
+        check(name, &actual);
+        // Every row and command line fits; sentences and the facts about an owner are left to the
+        // terminal to wrap.
+        let sentences = ["Summary:", "Verdict:", "  Note:", "Test bind"];
+        let body = actual.split("--- stderr").next().unwrap_or_default();
+        for line in body.lines().skip(1) {
+            let columns = line.chars().count();
+            assert!(
+                columns <= usize::from(width)
+                    || sentences.iter().any(|s| line.starts_with(s))
+                    || line.contains(" (pid "),
+                "{name}: {columns} columns: {line}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -97,7 +97,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
         if args.json.json {
             output.json(&report)?;
         } else {
-            who::text(&report, output.out)?;
+            who::text(&report, &output.style, output.out)?;
         }
         output.warnings(&scan.warnings)?;
     }

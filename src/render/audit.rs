@@ -13,7 +13,7 @@ use crate::core::audit::policy::{Policy, Violation};
 use crate::core::audit::rules::{Finding, Severity};
 use crate::core::model::Proto;
 use crate::core::snapshot::SCHEMA;
-use crate::render::table;
+use crate::render::table::{Column, Give, Grid};
 use crate::render::{Output, Style};
 
 /// A host the audit looked at, and where its listeners came from.
@@ -149,15 +149,19 @@ fn finding_table(
     style: &Style,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut header = vec![
-        "SEVERITY", "PORT", "ADDRESS", "EXPOSURE", "SERVICE", "PROCESS", "REASON",
+    let mut columns = vec![
+        Column::new("SEVERITY", Give::Whole),
+        Column::new("PORT", Give::Whole),
+        Column::new("ADDRESS", Give::Whole),
+        Column::new("EXPOSURE", Give::Shorten(10)),
+        Column::new("SERVICE", Give::Drop(1)),
+        Column::new("PROCESS", Give::Shorten(10)),
+        Column::new("REASON", Give::Wrap(20)),
     ];
     if several_hosts {
-        header.insert(0, "HOST");
+        columns.insert(0, Column::new("HOST", Give::Shorten(10)));
     }
-    // Only the reason wraps: everything else is short and copied as it is.
-    let reason = header.len() - 1;
-    let mut table = table::styled(&header, style, reason..=reason);
+    let mut rows = Vec::new();
     for finding in audit.findings {
         let Some(listener) = audit.listeners.get(finding.listener) else {
             continue;
@@ -184,9 +188,9 @@ fn finding_table(
         if several_hosts {
             row.insert(0, listener.host.clone());
         }
-        table.add_row(row);
+        rows.push(row);
     }
-    table::write_lines(&table, out)
+    Grid::new(columns, rows).write(style, out)
 }
 
 fn listener_table(
@@ -195,12 +199,17 @@ fn listener_table(
     style: &Style,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut header = vec!["PORT", "ADDRESS", "EXPOSURE", "SERVICE", "PROCESS"];
+    let mut columns = vec![
+        Column::new("PORT", Give::Whole),
+        Column::new("ADDRESS", Give::Whole),
+        Column::new("EXPOSURE", Give::Shorten(10)),
+        Column::new("SERVICE", Give::Drop(1)),
+        Column::new("PROCESS", Give::Shorten(10)),
+    ];
     if several_hosts {
-        header.insert(0, "HOST");
+        columns.insert(0, Column::new("HOST", Give::Shorten(10)));
     }
-    let owners_column = header.len() - 1;
-    let mut table = table::styled(&header, style, owners_column..=owners_column);
+    let mut rows = Vec::new();
     let mut listeners: Vec<&Listener> = audit.listeners.iter().collect();
     listeners.sort_by(|a, b| {
         (&a.host, a.port, a.proto, a.address).cmp(&(&b.host, b.port, b.proto, b.address))
@@ -216,27 +225,23 @@ fn listener_table(
         if several_hosts {
             row.insert(0, listener.host.clone());
         }
-        table.add_row(row);
+        rows.push(row);
     }
-    table::write_lines(&table, out)
+    Grid::new(columns, rows).write(style, out)
 }
 
 /// `pid/name`, or why no owner is shown, as the listing prints it.
 fn owners(listener: &Listener) -> String {
-    if listener.processes.is_empty() {
-        return match listener.owner_note.as_deref() {
-            Some("hidden") => "(hidden: run as root)".into(),
-            Some("exited") => "(exited during scan)".into(),
-            Some("not-found") => "(no process found)".into(),
-            _ => "-".into(),
-        };
-    }
-    listener
-        .processes
-        .iter()
-        .map(|p| format!("{}/{}", p.pid, p.name))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let why_none = match listener.owner_note.as_deref() {
+        Some("hidden") => "(hidden: run as root)",
+        Some("exited") => "(exited during scan)",
+        Some("not-found") => "(no process found)",
+        _ => "-",
+    };
+    crate::render::owner_cell(
+        listener.processes.iter().map(|p| (p.pid, p.name.as_str())),
+        why_none,
+    )
 }
 
 fn violation_message(audit: &Audit, policy: &PolicyOutcome, violation: &Violation) -> String {

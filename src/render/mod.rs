@@ -47,6 +47,19 @@ pub fn captured(style: Style, write: impl FnOnce(&mut Output) -> io::Result<()>)
     String::from_utf8(out).expect("renderers write UTF-8")
 }
 
+/// The owner cell of every report: `pid/name` for each holder, or, when none is shown, why.
+pub fn owner_cell<'a>(holders: impl IntoIterator<Item = (u32, &'a str)>, why_none: &str) -> String {
+    let cells: Vec<String> = holders
+        .into_iter()
+        .map(|(pid, name)| format!("{pid}/{name}"))
+        .collect();
+    if cells.is_empty() {
+        why_none.to_string()
+    } else {
+        cells.join(", ")
+    }
+}
+
 impl Output<'_> {
     /// One JSON document, by the one rule every command follows: indented for a person at a
     /// terminal, one compact line for a pipe or a file (what scripts and `jq` read, and several

@@ -1,13 +1,13 @@
 //! The table people read: one row per socket, fitted to the terminal.
 
 use std::io::{self, Write};
-use std::ops::RangeInclusive;
 
 use comfy_table::{
-    Attribute, Cell, ColumnConstraint, ContentArrangement, LineStyle, Table, TableStyle, Width,
+    Attribute, Cell, ColumnConstraint, ContentArrangement, LineStyle, Table, TableStyle,
 };
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::{Report, Style};
+use super::{Report, Style, owner_cell};
 use crate::core::model::{Direction, Entry, Family};
 
 /// A bold header underlined, and nothing else: rows stay easy to scan and to copy.
@@ -17,20 +17,25 @@ const UNDERLINED_HEADER: TableStyle =
 pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<()> {
     // Entries carry a namespace only when several namespaces are shown.
     let with_netns = report.entries.iter().any(|entry| entry.netns.is_some());
-    let mut header = Vec::new();
+    let mut columns = Vec::new();
     if with_netns {
-        header.push("NETNS");
+        columns.push(Column::new("NETNS", Give::Shorten(8)));
     }
-    header.extend(["PROTO", "LOCAL", "REMOTE", "STATE", "RANGE"]);
+    columns.extend([
+        Column::new("PROTO", Give::Whole),
+        Column::new("LOCAL", Give::Whole),
+        Column::new("REMOTE", Give::Whole),
+        Column::new("STATE", Give::Whole),
+        Column::new("RANGE", Give::Drop(1)),
+    ]);
     if !report.numeric {
-        header.push("SERVICE");
+        columns.push(Column::new("SERVICE", Give::Drop(3)));
     }
-    header.extend(["PID/PROGRAM", "USER"]);
-    // Only services and owners may wrap; addresses, states, ranges and users stay whole.
-    let first_wrappable = 5 + usize::from(with_netns);
-    let last_wrappable = first_wrappable + usize::from(!report.numeric);
-    let mut table = styled(&header, style, first_wrappable..=last_wrappable);
-    for entry in report.entries {
+    columns.extend([
+        Column::new("PID/PROGRAM", Give::Shorten(12)),
+        Column::new("USER", Give::Drop(2)),
+    ]);
+    let rows = report.entries.iter().map(|entry| {
         let mut cells = Vec::new();
         if with_netns {
             cells.push(
@@ -41,50 +46,210 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
             );
         }
         cells.extend(row(entry, report.numeric));
-        table.add_row(cells);
-    }
-    write_lines(&table, out)
+        cells
+    });
+    Grid::new(columns, rows.collect()).write(style, out)
 }
 
-/// A table drawn as every portstat table is: plain, space-aligned lines off a terminal; fitted
-/// to the terminal's width with a bold, underlined header on one. Only the columns in
-/// `wrappable` may wrap.
-pub fn styled(header: &[&str], style: &Style, wrappable: RangeInclusive<usize>) -> Table {
-    let mut table = Table::new();
-    // The terminal was looked at once, in main: comfy-table is told, never asks itself.
-    table.force_no_tty();
-    if style.color {
-        table.load_style(UNDERLINED_HEADER).enforce_styling();
-    } else {
-        table.load_style(TableStyle::new());
+/// How a column gives way when the terminal is narrower than the table would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Give {
+    /// Never: addresses, states and ports are copied as they are.
+    Whole,
+    /// Cells are shortened with an ellipsis, to no fewer than this many columns.
+    Shorten(usize),
+    /// Cells are wrapped at spaces, to no fewer than this many columns.
+    Wrap(usize),
+    /// The column is left out, lowest rank first, once the shortened and wrapped columns are
+    /// at their least and the table is still too wide.
+    Drop(u8),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub title: &'static str,
+    pub give: Give,
+}
+
+impl Column {
+    pub fn new(title: &'static str, give: Give) -> Column {
+        Column { title, give }
     }
-    match style.width {
-        Some(width) => {
-            table.set_width(width);
-            table.set_content_arrangement(ContentArrangement::Dynamic);
-        }
-        None => {
-            table.set_content_arrangement(ContentArrangement::Disabled);
-        }
+}
+
+/// A table of text cells, fitted to the terminal when there is one: columns are dropped,
+/// shortened or wrapped as each column's [`Give`] allows, in that documented order, and a cell
+/// is never cut inside a word without an ellipsis to say so. Off a terminal every cell is
+/// whole, one line per row (what scripts and `grep` read).
+pub struct Grid {
+    columns: Vec<Column>,
+    rows: Vec<Vec<String>>,
+}
+
+/// Two spaces between columns, as ss and netstat print.
+const GAP: usize = 2;
+
+impl Grid {
+    pub fn new(columns: Vec<Column>, rows: Vec<Vec<String>>) -> Grid {
+        Grid { columns, rows }
     }
-    table.set_header(header.iter().map(|title| {
-        let cell = Cell::new(title);
+
+    pub fn write(self, style: &Style, out: &mut dyn Write) -> io::Result<()> {
+        let Grid { columns, rows } = self;
+        let mut widths: Vec<usize> = columns.iter().map(|c| text_width(c.title)).collect();
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(text_width(cell));
+            }
+        }
+        let shown = match style.width {
+            Some(terminal) => fit(&columns, &mut widths, usize::from(terminal)),
+            None => vec![true; columns.len()],
+        };
+        let mut table = Table::new();
+        // The terminal was looked at once, in main: comfy-table is told, never asks itself.
+        table.force_no_tty();
+        table.set_content_arrangement(ContentArrangement::Disabled);
         if style.color {
-            cell.add_attribute(Attribute::Bold)
+            table.load_style(UNDERLINED_HEADER).enforce_styling();
         } else {
-            cell
+            table.load_style(TableStyle::new());
         }
-    }));
-    for column in table.column_iter_mut() {
-        // No leading blank, two spaces between columns, as ss and netstat print.
-        column.set_padding((0, 2));
-        column.set_constraint(if wrappable.contains(&column.index) {
-            ColumnConstraint::LowerBoundary(Width::Fixed(10))
-        } else {
-            ColumnConstraint::ContentWidth
-        });
+        let kept: Vec<usize> = (0..columns.len()).filter(|&i| shown[i]).collect();
+        table.set_header(kept.iter().map(|&i| {
+            let cell = Cell::new(columns[i].title);
+            if style.color {
+                cell.add_attribute(Attribute::Bold)
+            } else {
+                cell
+            }
+        }));
+        for row in rows {
+            let cells = kept.iter().map(|&i| {
+                let cell = row.get(i).map_or("", String::as_str);
+                match (columns[i].give, style.width) {
+                    (_, None) | (Give::Whole | Give::Drop(_), _) => cell.to_string(),
+                    (Give::Shorten(_), Some(_)) => shorten(cell, widths[i]),
+                    (Give::Wrap(_), Some(_)) => wrap(cell, widths[i]),
+                }
+            });
+            table.add_row(cells.collect::<Vec<_>>());
+        }
+        for column in table.column_iter_mut() {
+            column.set_padding((0, GAP as u16));
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+        write_lines(&table, out)
     }
-    table
+}
+
+/// Decides which columns show and how wide the shortened and wrapped ones are, for a terminal
+/// `terminal` columns wide. Returns which columns are shown; `widths` become the widths to use.
+fn fit(columns: &[Column], widths: &mut [usize], terminal: usize) -> Vec<bool> {
+    let mut shown = vec![true; columns.len()];
+    let flexible = |give: Give| matches!(give, Give::Shorten(_) | Give::Wrap(_));
+    // The least each column can take: its minimum (never narrower than its title), or all of
+    // it when it does not give.
+    let least: Vec<usize> = (0..columns.len())
+        .map(|i| match columns[i].give {
+            Give::Shorten(min) | Give::Wrap(min) => {
+                widths[i].min(min.max(text_width(columns[i].title)))
+            }
+            _ => widths[i],
+        })
+        .collect();
+    let needed = |shown: &[bool], at_least: bool| -> usize {
+        let count = shown.iter().filter(|&&s| s).count();
+        (0..columns.len())
+            .filter(|&i| shown[i])
+            .map(|i| if at_least { least[i] } else { widths[i] })
+            .sum::<usize>()
+            + GAP * count.saturating_sub(1)
+    };
+    // Drop columns, lowest rank first, while even the least the others can take is too wide.
+    let mut droppable: Vec<(u8, usize)> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c.give {
+            Give::Drop(rank) => Some((rank, i)),
+            _ => None,
+        })
+        .collect();
+    droppable.sort_unstable();
+    for (_, i) in droppable {
+        if needed(&shown, false) <= terminal || needed(&shown, true) <= terminal {
+            break;
+        }
+        shown[i] = false;
+    }
+    let total = needed(&shown, false);
+    if total <= terminal {
+        return shown;
+    }
+    // Each flexible column gets its least, then what is left is shared out, the columns that
+    // want the least more first, so a short one is whole before a long one grows.
+    let fixed: usize = (0..columns.len())
+        .filter(|&i| shown[i] && !flexible(columns[i].give))
+        .map(|i| widths[i])
+        .sum::<usize>()
+        + GAP * shown.iter().filter(|&&s| s).count().saturating_sub(1);
+    let mut flex: Vec<usize> = (0..columns.len())
+        .filter(|&i| shown[i] && flexible(columns[i].give))
+        .collect();
+    let floor: usize = flex.iter().map(|&i| least[i]).sum();
+    let mut spare = terminal.saturating_sub(fixed).saturating_sub(floor);
+    flex.sort_by_key(|&i| widths[i] - least[i]);
+    let mut count = flex.len();
+    for i in flex {
+        let more = (widths[i] - least[i]).min(spare / count.max(1));
+        widths[i] = least[i] + more;
+        spare -= more;
+        count -= 1;
+    }
+    shown
+}
+
+/// Columns a text takes on a terminal.
+fn text_width(text: &str) -> usize {
+    text.lines().map(UnicodeWidthStr::width).max().unwrap_or(0)
+}
+
+/// `text` in at most `width` columns: whole if it fits, else cut with an ellipsis.
+pub fn shorten(text: &str, width: usize) -> String {
+    if text_width(text) <= width {
+        return text.to_string();
+    }
+    let mut shortened = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        shortened.push(c);
+        used += w;
+    }
+    shortened.push('…');
+    shortened
+}
+
+/// `text` in lines of at most `width` columns, broken at spaces; a word longer than a line is
+/// shortened with an ellipsis rather than cut.
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let word = shorten(word, width);
+        if !line.is_empty() && text_width(&line) + 1 + text_width(&word) > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    lines.push(line);
+    lines.join("\n")
 }
 
 /// Writes the table without the trailing blanks comfy-table pads lines with.
@@ -140,16 +305,8 @@ fn service(entry: &Entry) -> String {
 }
 
 fn owners(entry: &Entry) -> String {
-    if entry.processes.is_empty() {
-        return entry
-            .owner_note
-            .map_or("-", |note| note.describe())
-            .to_string();
-    }
-    entry
-        .processes
-        .iter()
-        .map(|p| format!("{}/{}", p.pid, p.name))
-        .collect::<Vec<_>>()
-        .join(", ")
+    owner_cell(
+        entry.processes.iter().map(|p| (p.pid, p.name.as_str())),
+        entry.owner_note.map_or("-", |note| note.describe()),
+    )
 }

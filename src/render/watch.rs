@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::json;
+use super::{json, owner_cell};
 use crate::core::model::Socket;
 use crate::core::watch::Event;
 
@@ -12,16 +12,10 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
         // A stream of events is one object per line, at a terminal too.
         return json::document(event, false, out);
     }
-    let owners = if event.processes.is_empty() {
-        "-".to_string()
-    } else {
-        event
-            .processes
-            .iter()
-            .map(|p| format!("{}/{}", p.pid, p.name))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let owners = owner_cell(
+        event.processes.iter().map(|p| (p.pid, p.name.as_str())),
+        "-",
+    );
     let state = match event.previous_state {
         Some(previous) => format!("{previous}->{}", event.state),
         None => event.state.to_string(),

@@ -12,6 +12,8 @@ use crate::core::services::Services;
 use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
 use crate::core::verdict::{HostFacts, Verdict};
+use crate::render::Style;
+use crate::render::table::shorten;
 
 #[derive(Debug, Serialize)]
 pub struct WhoReport<'a> {
@@ -165,7 +167,9 @@ fn listener(entry: &Entry, managers: &HashMap<u32, Manager>) -> Listener {
     }
 }
 
-pub fn text(report: &WhoReport, out: &mut dyn Write) -> io::Result<()> {
+/// The report for people; on a terminal, command lines (a podman `conmon` line is 2,000
+/// characters) are shortened to its width.
+pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Result<()> {
     let target = &report.target;
     let service = target
         .service
@@ -228,7 +232,11 @@ pub fn text(report: &WhoReport, out: &mut dyn Write) -> io::Result<()> {
             }));
             writeln!(out, "    {} ({})", owner.name, facts.join(", "))?;
             if !owner.cmdline.is_empty() {
-                writeln!(out, "      {}", owner.cmdline)?;
+                let cmdline = match style.width {
+                    Some(width) => shorten(&owner.cmdline, usize::from(width).saturating_sub(6)),
+                    None => owner.cmdline.clone(),
+                };
+                writeln!(out, "      {cmdline}")?;
             }
         }
     }
