@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use ::procfs::process::Process;
 use rustix::fd::OwnedFd;
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
@@ -173,23 +174,24 @@ impl Walk<'_> {
     }
 }
 
-/// Every descendant of `parents` (not themselves), through `/proc/PID/task/TID/children`.
+/// Every descendant of `parents` (not themselves), through `/proc/PID/task/TID/children`, as the
+/// `procfs` crate reads them (`Process::tasks`, `Task::children`). This runs only after an early
+/// stop, over the few processes found, so the crate's extra `O_PATH` opens cost nothing that
+/// shows.
 fn descendants(parents: &HashSet<u32>) -> Vec<u32> {
     let mut seen: HashSet<u32> = parents.clone();
     let mut queue: Vec<u32> = parents.iter().copied().collect();
     let mut found = Vec::new();
     while let Some(pid) = queue.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        let Some(tasks) = i32::try_from(pid)
+            .ok()
+            .and_then(|pid| Process::new(pid).ok()?.tasks().ok())
+        else {
             continue;
         };
-        for task in tasks.flatten() {
-            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
-                continue;
-            };
-            for child in children
-                .split_ascii_whitespace()
-                .filter_map(|c| c.parse().ok())
-            {
+        // A task or a process that is gone by now has no children to give.
+        for children in tasks.flatten().filter_map(|task| task.children().ok()) {
+            for child in children {
                 if seen.insert(child) {
                     found.push(child);
                     queue.push(child);
@@ -276,6 +278,34 @@ mod tests {
         let mut expected = vec![std::process::id(), child.id()];
         expected.sort_unstable();
         assert_eq!(holders.pids(inode), expected);
+    }
+
+    #[test]
+    fn descendants_are_children_and_their_children() {
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .expect("spawn sh");
+        let me = std::process::id();
+        // The shell forks its sleep soon after it starts.
+        let mut found = Vec::new();
+        for _ in 0..200 {
+            found = descendants(&HashSet::from([me]));
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let grandchildren = descendants(&HashSet::from([shell.id()]));
+        let _ = std::process::Command::new("kill")
+            .args(grandchildren.iter().map(u32::to_string))
+            .status();
+        let _ = shell.kill();
+        let _ = shell.wait();
+        assert!(found.contains(&shell.id()), "{found:?}");
+        assert!(!found.contains(&me), "{found:?}");
+        assert_eq!(grandchildren.len(), 1, "{grandchildren:?}");
+        assert!(found.contains(&grandchildren[0]), "{found:?}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub mod fake;
 #[cfg(target_os = "linux")]
 mod fd_walk;
 mod host;
+#[cfg(target_os = "linux")]
+mod kernel;
 pub mod live;
 #[cfg(target_os = "linux")]
 mod netlink;

@@ -25,6 +25,7 @@ use netlink_packet_core::{
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{
     AF_INET, AF_INET6, INET_DIAG_SKV6ONLY, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY,
+    TCP_LISTEN,
 };
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponseBuffer, SocketId, SocketIdBuffer, StateFlags,
@@ -32,24 +33,14 @@ use netlink_packet_sock_diag::inet::{
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr as NetlinkAddr};
 
+use super::kernel::{EVERY_STATE, kernel_state, state_of};
+use super::tables::TABLES;
 use crate::core::model::{Proto, Socket, State, StateSet, TableRead, TableRequest};
-
-/// The four tables, in the order they are dumped, named as their `/proc/net` files.
-const TABLES: [(&str, Proto, bool); 4] = [
-    ("tcp", Proto::Tcp, false),
-    ("tcp6", Proto::Tcp, true),
-    ("udp", Proto::Udp, false),
-    ("udp6", Proto::Udp, true),
-];
 
 /// The kernel fills a dump datagram up to the largest receive buffer seen, capped at 32 KiB
 /// (`netlink_recvmsg`); twice that leaves room, and a datagram that still does not fit is an
 /// error, never silently cut.
 const RECEIVE_BUFFER: usize = 64 * 1024;
-
-/// Every state `/proc/net` shows: TCP_ESTABLISHED (1) to TCP_NEW_SYN_RECV (12). Not
-/// TCP_BOUND_INACTIVE (13): bound but unused sockets appear in no `/proc/net` table.
-const EVERY_STATE: u32 = 0x1ffe;
 
 /// Netlink messages are padded to 4-byte boundaries.
 const ALIGN: usize = 4;
@@ -98,8 +89,9 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
     }
     // Asking for connections makes the kernel walk its whole established hash table once per
     // TCP table; two such walks run side by side on two threads.
-    let walks_connections =
-        |proto: Proto| proto == Proto::Tcp && state_mask(proto, wanted.states) & !(1 << 10) != 0;
+    let walks_connections = |proto: Proto| {
+        proto == Proto::Tcp && state_mask(proto, wanted.states) & !(1 << TCP_LISTEN) != 0
+    };
     let heavy = chosen
         .iter()
         .filter(|&&(_, proto, _)| walks_connections(proto))
@@ -218,58 +210,8 @@ fn dump_table(
     })
 }
 
-/// The kernel's state numbers (`TCP_ESTABLISHED` = 1 ... `TCP_NEW_SYN_RECV` = 12) read as procfs
-/// reads them: for UDP, 7 (`TCP_CLOSE`) is a socket with no peer and 1 a connected one; anything
-/// else reads as TCP would.
-fn state_of(proto: Proto, number: u8) -> Option<State> {
-    match (proto, number) {
-        (Proto::Udp, 7) => return Some(State::Unconn),
-        (Proto::Udp, 1) => return Some(State::Established),
-        _ => {}
-    }
-    Some(match number {
-        1 => State::Established,
-        2 => State::SynSent,
-        3 => State::SynRecv,
-        4 => State::FinWait1,
-        5 => State::FinWait2,
-        6 => State::TimeWait,
-        7 => State::Close,
-        8 => State::CloseWait,
-        9 => State::LastAck,
-        10 => State::Listen,
-        11 => State::Closing,
-        12 => State::NewSynRecv,
-        _ => return None,
-    })
-}
-
-/// The kernel state number to ask for so that `state` comes back in a `proto` table: the inverse
-/// of [`state_of`]. `None` for a state that table never holds (`UNCONN` TCP, `CLOSE` UDP).
-///
-/// A connection still in its listener's SYN queue is a request socket, `TCP_NEW_SYN_RECV` in the
-/// kernel, which sock_diag (and `/proc/net/tcp`) report as `SYN_RECV`; the kernel dumps request
-/// sockets whenever `SYN_RECV` is asked for, so both names ask for that.
-fn kernel_state(proto: Proto, state: State) -> Option<u8> {
-    Some(match (proto, state) {
-        (Proto::Udp, State::Unconn) => 7,
-        (Proto::Udp, State::Close) | (Proto::Tcp, State::Unconn) => return None,
-        (_, State::Established) => 1,
-        (_, State::SynSent) => 2,
-        (_, State::SynRecv | State::NewSynRecv) => 3,
-        (_, State::FinWait1) => 4,
-        (_, State::FinWait2) => 5,
-        (_, State::TimeWait) => 6,
-        (_, State::Close) => 7,
-        (_, State::CloseWait) => 8,
-        (_, State::LastAck) => 9,
-        (_, State::Listen) => 10,
-        (_, State::Closing) => 11,
-    })
-}
-
-/// The request's `idiag_states` bitmask: bit N asks for kernel state N. An empty set asks for
-/// every state `/proc/net` shows.
+/// The request's `idiag_states` bitmask: bit N asks for kernel state N (see
+/// [`kernel_state`]). An empty set asks for every state `/proc/net` shows.
 fn state_mask(proto: Proto, states: StateSet) -> u32 {
     if states.is_empty() {
         return EVERY_STATE;
@@ -478,13 +420,21 @@ fn os_error(code: i32) -> io::Error {
 
 /// One `inet_diag_msg` as a socket: `Ok(None)` for a state portstat does not know, `Err` for a
 /// message too short or of another address family.
+///
+/// The fields are read in place through the crate's views, `InetResponseBuffer` (the header),
+/// `SocketIdBuffer` (addresses and ports) and its attribute iterator, so a socket costs no
+/// allocation. Not the crate's owned types: `InetResponseHeader::parse` and
+/// `SocketId::parse_with_param` are methods of the `Parseable` traits of `netlink-packet-utils`,
+/// which this crate does not re-export and portstat does not depend on directly; and
+/// `InetResponse` would collect every attribute (`Nla::parse` allocates for each kind it does
+/// not name) when only one is wanted. Its `Timer` also drops a TIME_WAIT socket's expiry, which
+/// `/proc/net/tcp` shows.
 fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
     let message = InetResponseBuffer::new_checked(payload).map_err(|_| ())?;
     let id = SocketIdBuffer::new_checked(message.socket_id()).map_err(|_| ())?;
-    let local_ip = address(message.family(), id.source_address()).ok_or(())?;
-    let remote_ip = address(message.family(), id.destination_address()).ok_or(())?;
-    let local = SocketAddr::new(local_ip, port(id.source_port()).ok_or(())?);
-    let remote = SocketAddr::new(remote_ip, port(id.destination_port()).ok_or(())?);
+    let (local_ip, remote_ip) = addresses(message.family(), &id).ok_or(())?;
+    let local = SocketAddr::new(local_ip, port(id.source_port()));
+    let remote = SocketAddr::new(remote_ip, port(id.destination_port()));
     let Some(state) = state_of(proto, message.state()) else {
         return Ok(None);
     };
@@ -500,48 +450,52 @@ fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
         uid: Some(message.uid()),
         inode: message.inode().into(),
         holders: None,
-        v6only: v6only(message.payload()),
+        v6only: v6only(&message),
         netns: 0,
     }))
 }
 
 /// `INET_DIAG_SKV6ONLY`, which the kernel attaches to IPv6 sockets in LISTEN or CLOSE (UDP
-/// without a peer) state: whether the socket is IPV6_V6ONLY. `None` without it.
-fn v6only(attributes: &[u8]) -> Option<bool> {
-    // Attribute type bits that are flags (NLA_F_NESTED, NLA_F_NET_BYTEORDER), not the type.
-    const TYPE_MASK: u16 = 0x3fff;
-    let mut rest = attributes;
-    while let Some(header) = rest.get(..4) {
-        let [l0, l1, t0, t1] = <[u8; 4]>::try_from(header).ok()?;
-        let length = usize::from(u16::from_ne_bytes([l0, l1]));
-        let value = rest.get(4..length)?;
-        if u16::from_ne_bytes([t0, t1]) & TYPE_MASK == INET_DIAG_SKV6ONLY {
-            return value.first().map(|&flag| flag != 0);
-        }
-        rest = rest.get(length.next_multiple_of(ALIGN)..)?;
-    }
-    None
+/// without a peer) state: whether the socket is IPV6_V6ONLY. `None` without it. The crate's
+/// iterator steps over other attributes (its `kind` masks off the NLA_F_* flag bits) and ends at
+/// a broken one.
+fn v6only(message: &InetResponseBuffer<&[u8]>) -> Option<bool> {
+    let attribute = message
+        .nlas()
+        .map_while(Result::ok)
+        .find(|attribute| attribute.kind() == INET_DIAG_SKV6ONLY)?;
+    attribute.value().first().map(|&flag| flag != 0)
 }
 
-/// An address as the kernel sends it: 16 bytes in network order, of which IPv4 uses the first
-/// four. An IPv6 socket's IPv4-mapped address stays IPv6, as in `/proc/net/tcp6`.
-fn address(family: u8, bytes: &[u8]) -> Option<IpAddr> {
-    match family {
-        AF_INET => {
-            let octets: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
-            Some(IpAddr::V4(Ipv4Addr::from(octets)))
+/// The socket's local and remote addresses as the kernel sends them: 16 bytes each in network
+/// order, of which IPv4 uses the first four (`SocketId::parse_with_param` does the same, out of
+/// reach behind its trait; see [`socket_of`]). An IPv6 socket's IPv4-mapped address stays IPv6,
+/// as in `/proc/net/tcp6`.
+fn addresses(family: u8, id: &SocketIdBuffer<&[u8]>) -> Option<(IpAddr, IpAddr)> {
+    let address = |bytes: &[u8]| -> Option<IpAddr> {
+        // The buffer checked its length: both slices are 16 bytes.
+        let octets: [u8; 16] = bytes.try_into().ok()?;
+        match family {
+            AF_INET => {
+                let [a, b, c, d, ..] = octets;
+                Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
+            }
+            AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(octets))),
+            _ => None,
         }
-        AF_INET6 => {
-            let octets: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
-            Some(IpAddr::V6(Ipv6Addr::from(octets)))
-        }
-        _ => None,
-    }
+    };
+    Some((
+        address(id.source_address())?,
+        address(id.destination_address())?,
+    ))
 }
 
-/// A port in network byte order.
-fn port(bytes: &[u8]) -> Option<u16> {
-    Some(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?))
+/// A port in network byte order; the buffer's slice is 2 bytes.
+fn port(bytes: &[u8]) -> u16 {
+    match bytes {
+        &[high, low] => u16::from_be_bytes([high, low]),
+        _ => 0,
+    }
 }
 
 /// sock_diag reports a request socket (a connection in its listener's SYN queue, `SYN_RECV`
@@ -745,12 +699,21 @@ mod tests {
         listener.v6only = Some(false);
         assert_eq!(one(Proto::Tcp, &listener).v6only, Some(false));
         // Other attributes before it are stepped over; a broken one ends the search.
+        let after_header = |attributes: &[u8]| {
+            let mut bytes = payload(&diag(10, "[::]:443", "[::]:0"));
+            bytes.extend(attributes);
+            v6only(&InetResponseBuffer::new_checked(&bytes[..]).unwrap())
+        };
         let mut other = vec![8, 0, 10, 0, 6, 0, 0, 0]; // INET_DIAG_PROTOCOL
         other.extend([5, 0, 11, 0, 1, 0, 0, 0]);
-        assert_eq!(v6only(&other), Some(true));
-        assert_eq!(v6only(&[2, 0, 11, 0, 1]), None);
-        assert_eq!(v6only(&[200, 0, 11, 0, 1]), None);
-        assert_eq!(v6only(&[]), None);
+        assert_eq!(after_header(&other), Some(true));
+        // The type's flag bits (NLA_F_NESTED, NLA_F_NET_BYTEORDER) are not the type.
+        assert_eq!(after_header(&[5, 0, 11, 0x40, 0, 0, 0, 0]), Some(false));
+        assert_eq!(after_header(&[5, 0, 11, 0]), None);
+        assert_eq!(after_header(&[2, 0, 11, 0, 1]), None);
+        assert_eq!(after_header(&[200, 0, 11, 0, 1]), None);
+        assert_eq!(after_header(&[4, 0, 11, 0]), None);
+        assert_eq!(after_header(&[]), None);
     }
 
     #[test]
@@ -777,53 +740,6 @@ mod tests {
         let mut idle = diag(1, "127.0.0.1:1", "127.0.0.1:2");
         idle.expires = 500; // no timer runs: expires means nothing
         assert_eq!(one(Proto::Tcp, &idle).timer, None);
-    }
-
-    #[test]
-    fn states_map_as_procfs_reads_them() {
-        let tcp: Vec<_> = (1..=12).map(|n| state_of(Proto::Tcp, n)).collect();
-        assert_eq!(
-            tcp,
-            [
-                State::Established,
-                State::SynSent,
-                State::SynRecv,
-                State::FinWait1,
-                State::FinWait2,
-                State::TimeWait,
-                State::Close,
-                State::CloseWait,
-                State::LastAck,
-                State::Listen,
-                State::Closing,
-                State::NewSynRecv,
-            ]
-            .map(Some)
-        );
-        assert_eq!(state_of(Proto::Udp, 7), Some(State::Unconn));
-        assert_eq!(state_of(Proto::Udp, 1), Some(State::Established));
-        assert_eq!(state_of(Proto::Tcp, 0), None);
-        assert_eq!(state_of(Proto::Tcp, 13), None);
-    }
-
-    #[test]
-    fn asking_for_a_state_brings_it_back() {
-        for proto in [Proto::Tcp, Proto::Udp] {
-            for state in State::ALL {
-                if let Some(number) = kernel_state(proto, state) {
-                    let back = state_of(proto, number);
-                    // Request sockets come back as SYN_RECV, in either table's reading.
-                    let expected = if state == State::NewSynRecv {
-                        State::SynRecv
-                    } else {
-                        state
-                    };
-                    assert_eq!(back, Some(expected), "{proto:?} {state:?}");
-                }
-            }
-        }
-        assert_eq!(kernel_state(Proto::Tcp, State::Unconn), None);
-        assert_eq!(kernel_state(Proto::Udp, State::Close), None);
     }
 
     #[test]

@@ -11,15 +11,8 @@ use std::panic::{self, AssertUnwindSafe};
 use ::netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, SocketInfo, TcpState};
 use anyhow::{Result, anyhow};
 
+use super::tables::TABLES;
 use crate::core::model::{Proto, Socket, State, TableRead, TableRequest};
-
-/// The four tables, as netstat2 flags, with the name a warning gives each.
-const TABLES: [(&str, Proto, bool); 4] = [
-    ("tcp", Proto::Tcp, false),
-    ("tcp6", Proto::Tcp, true),
-    ("udp", Proto::Udp, false),
-    ("udp6", Proto::Udp, true),
-];
 
 pub fn read(wanted: TableRequest) -> Result<TableRead> {
     let mut read = TableRead {

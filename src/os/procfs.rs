@@ -18,18 +18,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::Path;
 use std::time::Duration;
 
-use ::procfs::net::TcpState;
 use anyhow::Context;
 
-use crate::core::model::{Proto, Socket, State, TableRead, TableRequest};
-
-/// The four tables, in the order they are read.
-const TABLE_FILES: [(&str, Proto, bool); 4] = [
-    ("tcp", Proto::Tcp, false),
-    ("tcp6", Proto::Tcp, true),
-    ("udp", Proto::Udp, false),
-    ("udp6", Proto::Udp, true),
-];
+use super::kernel::state_of;
+use super::tables::TABLES;
+use crate::core::model::{Proto, Socket, TableRead, TableRequest};
 
 /// Fields a socket line needs: sl, local, remote, st, tx:rx, tr:when, retrnsmt, uid, timeout,
 /// inode.
@@ -50,7 +43,7 @@ pub fn read(dir: &Path, wanted: TableRequest) -> anyhow::Result<TableRead> {
     let mut any_read = false;
     let mut first_failure: Option<(String, io::Error)> = None;
 
-    for (name, proto, ipv6) in TABLE_FILES {
+    for (name, proto, ipv6) in TABLES {
         if !wanted.wants(proto, ipv6) {
             continue;
         }
@@ -259,30 +252,6 @@ fn clock_ticks(ticks: u64) -> Duration {
     Duration::from_millis(ticks.saturating_mul(10))
 }
 
-/// `st` as the kernel's TCP state numbers; for UDP, 07 (TCP_CLOSE) is a socket with no peer and
-/// 01 (TCP_ESTABLISHED) a connected one. Anything else reads as TCP would.
-fn state_of(proto: Proto, st: u8) -> Option<State> {
-    match (proto, st) {
-        (Proto::Udp, 0x07) => return Some(State::Unconn),
-        (Proto::Udp, 0x01) => return Some(State::Established),
-        _ => {}
-    }
-    Some(match TcpState::from_u8(st)? {
-        TcpState::Established => State::Established,
-        TcpState::SynSent => State::SynSent,
-        TcpState::SynRecv => State::SynRecv,
-        TcpState::FinWait1 => State::FinWait1,
-        TcpState::FinWait2 => State::FinWait2,
-        TcpState::TimeWait => State::TimeWait,
-        TcpState::Close => State::Close,
-        TcpState::CloseWait => State::CloseWait,
-        TcpState::LastAck => State::LastAck,
-        TcpState::Listen => State::Listen,
-        TcpState::Closing => State::Closing,
-        TcpState::NewSynRecv => State::NewSynRecv,
-    })
-}
-
 /// `ADDR:PORT` with ADDR 8 (IPv4) or 32 (IPv6) hex digits, each 32-bit word printed as a
 /// native-endian `u32`, and PORT 4 hex digits.
 fn parse_addr(field: &str) -> Option<SocketAddr> {
@@ -366,6 +335,7 @@ fn dec_i64(field: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::State;
 
     const RECORDED_TCP: &str = include_str!("../../fixtures/proc-net/recorded/tcp");
     const RECORDED_TCP6: &str = include_str!("../../fixtures/proc-net/recorded/tcp6");
