@@ -65,10 +65,18 @@ fn exit_status(cli: &Cli, result: anyhow::Result<Outcome>) -> ExitCode {
     ExitCode::from(status)
 }
 
-/// clap's message without its `error:` prefix and usage footer; `--help` has the rest.
+/// clap's message on one line, without its `error:` prefix and usage footer, but with the
+/// valid values when it lists them; `--help` has the rest.
 fn one_line(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
+    let mut lines = rendered.lines().map(str::trim);
+    let first = lines.next().unwrap_or_default();
     let message = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{message} (see portstat --help)")
+    match lines.find(|line| line.starts_with("[possible values:")) {
+        Some(values) => {
+            let values = values.trim_start_matches('[').trim_end_matches(']');
+            format!("{message}: {values} (see portstat --help)")
+        }
+        None => format!("{message} (see portstat --help)"),
+    }
 }

@@ -211,3 +211,15 @@ fn every_kernel_state_is_read_and_the_default_view_keeps_listeners_and_establish
     picked.sort();
     assert_eq!(picked, ["CLOSE_WAIT", "LAST_ACK"]);
 }
+
+#[test]
+fn a_bad_choice_lists_the_valid_ones() {
+    usage_error(
+        &["--sort", "bogus"],
+        "possible values: port, proto, state, pid, process, user",
+    );
+    usage_error(
+        &["--range", "low"],
+        "possible values: well-known, registered, dynamic, ephemeral",
+    );
+}

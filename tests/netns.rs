@@ -5,6 +5,7 @@
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::common::*;
@@ -177,7 +178,6 @@ fn root_who_audit_and_summary_follow_the_namespace() {
 fn root_without_root_netns_all_shows_what_it_can_and_says_why_not_more() {
     let _serial = serial();
     // As root it runs the check as nobody: it needs root to make the namespace and switch user.
-    use std::os::unix::process::CommandExt;
     let unnamed = PrivateNetns::new();
     let _hidden = unnamed.run(|| TcpListener::bind("127.0.0.1:0").expect("bind"));
     let output = portstat()
@@ -258,4 +258,41 @@ fn root_a_namespace_whose_processes_run_in_a_container_is_labelled_with_it() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains(&format!("docker:{}", &id[..12])), "{text}");
     drop(netns); // the holder exits, so the cgroup can go
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_a_named_namespace_is_read_without_root_through_a_process_of_the_user() {
+    let _serial = serial();
+    let named = NamedNetns::new();
+    // A process of nobody's own inside the named namespace: through its /proc/PID/net nobody
+    // may read the namespace's tables, as `--netns all` does.
+    let mut inside = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &named.0,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+        ])
+        .args(["--clear-groups", "sleep", "30"])
+        .spawn()
+        .expect("a process inside");
+    let _listener = named.listen("127.0.0.1:0");
+    let port = _listener.local_addr().expect("address").port();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let output = portstat()
+        .args(["-l", "--netns", &named.0, "--json"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("runs as nobody");
+    let _ = inside.kill();
+    let _ = inside.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let document: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(find(&document, port).is_some(), "{document:#}");
+    assert!(stderr.contains("read through /proc/"), "{stderr}");
 }

@@ -21,7 +21,7 @@ Examples:
   portstat -l                what is listening
   portstat 5432              everything on port 5432 (local or remote)
   portstat -tulpn            the ss/netstat habit works: TCP+UDP listeners, numeric
-  portstat -a --state time-wait --port 8000-9000
+  portstat --state time-wait --port 8000-9000
   portstat --process nginx --json
   portstat -l --format csv > listeners.csv
   portstat who 8080          who holds 8080, and could a server bind it now?
@@ -293,7 +293,7 @@ pub struct FilterArgs {
     #[arg(short = '6', long, help_heading = "Which sockets")]
     pub ipv6: bool,
 
-    /// Same as the positional PORTS
+    /// Ports to show, matched against the local or the remote port: 22, 22,80,443, 8000-9000
     #[arg(long, value_name = "SPEC", help_heading = "Which sockets")]
     pub port: Option<PortSpec>,
 

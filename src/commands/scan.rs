@@ -129,6 +129,7 @@ fn read_namespaces(
             inode: namespace.inode,
             name: namespace.name.clone(),
             container,
+            host: namespace.own,
         };
         match os.read_tables(backend, &Source::Live, Some(namespace), query.tables()) {
             Ok(mut tables) => {

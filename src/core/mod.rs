@@ -10,5 +10,6 @@ pub mod services;
 pub mod snapshot;
 pub mod summary;
 pub mod target;
+pub mod text;
 pub mod verdict;
 pub mod watch;

@@ -316,6 +316,10 @@ pub struct NetnsLabel {
     pub inode: u64,
     pub name: Option<String>,
     pub container: Option<ContainerLabel>,
+    /// portstat's own namespace (the host's, unless portstat itself runs in a container);
+    /// absent from snapshots older than it.
+    #[serde(default)]
+    pub host: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,10 +330,12 @@ pub struct ContainerLabel {
 }
 
 impl NetnsLabel {
-    /// What the NETNS column shows: the `ip netns` name, the container, or the inode.
+    /// What the NETNS column shows: the `ip netns` name, `host` for portstat's own, the
+    /// container, or the inode.
     pub fn short(&self) -> String {
         match (&self.name, &self.container) {
             (Some(name), _) => name.clone(),
+            (None, _) if self.host => "host".into(),
             (None, Some(container)) => format!(
                 "{}:{}",
                 container.runtime,

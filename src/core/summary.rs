@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::core::model::{Direction, Entry, EphemeralRange, Process, Proto, State};
+use crate::core::text::processes_by_name;
 
 /// Share of a destination's ephemeral ports in use above which portstat warns, and above which
 /// it calls port exhaustion close at hand.
@@ -211,12 +212,7 @@ pub fn pressure_warnings(summary: &Summary) -> Vec<String> {
         .iter()
         .filter(|d| d.level != "ok")
         .map(|d| {
-            let who = d
-                .processes
-                .iter()
-                .map(|p| format!("{} (pid {})", p.name, p.pid))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let who = processes_by_name(&d.processes);
             let what = if d.level == "exhaustion" {
                 "ephemeral port exhaustion close at hand"
             } else {
@@ -355,8 +351,7 @@ mod tests {
         let warnings = pressure_warnings(&summary);
         assert_eq!(warnings.len(), 2);
         assert!(
-            warnings[0].contains("exhaustion close at hand")
-                && warnings[0].contains("app7 (pid 7)")
+            warnings[0].contains("exhaustion close at hand") && warnings[0].contains("by 7/app7")
         );
     }
 

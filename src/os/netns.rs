@@ -110,9 +110,20 @@ pub fn resolve(spec: &str) -> Result<Namespace> {
         inode,
         name,
         path,
-        pid,
+        // A process inside lets a user without root read the tables through /proc/PID/net, as
+        // `--netns all` does.
+        pid: pid.or_else(|| member_of(inode)),
         own: Some(inode) == own_inode,
     })
+}
+
+/// A process whose network namespace is `inode`, if this user can see one.
+fn member_of(inode: u64) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| inode_of(Path::new(&format!("/proc/{pid}/ns/net"))).ok() == Some(inode))
 }
 
 /// The namespace a file is (a `/proc/PID/ns/net` link or a bind mount under /run/netns).

@@ -13,6 +13,7 @@ use crate::core::audit::policy::{Policy, Violation};
 use crate::core::audit::rules::{Finding, Severity};
 use crate::core::model::Proto;
 use crate::core::snapshot::SCHEMA;
+use crate::core::text::plural;
 use crate::render::table::{Column, Give, Grid};
 use crate::render::{Output, Style};
 
@@ -82,14 +83,6 @@ fn summary_line(summary: &AuditSummary) -> String {
         parts.join("; "),
         summary.fail_on
     )
-}
-
-fn plural(count: usize, word: &str) -> String {
-    if count == 1 {
-        word.to_string()
-    } else {
-        format!("{word}s")
-    }
 }
 
 pub fn text(

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::core::model::{Family, State};
 use crate::core::summary::Summary;
-use crate::render::owner_cell;
+use crate::core::text::processes_by_name;
 
 /// `summary --json`.
 #[derive(Serialize)]
@@ -115,7 +115,7 @@ pub fn text(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "  no outgoing connections use them")?;
     }
     for d in &pressure.destinations {
-        let processes = owner_cell(d.processes.iter().map(|p| (p.pid, p.name.as_str())), "");
+        let processes = processes_by_name(&d.processes);
         let flag = match d.level {
             "exhaustion" => "  EXHAUSTION CLOSE",
             "warning" => "  WARNING",

@@ -1,0 +1,79 @@
+//! Words for counts and lists, the same in every sentence portstat prints.
+
+use crate::core::summary::ProcessRef;
+
+/// `1 socket`, `2 sockets`.
+pub fn count(count: usize, word: &str) -> String {
+    format!("{count} {}", plural(count, word))
+}
+
+/// `socket` or `sockets`, as `count` needs.
+pub fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// Processes named once per name: `1201/socat` for one, `socat x85 (pids 1201, 1202, 1203, ...)`
+/// for many, so 85 forks of one program take one line, not 85.
+pub fn processes_by_name(processes: &[ProcessRef]) -> String {
+    const PIDS_SHOWN: usize = 3;
+    let mut names: Vec<(&str, Vec<u32>)> = Vec::new();
+    for process in processes {
+        match names.iter_mut().find(|(name, _)| *name == process.name) {
+            Some((_, pids)) => pids.push(process.pid),
+            None => names.push((&process.name, vec![process.pid])),
+        }
+    }
+    names
+        .into_iter()
+        .map(|(name, mut pids)| {
+            pids.sort_unstable();
+            match pids.as_slice() {
+                [pid] => format!("{pid}/{name}"),
+                _ => {
+                    let mut shown: Vec<String> =
+                        pids.iter().take(PIDS_SHOWN).map(u32::to_string).collect();
+                    if pids.len() > PIDS_SHOWN {
+                        shown.push("...".into());
+                    }
+                    format!("{name} x{} (pids {})", pids.len(), shown.join(", "))
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(pid: u32, name: &str) -> ProcessRef {
+        ProcessRef {
+            pid,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn counts_take_the_right_number() {
+        assert_eq!(count(1, "socket"), "1 socket");
+        assert_eq!(count(0, "socket"), "0 sockets");
+        assert_eq!(count(2, "connection"), "2 connections");
+    }
+
+    #[test]
+    fn many_forks_of_one_program_take_one_entry() {
+        let mut forks: Vec<ProcessRef> = (0..85).map(|i| process(1300 - i, "socat")).collect();
+        forks.push(process(7, "curl"));
+        assert_eq!(
+            processes_by_name(&forks),
+            "socat x85 (pids 1216, 1217, 1218, ...), 7/curl"
+        );
+        assert_eq!(processes_by_name(&[process(9, "nginx")]), "9/nginx");
+        assert_eq!(processes_by_name(&[]), "");
+    }
+}
