@@ -222,3 +222,13 @@ fn who_and_audit_exit_2_when_the_tables_cannot_be_read() {
         assert!(actual.contains("Operation not permitted"), "{actual}");
     }
 }
+
+// Direction without a listener: a stopped server's TIME_WAIT is inbound by its ports
+// (fixtures/hosts/stopped-server); a connection between two ephemeral ports has none.
+golden!(list_stopped_server, "stopped-server", ["-a"]);
+golden!(list_stopped_server_json, "stopped-server", ["-a", "--json"]);
+
+// watch follows sockets, not addresses: A's listener closes and B's opens on the same address
+// between two readings; A's connection goes on in the kernel's hands (fixtures/hosts/rebind).
+golden!(watch_rebind, "rebind", ["watch", "-a"]);
+golden!(watch_rebind_json, "rebind", ["watch", "-a", "--json"]);

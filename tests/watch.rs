@@ -146,3 +146,57 @@ fn watch_ends_cleanly_on_duration_ctrl_c_and_a_closed_pipe() {
         Some(0)
     );
 }
+
+#[test]
+fn watch_sees_a_listener_rebound_by_another_process_between_two_readings() {
+    use std::os::fd::AsRawFd;
+    let _serial = serial();
+    let port = vacant_port();
+    let mut child = start_watch(&[
+        "-l",
+        "--port",
+        &port.to_string(),
+        "--json",
+        "--count",
+        "3",
+        "--interval",
+        "0.5",
+        // Ends the watch, and so this test, even when an event never comes.
+        "--duration",
+        "10",
+    ]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_event = || -> Value {
+        let line = lines.next().expect("an event").expect("a line");
+        serde_json::from_str(&line).expect("one JSON event per line")
+    };
+    let first = TcpListener::bind(("127.0.0.1", port)).expect("bind the watched port");
+    let opened = next_event();
+    assert_eq!(opened["event"], "listener-opened", "{opened}");
+    // watch has just read the tables: the next reading is about 0.5 s away. Within a few
+    // milliseconds this process closes its listener and another process (a `sleep` given the
+    // new listener's descriptor) holds one bound to the same address.
+    drop(first);
+    let second = TcpListener::bind(("127.0.0.1", port)).expect("bind the port again");
+    let holder = Sharer::spawn(second.as_raw_fd());
+    drop(second);
+    let closed = next_event();
+    let reopened = next_event();
+    assert_eq!(
+        wait_with_deadline(&mut child, Duration::from_secs(10)),
+        Some(0)
+    );
+    assert_eq!(closed["event"], "listener-closed", "{closed}");
+    assert_eq!(
+        closed["processes"][0]["pid"],
+        std::process::id(),
+        "{closed}"
+    );
+    assert_eq!(reopened["event"], "listener-opened", "{reopened}");
+    assert_eq!(reopened["processes"][0]["pid"], holder.pid(), "{reopened}");
+    assert_eq!(reopened["processes"].as_array().map(Vec::len), Some(1));
+    for event in [&opened, &closed, &reopened] {
+        assert_eq!(event["local_address"], "127.0.0.1");
+        assert_eq!(event["local_port"], port);
+    }
+}

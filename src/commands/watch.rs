@@ -10,6 +10,7 @@ use super::scan::{self, Names};
 use super::{Context, Outcome};
 use crate::cli::WatchArgs;
 use crate::core::model::{Source, Stop};
+use crate::core::text;
 use crate::core::watch::{Event, Follower};
 use crate::os::Wait;
 use crate::render::watch;
@@ -51,10 +52,16 @@ pub fn run(args: &WatchArgs, context: &mut Context) -> Result<Outcome> {
             .collect();
         output.warnings(&fresh_warnings)?;
         if baseline {
+            // The sockets followed are those the filters match, each counted once, so the
+            // owner warnings above count among them.
+            let unmatched = match follower.unmatched() {
+                0 => String::new(),
+                n => format!(" ({n} more whose owners do not match --pid/--process)"),
+            };
             writeln!(
                 output.err,
-                "portstat: watching {} sockets; changes follow (Ctrl-C to stop)",
-                follower.remembered()
+                "portstat: watching {}{unmatched}; changes follow (Ctrl-C to stop)",
+                text::count(follower.followed(), "socket")
             )?;
             baseline = false;
         }

@@ -35,6 +35,12 @@ impl Listeners {
             .get(&(netns, proto, local.port()))
             .is_some_and(|addresses| addresses.iter().any(|&a| listener_covers(a, local.ip())))
     }
+
+    /// Whether a listener of this host (in network namespace `netns`) is bound to `port` on
+    /// any address.
+    pub fn listens_on(&self, netns: u64, proto: Proto, port: u16) -> bool {
+        self.0.contains_key(&(netns, proto, port))
+    }
 }
 
 /// A wildcard listener covers every address of its family; `::` also covers IPv4, since a
@@ -48,20 +54,57 @@ fn listener_covers(listener: IpAddr, address: IpAddr) -> bool {
     }
 }
 
-/// A connection whose local end is one of our listeners came in; every other connection went
-/// out. Listening sockets have no direction.
-pub fn direction(socket: &Socket, listeners: &Listeners) -> Option<Direction> {
-    socket.remote?;
+/// Which way a connection goes, from what one reading of the tables shows; `None` for
+/// listeners and unconnected UDP sockets, and for connections it can't tell. The first rule that
+/// applies decides:
+///
+/// 1. its local end is covered by a listener of this reading (same namespace, protocol and
+///    port, the same or a wildcard address): inbound;
+/// 2. a TCP handshake under way: `SYN_SENT` is outbound, `SYN_RECV` and `NEW_SYN_RECV` inbound;
+/// 3. its remote end is one of this host's listeners (the remote address is a loopback address
+///    or the connection's own local address, and a listener covers it): outbound;
+/// 4. the port pair, against the ephemeral range: a local port outside it talking to a remote
+///    port inside it is inbound (a server's connection, its listener gone: a TIME_WAIT left by
+///    a stopped server), a local port inside it talking to a remote port outside it outbound;
+/// 5. its local port is a listener's, on another address: inbound, since the kernel never
+///    picks a port something is bound to for an outgoing connection;
+/// 6. otherwise unknown: both ports in the range, or neither.
+///
+/// Connected UDP sockets follow the same rules (rule 2 aside).
+pub fn direction(
+    socket: &Socket,
+    listeners: &Listeners,
+    ephemeral: EphemeralRange,
+) -> Option<Direction> {
+    let remote = socket.remote?;
     if socket.state.is_listening() {
         return None;
     }
-    Some(
-        if listeners.covers(socket.netns, socket.proto, socket.local) {
-            Direction::Inbound
-        } else {
-            Direction::Outbound
-        },
-    )
+    let local = socket.local;
+    if listeners.covers(socket.netns, socket.proto, local) {
+        return Some(Direction::Inbound);
+    }
+    match socket.state {
+        State::SynSent => return Some(Direction::Outbound),
+        State::SynRecv | State::NewSynRecv => return Some(Direction::Inbound),
+        _ => {}
+    }
+    let remote_ip = remote.ip().to_canonical();
+    let remote_is_this_host = remote_ip.is_loopback() || remote_ip == local.ip().to_canonical();
+    if remote_is_this_host && listeners.covers(socket.netns, socket.proto, remote) {
+        return Some(Direction::Outbound);
+    }
+    match (
+        ephemeral.contains(local.port()),
+        ephemeral.contains(remote.port()),
+    ) {
+        (false, true) => return Some(Direction::Inbound),
+        (true, false) => return Some(Direction::Outbound),
+        _ => {}
+    }
+    listeners
+        .listens_on(socket.netns, socket.proto, local.port())
+        .then_some(Direction::Inbound)
 }
 
 /// Everything needed to turn sockets into entries; built once per run.
@@ -95,7 +138,7 @@ impl Meaning<'_> {
             ephemeral: self.ephemeral.contains(local_port),
             local_service: service(local_port),
             remote_service: remote_port.and_then(service),
-            direction: direction(&socket, self.listeners),
+            direction: direction(&socket, self.listeners, self.ephemeral),
             netns: self.labels.get(&socket.netns).cloned(),
             processes,
             owner_note,
@@ -198,6 +241,11 @@ mod tests {
         Socket::example(proto, local, remote, state)
     }
 
+    /// The direction on a host with Linux's default ephemeral range (32768-60999).
+    fn way(socket: &Socket, listeners: &Listeners) -> Option<Direction> {
+        direction(socket, listeners, EphemeralRange::LINUX_DEFAULT)
+    }
+
     #[test]
     fn connection_to_a_local_listener_is_inbound_and_its_client_outbound() {
         let listener = socket(Proto::Tcp, "127.0.0.1:8080", None, State::Listen);
@@ -214,15 +262,133 @@ mod tests {
             State::Established,
         );
         let listeners = Listeners::index([&listener]);
-        assert_eq!(
-            direction(&server_side, &listeners),
-            Some(Direction::Inbound)
-        );
-        assert_eq!(
-            direction(&client_side, &listeners),
-            Some(Direction::Outbound)
-        );
-        assert_eq!(direction(&listener, &listeners), None);
+        assert_eq!(way(&server_side, &listeners), Some(Direction::Inbound));
+        assert_eq!(way(&client_side, &listeners), Some(Direction::Outbound));
+        assert_eq!(way(&listener, &listeners), None);
+    }
+
+    mod directions {
+        //! One test per rule of [`direction`], in its order.
+        use super::*;
+
+        fn tcp(local: &str, remote: &str, state: State) -> Socket {
+            socket(Proto::Tcp, local, Some(remote), state)
+        }
+
+        #[test]
+        fn rule_1_a_listener_covering_the_local_end_makes_it_inbound_whatever_the_ports() {
+            // Both ports in the ephemeral range: only the listener can tell.
+            let listener = socket(Proto::Tcp, "0.0.0.0:40000", None, State::Listen);
+            let listeners = Listeners::index([&listener]);
+            let served = tcp("10.0.0.5:40000", "10.0.0.9:50000", State::Established);
+            assert_eq!(way(&served, &listeners), Some(Direction::Inbound));
+            // Even against the port pair: a server on an ephemeral port, a client on a low one.
+            let odd = tcp("10.0.0.5:40000", "10.0.0.9:1000", State::TimeWait);
+            assert_eq!(way(&odd, &listeners), Some(Direction::Inbound));
+            // Another namespace's listener serves only its own.
+            let elsewhere = Socket {
+                netns: 7,
+                ..served.clone()
+            };
+            assert_eq!(way(&elsewhere, &listeners), None);
+        }
+
+        #[test]
+        fn rule_2_a_handshake_under_way_tells_who_began_it() {
+            let none = Listeners::default();
+            let dialing = tcp("10.0.0.5:40000", "10.0.0.9:50000", State::SynSent);
+            assert_eq!(way(&dialing, &none), Some(Direction::Outbound));
+            for state in [State::SynRecv, State::NewSynRecv] {
+                let answering = tcp("10.0.0.5:40000", "10.0.0.9:50000", state);
+                assert_eq!(way(&answering, &none), Some(Direction::Inbound));
+            }
+        }
+
+        #[test]
+        fn rule_3_a_connection_to_this_hosts_own_listener_is_outbound() {
+            // A server on a port inside the ephemeral range (bound to port 0, say) and its
+            // client on the same host: the port pair can't tell, the listener can.
+            let listener = socket(Proto::Tcp, "0.0.0.0:45000", None, State::Listen);
+            let listeners = Listeners::index([&listener]);
+            let client = tcp("127.0.0.1:50000", "127.0.0.1:45000", State::Established);
+            assert_eq!(way(&client, &listeners), Some(Direction::Outbound));
+            let to_own_address = tcp("10.0.0.5:50000", "10.0.0.5:45000", State::Established);
+            assert_eq!(way(&to_own_address, &listeners), Some(Direction::Outbound));
+            let mapped = socket(
+                Proto::Tcp,
+                "[::ffff:127.0.0.1]:50000",
+                Some("[::ffff:127.0.0.1]:45000"),
+                State::Established,
+            );
+            assert_eq!(way(&mapped, &listeners), Some(Direction::Outbound));
+            // A wildcard listener says nothing of another host's address.
+            let remote_host = tcp("10.0.0.5:50000", "10.0.0.9:45000", State::Established);
+            assert_eq!(way(&remote_host, &listeners), None);
+        }
+
+        #[test]
+        fn rule_4_a_servers_time_wait_after_its_listener_closed_is_inbound() {
+            // The case: the server on 80 stopped, its TIME_WAIT remains.
+            let none = Listeners::default();
+            let left = tcp("10.77.0.1:80", "10.77.0.2:44402", State::TimeWait);
+            assert_eq!(way(&left, &none), Some(Direction::Inbound));
+            let client = tcp("10.77.0.2:44402", "10.77.0.1:80", State::TimeWait);
+            assert_eq!(way(&client, &none), Some(Direction::Outbound));
+            // The range is this host's, not Linux's default.
+            let narrow = EphemeralRange {
+                first: 40000,
+                last: 40099,
+            };
+            assert_eq!(direction(&left, &none, narrow), None);
+            let inside = tcp("10.77.0.1:80", "10.77.0.2:40050", State::TimeWait);
+            assert_eq!(direction(&inside, &none, narrow), Some(Direction::Inbound));
+        }
+
+        #[test]
+        fn rule_5_a_port_listened_on_another_address_is_a_servers() {
+            let listener = socket(Proto::Tcp, "127.0.0.1:8080", None, State::Listen);
+            let listeners = Listeners::index([&listener]);
+            // Neither port in the range, the listener on loopback only.
+            let served = tcp("10.0.0.5:8080", "10.0.0.9:9090", State::Established);
+            assert_eq!(way(&served, &listeners), Some(Direction::Inbound));
+            // The same port listened on for the other protocol says nothing.
+            let udp = socket(Proto::Udp, "127.0.0.1:9090", None, State::Unconn);
+            let udp_listeners = Listeners::index([&udp]);
+            let other = tcp("10.0.0.5:9090", "10.0.0.9:8080", State::Established);
+            assert_eq!(way(&other, &udp_listeners), None);
+        }
+
+        #[test]
+        fn rule_6_otherwise_the_direction_is_unknown() {
+            let none = Listeners::default();
+            for (local, remote) in [
+                ("10.0.0.5:40000", "10.0.0.9:50000"),
+                ("10.0.0.5:5000", "10.0.0.9:6000"),
+            ] {
+                let unknown = tcp(local, remote, State::TimeWait);
+                assert_eq!(way(&unknown, &none), None, "{local} {remote}");
+            }
+        }
+
+        #[test]
+        fn connected_udp_follows_the_same_rules() {
+            let listener = socket(Proto::Udp, "0.0.0.0:4433", None, State::Unconn);
+            let listeners = Listeners::index([&listener]);
+            let udp = |local: &str, remote: &str| {
+                socket(Proto::Udp, local, Some(remote), State::Established)
+            };
+            // A server's connected socket on its listener's port (QUIC, say).
+            let served = udp("10.0.0.5:4433", "10.0.0.9:40000");
+            assert_eq!(way(&served, &listeners), Some(Direction::Inbound));
+            let resolver = udp("10.0.0.5:45000", "9.9.9.9:53");
+            assert_eq!(way(&resolver, &listeners), Some(Direction::Outbound));
+            let peer = udp("127.0.0.1:50000", "127.0.0.1:4433");
+            assert_eq!(way(&peer, &listeners), Some(Direction::Outbound));
+            let unknown = udp("10.0.0.5:45000", "10.0.0.9:46000");
+            assert_eq!(way(&unknown, &listeners), None);
+            let unconnected = socket(Proto::Udp, "10.0.0.5:45000", None, State::Unconn);
+            assert_eq!(way(&unconnected, &listeners), None);
+        }
     }
 
     #[test]

@@ -16,13 +16,14 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
         event.processes.iter().map(|p| (p.pid, p.name.as_str())),
         "-",
     );
-    let state = match event.previous_state {
-        Some(previous) => format!("{previous}->{}", event.state),
-        None => event.state.to_string(),
-    };
+    // The state column is as wide as the widest state; a change says where it came from after
+    // the owners, so the columns stay aligned.
+    let was = event
+        .previous_state
+        .map_or_else(String::new, |previous| format!("  (was {previous})"));
     writeln!(
         out,
-        "{}  {:<17}  {:<4} {:<22} {:<22} {:<12} {owners}",
+        "{}  {:<17}  {:<4} {:<22} {:<22} {:<12} {owners}{was}",
         event.time,
         event.event.as_str(),
         event.proto,
@@ -30,7 +31,59 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
         socket
             .remote
             .map_or_else(|| "*".to_string(), |remote| remote.to_string()),
-        state,
+        event.state,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::{Process, Proto, State};
+    use crate::core::watch::Kind;
+
+    fn line(kind: Kind, socket: &Socket, previous: Option<State>) -> String {
+        let event = Event {
+            time: "2026-11-25T08:00:01.000Z".into(),
+            event: kind,
+            proto: socket.proto.as_str(),
+            family: socket.family().as_str(),
+            local_address: socket.local.ip().to_string(),
+            local_port: socket.local.port(),
+            remote_address: socket.remote.map(|remote| remote.ip().to_string()),
+            remote_port: socket.remote.map(|remote| remote.port()),
+            state: socket.state.as_str(),
+            previous_state: previous.map(State::as_str),
+            processes: vec![Process::example(1301, "postgres", None)],
+        };
+        let mut out = Vec::new();
+        write(&event, socket, false, &mut out).expect("write");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_state_change_keeps_the_columns_aligned() {
+        let opened = Socket::example(
+            Proto::Tcp,
+            "127.0.0.1:5432",
+            Some("127.0.0.1:40001"),
+            State::NewSynRecv,
+        );
+        let changed = Socket {
+            state: State::CloseWait,
+            ..opened.clone()
+        };
+        let opened = line(Kind::ConnectionOpened, &opened, None);
+        let changed = line(Kind::StateChanged, &changed, Some(State::Established));
+        let owner_column = |line: &str| line.find("1301/postgres").expect("owner");
+        assert_eq!(
+            owner_column(&opened),
+            owner_column(&changed),
+            "{opened}{changed}"
+        );
+        assert!(
+            changed.trim_end().ends_with("(was ESTABLISHED)"),
+            "{changed}"
+        );
+    }
 }
