@@ -23,7 +23,7 @@
 //! starting at the next command so drift hits all alike. Every command runs through the
 //! measurer (`crate::measure`, compiled on the spot with `rustc -C opt-level=3` into a temporary
 //! directory): a small process that forks, execs the command and reaps it with `wait4`, and
-//! reports the wall time from fork to reap and `ru_maxrss`. A child's peak RSS starts at the size
+//! reports the wall time from exec to reap and `ru_maxrss`. A child's peak RSS starts at the size
 //! of the process it was forked from, and this (debug-built) xtask is several MiB, so xtask must
 //! not fork the commands itself. stdout goes to /dev/null. `true` through the same path is the
 //! floor the report gives.
@@ -1300,7 +1300,7 @@ fn report(
          runs once untimed, then in rounds, each round starting one command later; netstat and \
          lsof run in {} of the rounds. Each command is started by a small measuring process \
          (`xtask/src/measure.rs`, built with `rustc -O`) that forks, execs it and reaps it with \
-         `wait4`: times are wall clock from fork to reap, output to /dev/null; peak RSS is \
+         `wait4`: times are wall clock from exec to reap, output to /dev/null; peak RSS is \
          `ru_maxrss` from `wait4`, the largest of the runs (Linux starts a child's peak at the \
          size of the process it was forked from, so that one is kept small). `true` measured \
          this way takes {} ms and peaks at {:.1} MiB. Ratios are \
@@ -1367,6 +1367,8 @@ mod tests {
             |script: &str| measure(&measurer, &sh, &["-c".into(), script.into()], None).unwrap();
         assert_eq!(shell("exit 3").status, 3);
         assert_eq!(shell("kill -9 $$").status, 128 + 9);
+        let slept = shell("sleep 0.1").wall;
+        assert!(slept >= Duration::from_millis(100) && slept < Duration::from_secs(5));
         let tru = measure(&measurer, &which("true").unwrap(), &[], None).unwrap();
         assert_eq!(tru.status, 0);
         assert!(
