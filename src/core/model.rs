@@ -443,6 +443,15 @@ fn bit(state: State) -> u16 {
     1 << (state as u16)
 }
 
+/// The four socket tables every backend reads, in the order they are read: each one's
+/// `/proc/net` name (which warnings use), protocol, and whether it is the IPv6 one.
+pub const TABLES: [(&str, Proto, bool); 4] = [
+    ("tcp", Proto::Tcp, false),
+    ("tcp6", Proto::Tcp, true),
+    ("udp", Proto::Udp, false),
+    ("udp6", Proto::Udp, true),
+];
+
 /// Which of the four tables a query needs, and in which states; the other tables are not read
 /// at all. Backends that can ask the kernel for given states only (netlink) do; the others read
 /// every state, and the query filters afterwards anyway.

@@ -212,7 +212,7 @@ pub fn pressure_warnings(summary: &Summary) -> Vec<String> {
         .iter()
         .filter(|d| d.level != "ok")
         .map(|d| {
-            let who = processes_by_name(&d.processes);
+            let who = processes_by_name(d.processes.iter().map(|p| (p.pid, p.name.as_str())));
             let what = if d.level == "exhaustion" {
                 "ephemeral port exhaustion close at hand"
             } else {

@@ -1,7 +1,5 @@
 //! Words for counts and lists, the same in every sentence portstat prints.
 
-use crate::core::summary::ProcessRef;
-
 /// `1 socket`, `2 sockets`.
 pub fn count(count: usize, word: &str) -> String {
     format!("{count} {}", plural(count, word))
@@ -18,13 +16,13 @@ pub fn plural(count: usize, word: &str) -> String {
 
 /// Processes named once per name: `1201/socat` for one, `socat x85 (pids 1201, 1202, 1203, ...)`
 /// for many, so 85 forks of one program take one line, not 85.
-pub fn processes_by_name(processes: &[ProcessRef]) -> String {
+pub fn processes_by_name<'a>(processes: impl IntoIterator<Item = (u32, &'a str)>) -> String {
     const PIDS_SHOWN: usize = 3;
     let mut names: Vec<(&str, Vec<u32>)> = Vec::new();
-    for process in processes {
-        match names.iter_mut().find(|(name, _)| *name == process.name) {
-            Some((_, pids)) => pids.push(process.pid),
-            None => names.push((&process.name, vec![process.pid])),
+    for (pid, name) in processes {
+        match names.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, pids)) => pids.push(pid),
+            None => names.push((name, vec![pid])),
         }
     }
     names
@@ -51,13 +49,6 @@ pub fn processes_by_name(processes: &[ProcessRef]) -> String {
 mod tests {
     use super::*;
 
-    fn process(pid: u32, name: &str) -> ProcessRef {
-        ProcessRef {
-            pid,
-            name: name.into(),
-        }
-    }
-
     #[test]
     fn counts_take_the_right_number() {
         assert_eq!(count(1, "socket"), "1 socket");
@@ -67,13 +58,13 @@ mod tests {
 
     #[test]
     fn many_forks_of_one_program_take_one_entry() {
-        let mut forks: Vec<ProcessRef> = (0..85).map(|i| process(1300 - i, "socat")).collect();
-        forks.push(process(7, "curl"));
+        let mut forks: Vec<(u32, &str)> = (0..85).map(|i| (1300 - i, "socat")).collect();
+        forks.push((7, "curl"));
         assert_eq!(
-            processes_by_name(&forks),
+            processes_by_name(forks),
             "socat x85 (pids 1216, 1217, 1218, ...), 7/curl"
         );
-        assert_eq!(processes_by_name(&[process(9, "nginx")]), "9/nginx");
-        assert_eq!(processes_by_name(&[]), "");
+        assert_eq!(processes_by_name([(9, "nginx")]), "9/nginx");
+        assert_eq!(processes_by_name([]), "");
     }
 }

@@ -34,7 +34,7 @@ use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr as NetlinkAddr};
 
 use super::kernel::{EVERY_STATE, kernel_state, state_of};
-use super::tables::TABLES;
+use crate::core::model::TABLES;
 use crate::core::model::{Proto, Socket, State, StateSet, TableRead, TableRequest};
 
 /// The kernel fills a dump datagram up to the largest receive buffer seen, capped at 32 KiB

@@ -11,7 +11,7 @@ use std::panic::{self, AssertUnwindSafe};
 use ::netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, SocketInfo, TcpState};
 use anyhow::{Result, anyhow};
 
-use super::tables::TABLES;
+use crate::core::model::TABLES;
 use crate::core::model::{Proto, Socket, State, TableRead, TableRequest};
 
 pub fn read(wanted: TableRequest) -> Result<TableRead> {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::kernel::state_of;
-use super::tables::TABLES;
+use crate::core::model::TABLES;
 use crate::core::model::{Proto, Socket, TableRead, TableRequest};
 
 /// Fields a socket line needs: sl, local, remote, st, tx:rx, tr:when, retrnsmt, uid, timeout,

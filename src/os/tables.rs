@@ -14,19 +14,7 @@ use super::netstat2;
 #[cfg(target_os = "linux")]
 use super::{netlink, procfs};
 use crate::core::error::UsageError;
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
-use crate::core::model::Proto;
 use crate::core::model::{Backend, Source, TableRead, TableRequest};
-
-/// The four socket tables every backend reads, in the order they are read: each one's
-/// `/proc/net` name (which warnings use), protocol, and whether it is the IPv6 one.
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
-pub const TABLES: [(&str, Proto, bool); 4] = [
-    ("tcp", Proto::Tcp, false),
-    ("tcp6", Proto::Tcp, true),
-    ("udp", Proto::Udp, false),
-    ("udp6", Proto::Udp, true),
-];
 
 /// Reads the wanted tables with the chosen backend.
 pub fn read(backend: Backend, source: &Source, wanted: TableRequest) -> Result<TableRead> {
@@ -153,6 +141,8 @@ fn read_netstat2(_wanted: TableRequest) -> Result<TableRead> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
+    use crate::core::model::Proto;
 
     #[cfg(target_os = "linux")]
     #[test]

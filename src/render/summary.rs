@@ -115,7 +115,7 @@ pub fn text(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "  no outgoing connections use them")?;
     }
     for d in &pressure.destinations {
-        let processes = processes_by_name(&d.processes);
+        let processes = processes_by_name(d.processes.iter().map(|p| (p.pid, p.name.as_str())));
         let flag = match d.level {
             "exhaustion" => "  EXHAUSTION CLOSE",
             "warning" => "  WARNING",
