@@ -265,7 +265,9 @@ fn reuseport_listeners_and_inherited_sockets_are_called_shared() {
     assert_eq!(status, 1);
     assert_eq!(report["verdict"]["reason"], "shared-listener");
     assert!(
-        message(&report).contains("2 sockets share the port (SO_REUSEPORT)"),
+        message(&report).contains(&format!(
+            "The 2 sockets on {address} share it through SO_REUSEPORT: a new server joins them"
+        )),
         "{report:#}"
     );
     assert_eq!(report["listeners"].as_array().map(Vec::len), Some(2));
@@ -277,8 +279,11 @@ fn reuseport_listeners_and_inherited_sockets_are_called_shared() {
     assert_eq!(status, 1);
     assert_eq!(report["verdict"]["reason"], "shared-listener");
     let text = message(&report);
-    assert!(text.contains("held by 2 processes"), "{text}");
-    assert!(text.contains(&sharer.pid().to_string()), "{text}");
+    assert!(
+        text.contains(&format!("with pid {}", sharer.pid())),
+        "{text}"
+    );
+    assert!(!text.contains("SO_REUSEPORT"), "{text}");
 }
 
 #[test]
@@ -399,4 +404,247 @@ fn a_listener_whose_accept_queue_is_full_is_flagged() {
         notes.contains("accept queue") && notes.contains("clients hang"),
         "{notes}"
     );
+}
+
+#[test]
+fn listeners_on_two_addresses_of_one_port_are_each_named_and_no_reuseport_group() {
+    let _serial = serial();
+    // unbound on 127.0.0.1:P (here a child process), dnsmasq on 127.0.0.2:P (this process).
+    let (first, second) = loop {
+        let first = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = first.local_addr().expect("address").port();
+        if let Ok(second) = UdpSocket::bind(("127.0.0.2", port)) {
+            break (first, second);
+        }
+    };
+    let port = second.local_addr().expect("address").port();
+    let child = Sharer::spawn(first.as_raw_fd());
+    drop(first);
+    let (status, report) = who_json(&[&format!("{port}/udp")]);
+    assert_eq!(status, 1, "{report:#}");
+    assert_eq!(report["verdict"]["reason"], "listener", "{report:#}");
+    let text = message(&report);
+    assert!(!text.contains("SO_REUSEPORT"), "{text}");
+    assert!(
+        text.contains(&format!("sleep (pid {}", child.pid()))
+            && text.contains(&format!("is bound on 127.0.0.1:{port}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("(pid {}", std::process::id()))
+            && text.contains(&format!("is bound on 127.0.0.2:{port}")),
+        "{text}"
+    );
+    // Whichever is named first, stopping it alone is said not to be enough.
+    assert!(
+        text.contains(&format!("alone would not free 0.0.0.0:{port}/udp")),
+        "{text}"
+    );
+    assert_eq!(report["test_bind"]["with_reuseaddr"], "skipped");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_a_v6only_wildcard_beside_the_ipv4_wildcard_is_no_reuseport_group() {
+    let _serial = serial();
+    let netns = PrivateNetns::new();
+    let (v4, v6) = netns.run(|| {
+        let v6 = Socket::new(Domain::IPV6, Type::STREAM, None).expect("socket");
+        v6.set_only_v6(true).expect("IPV6_V6ONLY");
+        v6.bind(&SocketAddr::from(([0u16; 8], 0)).into())
+            .expect("bind [::]");
+        v6.listen(16).expect("listen");
+        let port = v6
+            .local_addr()
+            .expect("address")
+            .as_socket()
+            .expect("inet")
+            .port();
+        let v4 = TcpListener::bind(("0.0.0.0", port)).expect("bind 0.0.0.0 beside v6only [::]");
+        (v4, v6)
+    });
+    let port = v4.local_addr().expect("address").port();
+    // netlink reports IPV6_V6ONLY; procfs can't, so [::] may take IPv4 too, but even then it is
+    // another address, not a group sharing one.
+    for backend in ["netlink", "procfs"] {
+        let output = netns
+            .portstat()
+            .args(["who", &port.to_string(), "--json", "--backend", backend])
+            .output()
+            .expect("runs");
+        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(output.status.code(), Some(1), "{backend}: {report:#}");
+        assert_eq!(report["listeners"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            report["verdict"]["reason"], "listener",
+            "{backend}: {report:#}"
+        );
+        let text = message(&report);
+        assert!(!text.contains("SO_REUSEPORT"), "{backend}: {text}");
+        if backend == "netlink" {
+            assert!(
+                text.contains(&format!("listens on 0.0.0.0:{port}.")),
+                "{text}"
+            );
+        } else {
+            assert!(
+                text.contains(&format!("listens on 0.0.0.0:{port} and [::]:{port}"))
+                    && text.contains("unless it set IPV6_V6ONLY"),
+                "{text}"
+            );
+        }
+    }
+    drop(v6);
+}
+
+#[test]
+fn udp_test_bind_never_takes_a_live_servers_datagrams() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let _serial = serial();
+    // A UDP server that set SO_REUSEADDR, as memcached does: a test bind with SO_REUSEADDR on
+    // its address would share its port and, for that instant, receive its datagrams.
+    let server = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("socket");
+    server.set_reuse_address(true).expect("SO_REUSEADDR");
+    server
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let address = server
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet");
+    let server: UdpSocket = server.into();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+        .expect("timeout");
+    let (received, sent, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let receiver = {
+        let (received, stop) = (received.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 16];
+            loop {
+                match server.recv(&mut buffer) {
+                    Ok(_) => {
+                        received.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) if stop.load(Ordering::SeqCst) => return,
+                    Err(_) => {}
+                }
+            }
+        })
+    };
+    let sender = {
+        let (received, sent, stop) = (received.clone(), sent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+            while !stop.load(Ordering::SeqCst) {
+                // At most 32 in flight: the server's buffer never overflows, so a datagram
+                // that does not arrive was taken by another socket.
+                if sent.load(Ordering::SeqCst) - received.load(Ordering::SeqCst) < 32 {
+                    client.send_to(b"ping", address).expect("send");
+                    sent.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    let target = format!("{address}/udp");
+    for _ in 0..40 {
+        let (status, report) = who_json(&[&target]);
+        assert_eq!(status, 1, "{report:#}");
+        assert_eq!(report["verdict"]["can_bind"], false);
+        assert_eq!(report["verdict"]["reason"], "listener");
+        assert_eq!(report["test_bind"]["without_reuseaddr"], "in-use");
+        assert_eq!(report["test_bind"]["with_reuseaddr"], "skipped");
+        assert!(message(&report).contains("only one of them"), "{report:#}");
+        let (status, _) = who_json(&[&format!("{}/udp", address.port())]);
+        assert_eq!(status, 1);
+    }
+    let text = String::from_utf8_lossy(&who(&[&target]).stdout).into_owned();
+    assert!(text.contains("receive queue"), "{text}");
+    assert!(!text.contains("accept queue"), "{text}");
+    stop.store(true, Ordering::SeqCst);
+    sender.join().expect("sender");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while received.load(Ordering::SeqCst) < sent.load(Ordering::SeqCst)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (got, sent) = (received.load(Ordering::SeqCst), sent.load(Ordering::SeqCst));
+    receiver.join().expect("receiver");
+    assert!(sent > 0);
+    assert_eq!(got, sent, "{} datagrams were taken", sent - got);
+}
+
+#[test]
+fn a_listener_shared_with_a_forked_child_names_the_parent_never_the_child() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let child = Sharer::spawn(listener.as_raw_fd()); // forked from this process, holds it too
+    let (status, report) = who_json(&[&format!("127.0.0.1:{port}")]);
+    assert_eq!(status, 1);
+    assert_eq!(report["verdict"]["reason"], "shared-listener");
+    let text = message(&report);
+    let parent = std::process::id();
+    assert!(
+        text.contains(&format!("(pid {parent}"))
+            && text.contains(&format!("with pid {}", child.pid())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("kill {parent})")) || text.contains("systemctl stop"),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("kill {}", child.pid())), "{text}");
+    assert!(!text.contains("SO_REUSEPORT"), "{text}");
+    assert!(text.contains("exited too"), "{text}");
+    drop(listener);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_as_nobody_a_taken_privileged_port_says_taken_and_privileged() {
+    let _serial = serial();
+    let netns = PrivateNetns::new();
+    let sshd = netns.run(|| TcpListener::bind("0.0.0.0:22").expect("bind 0.0.0.0:22"));
+    let binary = portstat().get_program().to_owned();
+    let output = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.path()))
+        .args(["--", "sh", "-c"])
+        .arg("echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start && exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$@\"")
+        .arg("sh")
+        .arg(binary)
+        .args(["who", "22", "--json"])
+        .output()
+        .expect("runs");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["verdict"]["reason"], "listener", "{report:#}");
+    let text = message(&report);
+    assert!(text.contains("0.0.0.0:22/tcp is taken"), "{text}");
+    assert!(text.contains("whose owner is hidden"), "{text}");
+    assert!(text.contains("ip_unprivileged_port_start (1024)"), "{text}");
+    assert!(text.contains("even with that capability"), "{text}");
+    assert!(
+        text.contains("Run as root to see which process holds it"),
+        "{text}"
+    );
+    assert!(
+        text.find("is taken") < text.find("sysctl"),
+        "remedies come after what is in the way: {text}"
+    );
+    assert_eq!(
+        report["test_bind"]["without_reuseaddr"],
+        "permission-denied"
+    );
+    assert_eq!(report["verdict"]["notes"], serde_json::json!([]));
+    drop(sshd);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::core::cgroup::{Container, Manager};
-use crate::core::model::{Entry, PortRange, State};
+use crate::core::model::{Entry, PortRange, Proto, State};
 use crate::core::services::Services;
 use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
@@ -47,6 +47,8 @@ pub struct Listener {
     pub local_address: String,
     pub local_port: u16,
     pub state: &'static str,
+    #[serde(skip)]
+    pub proto: Proto,
     /// Connections waiting to be accepted (TCP), or bytes waiting to be read (UDP).
     pub accept_queue: u32,
     /// The listen() backlog, where the backend reports it (netlink); `null` otherwise.
@@ -100,9 +102,21 @@ impl<'a> WhoReport<'a> {
         for entry in entries.iter().filter(|e| !e.socket.state.is_listening()) {
             *connections.entry(entry.socket.state.as_str()).or_insert(0) += 1;
         }
-        let time_wait = entries
+        // Longest time left first (the one the verdict's "the last TIME_WAIT expires in" names),
+        // those without a timer last.
+        let mut waiting: Vec<&Entry> = entries
             .iter()
             .filter(|e| e.socket.state == State::TimeWait)
+            .collect();
+        waiting.sort_by_key(|e| {
+            (
+                std::cmp::Reverse(e.socket.timer),
+                e.socket.local,
+                e.socket.remote,
+            )
+        });
+        let time_wait = waiting
+            .into_iter()
             .map(|e| TimeWait {
                 local: e.socket.local.to_string(),
                 remote: e.socket.remote.map(|remote| remote.to_string()),
@@ -139,6 +153,7 @@ fn listener(entry: &Entry, managers: &HashMap<u32, Manager>) -> Listener {
         local_address: socket.local.ip().to_string(),
         local_port: socket.local.port(),
         state: socket.state.as_str(),
+        proto: socket.proto,
         accept_queue: socket.rx_queue,
         backlog,
         queue_full: backlog.is_some_and(|backlog| socket.rx_queue >= backlog),
@@ -195,6 +210,11 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
     for listener in &report.listeners {
         let address = listener.local;
         let queue = match listener.backlog {
+            // A UDP socket has no accept queue: what waits is datagrams, counted in bytes.
+            _ if listener.proto == Proto::Udp => match listener.accept_queue {
+                1 => "receive queue 1 byte".to_string(),
+                bytes => format!("receive queue {bytes} bytes"),
+            },
             Some(backlog) => format!(
                 "accept queue {}/{backlog}{}",
                 listener.accept_queue,
@@ -247,7 +267,14 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
             .iter()
             .map(|(state, count)| format!("{state} {count}"))
             .collect();
-        writeln!(out, "\nConnections on the port: {}", counts.join(", "))?;
+        // Every socket on the port, whatever its address; the verdict says which of them meet
+        // the asked address.
+        writeln!(
+            out,
+            "\nConnections on port {}, every address: {}",
+            target.port,
+            counts.join(", ")
+        )?;
     }
     for wait in &report.time_wait {
         let expiry = wait.expires_in_seconds.map_or_else(String::new, |left| {
