@@ -49,6 +49,33 @@ fn style(terminal: bool) -> Style {
     }
 }
 
+/// clap quotes the offending value whole (`invalid value '...'`): at most 80 characters of it.
+fn shorten_quotes(message: &str) -> String {
+    const SHOWN: usize = 80;
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find('\'') {
+        let (before, quoted) = rest.split_at(start + 1);
+        out.push_str(before);
+        let Some(end) = quoted.find('\'') else {
+            rest = quoted;
+            break;
+        };
+        let value = &quoted[..end];
+        match value.char_indices().nth(SHOWN) {
+            Some((cut, _)) => {
+                out.push_str(&value[..cut]);
+                out.push_str(&format!("... ({} bytes)", value.len()));
+            }
+            None => out.push_str(value),
+        }
+        out.push('\'');
+        rest = &quoted[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Says what went wrong, if anything, and exits as `commands::exit_status` decides.
 fn exit_status(cli: &Cli, result: anyhow::Result<Outcome>) -> ExitCode {
     let status = commands::exit_status(cli, &result);
@@ -71,7 +98,7 @@ fn one_line(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
     let mut lines = rendered.lines().map(str::trim);
     let first = lines.next().unwrap_or_default();
-    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let message = shorten_quotes(first.strip_prefix("error: ").unwrap_or(first));
     match lines.find(|line| line.starts_with("[possible values:")) {
         Some(values) => {
             let values = values.trim_start_matches('[').trim_end_matches(']');

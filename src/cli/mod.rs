@@ -180,7 +180,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub scan: ScanArgs,
 
-    /// Time between two readings of the tables: seconds (0.5) or a duration (500ms, 2s)
+    /// Time between two readings of the tables: seconds (0.5) or a duration (500ms, 2s); at
+    /// least 10ms
     #[arg(long, value_name = "TIME", default_value = "1", value_parser = parse::interval)]
     pub interval: std::time::Duration,
 

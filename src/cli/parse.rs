@@ -2,7 +2,13 @@
 
 use std::time::Duration;
 
-/// `--interval`: seconds as a number (`0.5`) or a duration (`500ms`, `2s`).
+use crate::core::text::quoted;
+
+/// The shortest `--interval` (and `--duration`): a shorter one would read the tables in a busy
+/// loop.
+pub const SHORTEST_INTERVAL: Duration = Duration::from_millis(10);
+
+/// `--interval`: seconds as a number (`0.5`) or a duration (`500ms`, `2s`), at least 10 ms.
 pub fn interval(text: &str) -> Result<Duration, String> {
     let parsed = match text.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 => {
@@ -13,9 +19,17 @@ pub fn interval(text: &str) -> Result<Duration, String> {
             .ok()
             .filter(|d| !d.is_zero()),
     };
-    parsed.ok_or_else(|| {
-        format!("{text:?} is not a positive duration (seconds, or e.g. 500ms, 2s, 1m)")
-    })
+    match parsed {
+        Some(duration) if duration < SHORTEST_INTERVAL => Err(format!(
+            "{} is shorter than the shortest interval, 10ms",
+            quoted(text)
+        )),
+        Some(duration) => Ok(duration),
+        None => Err(format!(
+            "{} is not a positive duration (seconds, or e.g. 500ms, 2s, 1m)",
+            quoted(text)
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -28,6 +42,11 @@ mod tests {
         assert_eq!(interval("0.25"), Ok(Duration::from_millis(250)));
         assert_eq!(interval("500ms"), Ok(Duration::from_millis(500)));
         assert!(interval("0").is_err());
+        assert_eq!(interval("10ms"), Ok(Duration::from_millis(10)));
+        for tiny in ["1ns", "1e-300", "0.009", "9ms"] {
+            let error = interval(tiny).expect_err(tiny);
+            assert!(error.contains("shortest interval, 10ms"), "{tiny}: {error}");
+        }
         assert!(interval("-1").is_err());
         assert!(interval("soon").is_err());
     }

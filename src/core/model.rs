@@ -267,6 +267,10 @@ pub struct Process {
     /// does not carry it.
     #[serde(skip)]
     pub started: Option<u64>,
+    /// The parent's pid, where the OS layer read it: `who` names the top-most of a socket's
+    /// holders (a pre-forked server's master, not its workers).
+    #[serde(skip)]
+    pub ppid: Option<u32>,
 }
 
 /// Why a socket shows no owning process.
@@ -374,6 +378,7 @@ impl Process {
             user: user.map(Arc::from),
             cmdline: name.into(),
             started: None,
+            ppid: None,
         })
     }
 }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use crate::core::model::TableRequest;
 use crate::core::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State};
+use crate::core::text::quoted;
 
 /// A set of ports: `22`, `22,80,443`, `8000-9000`, or a mix (`22,8000-8100`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,7 +51,8 @@ impl FromStr for PortSpec {
                     let (first, last) = (parse_port(first)?, parse_port(last)?);
                     if first > last {
                         return Err(format!(
-                            "port range {part:?} runs backwards (write {last}-{first})"
+                            "port range {} runs backwards (write {last}-{first})",
+                            quoted(part)
                         ));
                     }
                     first..=last
@@ -73,18 +75,29 @@ fn parse_port(text: &str) -> Result<u16, String> {
     }
     if !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
-            "{text:?} is not a port number (ports are numbers 0-65535, e.g. 22,80,8000-9000)"
+            "{} is not a port number (ports are numbers 0-65535, e.g. 22,80,8000-9000)",
+            quoted(text)
         ));
     }
-    text.parse::<u16>()
-        .map_err(|_| format!("port {text} is out of range (ports are 0-65535)"))
+    text.parse::<u16>().map_err(|_| {
+        let port = if text.len() > 80 {
+            quoted(text)
+        } else {
+            text.to_string()
+        };
+        format!("port {port} is out of range (ports are 0-65535)")
+    })
 }
 
 /// Parses a state name for the command line, with the list of valid names on failure.
 pub fn parse_state(name: &str) -> Result<State, String> {
     State::parse(name).ok_or_else(|| {
         let names: Vec<&str> = State::ALL.iter().map(|state| state.as_str()).collect();
-        format!("unknown state {name:?} (one of {})", names.join(", "))
+        format!(
+            "unknown state {} (one of {})",
+            quoted(name),
+            names.join(", ")
+        )
     })
 }
 
@@ -458,6 +471,7 @@ mod tests {
                         user: None,
                         cmdline: String::new(),
                         started: None,
+                        ppid: None,
                     })
                 })
                 .into(),

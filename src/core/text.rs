@@ -1,5 +1,15 @@
 //! Words for counts and lists, the same in every sentence portstat prints.
 
+/// A value the user gave, quoted for an error line: whole when short, else its first 80
+/// characters and how long it was, so a 100 KB argument does not make a 200 KB line.
+pub fn quoted(value: &str) -> String {
+    const SHOWN: usize = 80;
+    match value.char_indices().nth(SHOWN) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}... ({} bytes)", &value[..end], value.len()),
+    }
+}
+
 /// `1 socket`, `2 sockets`.
 pub fn count(count: usize, word: &str) -> String {
     format!("{count} {}", plural(count, word))
@@ -48,6 +58,17 @@ pub fn processes_by_name<'a>(processes: impl IntoIterator<Item = (u32, &'a str)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_values_are_quoted_short() {
+        assert_eq!(quoted("abc"), "\"abc\"");
+        let long = "9".repeat(100_000);
+        let shown = quoted(&long);
+        assert!(shown.len() < 120, "{shown}");
+        assert!(shown.ends_with("... (100000 bytes)"), "{shown}");
+        // Never cut inside a character.
+        assert!(quoted(&"é".repeat(200)).starts_with("\"éé"));
+    }
 
     #[test]
     fn counts_take_the_right_number() {

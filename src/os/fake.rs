@@ -154,6 +154,9 @@ struct ProcessFile {
     cmdline: String,
     /// Seconds since the Unix epoch.
     started: Option<u64>,
+    /// The parent's pid.
+    #[serde(default)]
+    ppid: Option<u32>,
     cgroup: Option<String>,
     /// The socket inodes it holds.
     #[serde(default)]
@@ -236,6 +239,7 @@ impl FakeOs {
                     user: process.user.map(Arc::from),
                     cmdline: process.cmdline,
                     started: process.started,
+                    ppid: process.ppid,
                 },
             );
         }

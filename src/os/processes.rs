@@ -66,6 +66,7 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
                 user,
                 cmdline,
                 started: Some(process.start_time()),
+                ppid: process.parent().map(|parent| parent.as_u32()),
             };
             (pid.as_u32(), Arc::new(described))
         })

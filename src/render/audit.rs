@@ -455,6 +455,7 @@ mod tests {
                 user: Some("root".into()),
                 cmdline: "server".into(),
                 started: None,
+                ppid: None,
             })],
             owner_note: None,
         }

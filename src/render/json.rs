@@ -75,6 +75,7 @@ mod tests {
                 user: Some("alice".into()),
                 cmdline: "server --port 8080".into(),
                 started: None,
+                ppid: None,
             })],
             owner_note: None,
             local_range: PortRange::Registered,

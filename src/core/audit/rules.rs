@@ -346,6 +346,7 @@ mod tests {
                         user: None,
                         cmdline: String::new(),
                         started: None,
+                        ppid: None,
                     })
                 })
                 .into_iter()
