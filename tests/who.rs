@@ -220,8 +220,11 @@ fn ephemeral_ports_are_flagged_with_whether_a_connection_holds_them() {
     assert_eq!(report["target"]["ephemeral"], true);
     let notes = report["verdict"]["notes"].to_string();
     assert!(notes.contains("ephemeral range"), "{notes}");
+    // The listener it talks to is on another port, out of this question's view: the
+    // connection's direction can't be told, and it is counted as one that may be outgoing.
     assert!(
-        notes.contains("one outgoing connection holds it right now"),
+        notes.contains("one outgoing connection holds it right now")
+            || notes.contains("one connection of unknown direction holds it right now"),
         "{notes}"
     );
     assert!(notes.contains("ip_local_reserved_ports"), "{notes}");
@@ -236,7 +239,7 @@ fn ephemeral_ports_are_flagged_with_whether_a_connection_holds_them() {
     assert_eq!(status, 1);
     assert!(message(&report).contains("did not set it"), "{report:#}");
     assert!(
-        message(&report).contains("no server can bind until they are gone"),
+        message(&report).contains("no server can bind until it is gone"),
         "{report:#}"
     );
 }

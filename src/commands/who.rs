@@ -11,10 +11,10 @@ use super::{Context, Outcome};
 use crate::cli::WhoArgs;
 use crate::core::cgroup;
 use crate::core::error::UsageError;
-use crate::core::model::{Namespace, Source, Stop};
+use crate::core::model::{Entry, Namespace, Source, Stop};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::target::Target;
-use crate::core::verdict::{self, BindTest, ConnectTest};
+use crate::core::verdict::{self, BindOutcome, BindTest, ConnectTest, HostFacts};
 use crate::os::Os;
 use crate::render::who::{self, WhoReport};
 
@@ -75,7 +75,8 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
         .collect();
 
     let facts = os.host_facts(namespace.as_ref())?;
-    let test = (!args.no_bind).then(|| test_bind(os, namespace.as_ref(), &target));
+    let test =
+        (!args.no_bind).then(|| test_bind(os, namespace.as_ref(), &target, &entries, &facts));
     let connect = args
         .connect
         .then(|| test_connect(os, namespace.as_ref(), &target));
@@ -108,13 +109,28 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
     })
 }
 
-/// A server's two usual ways to bind: with and without SO_REUSEADDR.
-fn test_bind(os: &dyn Os, netns: Option<&Namespace>, target: &Target) -> BindTest {
+/// A server's two usual ways to bind: without SO_REUSEADDR, then with it where that is safe
+/// (never beside a live UDP socket, whose datagrams it could take: see
+/// `verdict::may_test_with_reuseaddr`).
+fn test_bind(
+    os: &dyn Os,
+    netns: Option<&Namespace>,
+    target: &Target,
+    entries: &[Entry],
+    facts: &HostFacts,
+) -> BindTest {
     let address = SocketAddr::new(target.address, target.port);
+    let without_reuseaddr = os.test_bind(netns, target.proto, address, false);
+    let with_reuseaddr =
+        if verdict::may_test_with_reuseaddr(target, entries, facts, &without_reuseaddr) {
+            os.test_bind(netns, target.proto, address, true)
+        } else {
+            BindOutcome::Skipped
+        };
     BindTest {
         address: address.to_string(),
-        without_reuseaddr: os.test_bind(netns, target.proto, address, false),
-        with_reuseaddr: os.test_bind(netns, target.proto, address, true),
+        without_reuseaddr,
+        with_reuseaddr,
     }
 }
 

@@ -916,17 +916,27 @@ fn ephemeral_note(target: &Target, entries: &[Entry], host: &HostFacts) -> Optio
     if !range.contains(target.port) {
         return None;
     }
-    let outgoing = entries
+    // `who` reads its own port's sockets only, so the listener a client talks to may be out of
+    // view and its direction unknown: such a connection may be outgoing, and is counted.
+    let (outgoing, unknown) = entries
         .iter()
-        .filter(|e| {
-            e.socket.local.port() == target.port
-                && e.direction == Some(crate::core::model::Direction::Outbound)
-        })
-        .count();
-    let now = match outgoing {
-        0 => "none holds it right now".to_string(),
-        1 => "one outgoing connection holds it right now".to_string(),
-        n => format!("{n} outgoing connections hold it right now"),
+        .filter(|e| e.socket.local.port() == target.port && !e.socket.state.is_listening())
+        .fold((0, 0), |(out, unknown), e| match e.direction {
+            Some(crate::core::model::Direction::Outbound) => (out + 1, unknown),
+            None => (out, unknown + 1),
+            Some(crate::core::model::Direction::Inbound) => (out, unknown),
+        });
+    let now = match (outgoing, unknown) {
+        (0, 0) => "none holds it right now".to_string(),
+        (1, 0) => "one outgoing connection holds it right now".to_string(),
+        (n, 0) => format!("{n} outgoing connections hold it right now"),
+        (0, 1) => "one connection of unknown direction holds it right now".to_string(),
+        (0, n) => format!("{n} connections of unknown direction hold it right now"),
+        (n, m) => format!(
+            "{} and {} of unknown direction hold it right now",
+            crate::core::text::count(n, "outgoing connection"),
+            m
+        ),
     };
     let reserve = if host.reserved.contains(target.port) {
         "It is reserved in net.ipv4.ip_local_reserved_ports, so outgoing connections won't take it."
