@@ -734,7 +734,7 @@ fn bad_inputs_are_usage_errors() {
     let output = audit(&["--input", &fixture("broken-snapshot.json")]);
     assert_eq!(exit_code(&output), 2);
     assert!(
-        stderr(&output).contains("socket 1: local_address \"localhost\" is not an IP address"),
+        stderr(&output).contains("sockets[1].local_address: \"localhost\" is not an IP address"),
         "{}",
         stderr(&output)
     );
@@ -754,4 +754,142 @@ fn bad_inputs_are_usage_errors() {
     assert!(stderr(&output).contains("not a portstat snapshot or audit report"));
     let output = audit(&["--input", &web, "--backend", "procfs"]);
     assert_eq!(exit_code(&output), 2, "--backend is for this host only");
+}
+
+/// A fixture snapshot, parsed, changed and saved to a temporary file.
+fn changed_fixture(name: &str, change: impl FnOnce(&mut Value)) -> tempfile::NamedTempFile {
+    let text = std::fs::read_to_string(fixture(name)).expect("fixture");
+    let mut document: Value = serde_json::from_str(&text).expect("fixture is JSON");
+    change(&mut document);
+    temp_file(&serde_json::to_string_pretty(&document).expect("serializes"))
+}
+
+/// Runs the audit and asserts it could not run (exit status 2) and said exactly `line`.
+fn assert_refused(args: &[&str], line: &str) {
+    let output = audit(args);
+    assert_eq!(
+        (exit_code(&output), stderr(&output)),
+        (2, format!("portstat: {line}\n")),
+        "stdout: {}",
+        stdout(&output)
+    );
+}
+
+const STATES: &str = "LISTEN, UNCONN, ESTABLISHED, SYN_SENT, SYN_RECV, NEW_SYN_RECV, \
+                      FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, CLOSING";
+
+/// Issue 12: a snapshot whose states were lower-cased audited as "0 listeners, pass".
+#[test]
+fn a_snapshot_with_lower_cased_states_is_refused_naming_file_and_field() {
+    let file = changed_fixture("web-1.json", |document| {
+        for socket in document["sockets"].as_array_mut().expect("sockets") {
+            let state = socket["state"].as_str().expect("state").to_lowercase();
+            socket["state"] = state.into();
+        }
+    });
+    assert_refused(
+        &["--input", path(&file)],
+        &format!(
+            "snapshot {}: sockets[0].state: unknown state \"listen\" (one of {STATES})",
+            path(&file)
+        ),
+    );
+}
+
+#[test]
+fn bogus_values_in_a_snapshot_are_refused_naming_file_and_field() {
+    // (socket, field, bogus value, why); socket 7 is the hidden owner's, 9 a connection.
+    let cases = [
+        (
+            1,
+            "family",
+            "IPv6",
+            "unknown family \"IPv6\" (one of ipv4, ipv6)",
+        ),
+        (
+            4,
+            "local_range",
+            "reserved",
+            "unknown port range \"reserved\" (one of well-known, registered, dynamic)",
+        ),
+        (
+            9,
+            "remote_range",
+            "ephemeral",
+            "unknown port range \"ephemeral\" (one of well-known, registered, dynamic)",
+        ),
+        (
+            9,
+            "direction",
+            "in",
+            "unknown direction \"in\" (one of inbound, outbound)",
+        ),
+        (
+            7,
+            "owner_note",
+            "root-only",
+            "unknown owner note \"root-only\" \
+             (one of kernel, accept-queue, hidden, exited, not-found)",
+        ),
+        (8, "proto", "UDP", "unknown proto \"UDP\" (one of tcp, udp)"),
+        (
+            9,
+            "remote_address",
+            "10.0.0.999",
+            "\"10.0.0.999\" is not an IP address",
+        ),
+    ];
+    for (index, field, bogus, why) in cases {
+        let file = changed_fixture("web-1.json", |document| {
+            document["sockets"][index][field] = bogus.into();
+        });
+        assert_refused(
+            &["--input", path(&file)],
+            &format!("snapshot {}: sockets[{index}].{field}: {why}", path(&file)),
+        );
+    }
+    for bogus in ["2026-11-25 08:14:08", "yesterday", ""] {
+        let file = changed_fixture("web-1.json", |document| {
+            document["captured_at"] = bogus.into();
+        });
+        assert_refused(
+            &["--input", path(&file)],
+            &format!(
+                "snapshot {}: captured_at: {bogus:?} is not an RFC 3339 time \
+                 (like 2026-11-25T08:14:08Z)",
+                path(&file)
+            ),
+        );
+    }
+}
+
+#[test]
+fn bogus_baselines_are_refused_naming_file_and_field() {
+    let web = fixture("web-1.json");
+    // A saved `portstat -l --json`.
+    let snapshot = changed_fixture("web-1-approved.json", |document| {
+        document["sockets"][2]["state"] = "Listen".into();
+    });
+    assert_refused(
+        &["--input", &web, "--baseline", path(&snapshot)],
+        &format!(
+            "baseline {}: sockets[2].state: unknown state \"Listen\" (one of {STATES})",
+            path(&snapshot)
+        ),
+    );
+    // A saved `audit --json`.
+    let report = stdout(&audit(&["--input", &web, "--json"]));
+    let saved: Value = serde_json::from_str(&report).expect("a report");
+    for (field, bogus, why) in [
+        ("proto", "TCP", "unknown proto \"TCP\" (one of tcp, udp)"),
+        ("address", "localhost", "\"localhost\" is not an IP address"),
+    ] {
+        let mut changed = saved.clone();
+        changed["listeners"][1][field] = bogus.into();
+        let file = temp_file(&changed.to_string());
+        assert_refused(
+            &["--input", &web, "--baseline", path(&file)],
+            &format!("baseline {}: listeners[1].{field}: {why}", path(&file)),
+        );
+    }
 }

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Report;
-use crate::core::model::NetnsLabel;
+use crate::core::model::{Direction, NetnsLabel, OwnerNote, PortRange};
 use crate::core::snapshot::SocketRecord;
 
 pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -40,27 +40,30 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let text = |value: Option<&str>| value.unwrap_or_default().to_string();
         let number = |value: Option<u16>| value.map(|v| v.to_string()).unwrap_or_default();
         writer.write_record([
-            record.proto.to_string(),
-            record.family.to_string(),
-            record.local_address,
+            record.proto.as_str().to_string(),
+            record.family.as_str().to_string(),
+            record.local_address.to_string(),
             record.local_port.to_string(),
-            record.remote_address.unwrap_or_default(),
+            record
+                .remote_address
+                .map(|address| address.to_string())
+                .unwrap_or_default(),
             number(record.remote_port),
-            record.state.to_string(),
-            record.local_range.to_string(),
-            text(record.remote_range.as_deref()),
+            record.state.as_str().to_string(),
+            record.local_range.as_str().to_string(),
+            text(record.remote_range.map(PortRange::as_str)),
             record.ephemeral.to_string(),
             text(record.local_service.as_deref()),
             text(record.remote_service.as_deref()),
-            text(record.direction.as_deref()),
+            text(record.direction.map(Direction::as_str)),
             record.uid.map(|uid| uid.to_string()).unwrap_or_default(),
             text(record.user.as_deref()),
             record.inode.to_string(),
             processes,
-            text(record.owner_note.as_deref()),
+            text(record.owner_note.map(OwnerNote::code)),
             record
                 .netns
-                .as_ref()
+                .as_deref()
                 .map(NetnsLabel::short)
                 .unwrap_or_default(),
         ])?;

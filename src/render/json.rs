@@ -6,27 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Output, Report};
-use crate::core::model::Entry;
-use crate::core::snapshot::{SCHEMA, SocketRecord};
-
-/// The snapshot as written: the same shape as [`Snapshot`], with sockets serialized one at a
-/// time straight from the entries, so 100k sockets never exist twice in memory.
-#[derive(Serialize)]
-struct SnapshotOut<'a> {
-    schema: u32,
-    host: &'a str,
-    captured_at: &'a str,
-    sockets: Records<'a>,
-    warnings: &'a [String],
-}
-
-struct Records<'a>(&'a [Entry]);
-
-impl Serialize for Records<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(SocketRecord::from_entry))
-    }
-}
+use crate::core::snapshot::Snapshot;
 
 /// Any JSON document, indented or on one line, ending with a newline.
 pub fn document(document: &impl Serialize, pretty: bool, out: &mut dyn Write) -> io::Result<()> {
@@ -40,13 +20,12 @@ pub fn document(document: &impl Serialize, pretty: bool, out: &mut dyn Write) ->
 
 /// Writes the listing's snapshot, streamed from the entries.
 pub fn write(report: &Report, output: &mut Output) -> io::Result<()> {
-    let snapshot = SnapshotOut {
-        schema: SCHEMA,
-        host: report.host,
-        captured_at: report.captured_at,
-        sockets: Records(report.entries),
-        warnings: report.warnings,
-    };
+    let snapshot = Snapshot::of(
+        report.host,
+        report.captured_at,
+        report.entries,
+        report.warnings,
+    );
     output.json(&snapshot)
 }
 
@@ -56,8 +35,8 @@ mod tests {
 
     use super::*;
     use crate::core::model::Process;
-    use crate::core::model::{PortRange, Proto, Socket, State};
-    use crate::core::snapshot::Snapshot;
+    use crate::core::model::{Direction, Entry, PortRange, Proto, Socket, State};
+    use crate::core::snapshot::SocketRecord;
 
     #[test]
     fn written_snapshot_reads_back_with_every_field() {
@@ -106,9 +85,9 @@ mod tests {
             assert_eq!(snapshot.warnings, ["a warning"]);
             assert_eq!(snapshot.sockets, [SocketRecord::from_entry(&entry)]);
             let record = &snapshot.sockets[0];
-            assert_eq!(record.local_address, "::1");
+            assert_eq!(record.local_address.to_string(), "::1");
             assert_eq!(record.remote_port, Some(50000));
-            assert_eq!(record.direction.as_deref(), Some("inbound"));
+            assert_eq!(record.direction, Some(Direction::Inbound));
             assert_eq!(record.processes[0].cmdline, "server --port 8080");
         }
     }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::listener::{self, Listener};
 use crate::core::model::Proto;
 use crate::core::services::Services;
+use crate::core::snapshot;
 
 /// What identifies a listener across time: protocol, address and port, on one host, and the
 /// names of the processes holding it where they were seen.
@@ -75,7 +76,8 @@ impl Drift {
     }
 }
 
-/// Just what a drift check needs from a saved `audit --json`; other fields are ignored.
+/// Just what a drift check needs from a saved `audit --json`; other fields are ignored. Its
+/// values are typed as the report wrote them: `listeners[2].proto: unknown proto "sctp"`.
 #[derive(Deserialize)]
 struct SavedAudit {
     schema: u32,
@@ -85,7 +87,9 @@ struct SavedAudit {
 #[derive(Deserialize)]
 struct SavedListener {
     host: String,
-    proto: String,
+    #[serde(deserialize_with = "snapshot::named")]
+    proto: Proto,
+    #[serde(deserialize_with = "snapshot::ip")]
     address: IpAddr,
     port: u16,
     #[serde(default)]
@@ -100,42 +104,37 @@ struct SavedProcess {
 /// Reads a baseline: an `audit --json` report (it has `listeners`) or a `portstat --json`
 /// snapshot (it has `sockets`, of which the listeners count).
 pub fn parse_baseline(text: &str, services: &Services) -> Result<Vec<Endpoint>, String> {
-    let audit: SavedAudit = serde_json::from_str(text)
-        .map_err(|e| format!("not a portstat snapshot or audit report: {e}"))?;
+    let schema_error = |schema: u32| {
+        format!(
+            "audit report schema {schema} is not the schema {} this portstat reads",
+            snapshot::SCHEMA
+        )
+    };
+    let audit: SavedAudit = snapshot::from_json(text, "not a portstat snapshot or audit report")
+        .map_err(|why| match snapshot::schema_of(text) {
+            Some(schema) if schema != snapshot::SCHEMA => schema_error(schema),
+            _ => why,
+        })?;
     let Some(saved) = audit.listeners else {
         let snapshot = listener::from_snapshot_text(text, services)?;
         return Ok(snapshot.listeners.iter().map(Endpoint::of).collect());
     };
-    if audit.schema != crate::core::snapshot::SCHEMA {
-        return Err(format!(
-            "audit report schema {} is not the schema {} this portstat reads",
-            audit.schema,
-            crate::core::snapshot::SCHEMA
-        ));
+    if audit.schema != snapshot::SCHEMA {
+        return Err(schema_error(audit.schema));
     }
-    saved
+    Ok(saved
         .into_iter()
-        .enumerate()
-        .map(|(index, saved)| {
-            let proto = match saved.proto.as_str() {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                other => {
-                    return Err(format!(
-                        "listener {index}: proto {other:?} is neither tcp nor udp"
-                    ));
-                }
-            };
+        .map(|saved| {
             let names: BTreeSet<String> = saved.processes.into_iter().map(|p| p.name).collect();
-            Ok(Endpoint {
+            Endpoint {
                 host: saved.host,
-                proto,
+                proto: saved.proto,
                 address: saved.address,
                 port: saved.port,
                 processes: names.into_iter().collect(),
-            })
+            }
         })
-        .collect()
+        .collect())
 }
 
 /// Pairs each current listener with a baseline one on the same protocol, address and port

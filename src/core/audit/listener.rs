@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::exposure::{self, Exposure, HostView};
-use crate::core::model::{Entry, Process, Proto, State};
+use crate::core::model::{Entry, Process, Proto};
 use crate::core::services::Services;
-use crate::core::snapshot::{SCHEMA, Snapshot, SocketRecord};
+use crate::core::snapshot::{SCHEMA, Snapshot, SocketRecord, from_json, schema_of};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Listener {
@@ -38,35 +38,32 @@ impl Listener {
         services: &Services,
     ) -> Result<Listener, String> {
         let record = SocketRecord::from_entry(entry);
-        Listener::from_record(host, &record, entry.socket.v6only, view, services)
+        Ok(Listener::from_record(
+            host,
+            &record,
+            entry.socket.v6only,
+            view,
+            services,
+        ))
     }
 
+    /// A record of a scan or of a snapshot; its values were typed when it was read.
     pub fn from_record(
         host: &str,
         record: &SocketRecord,
         v6only: Option<bool>,
         view: &HostView,
         services: &Services,
-    ) -> Result<Listener, String> {
-        let proto = match record.proto.as_ref() {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            other => return Err(format!("proto {other:?} is neither tcp nor udp")),
-        };
-        let address: IpAddr = record.local_address.parse().map_err(|_| {
-            format!(
-                "local_address {:?} is not an IP address",
-                record.local_address
-            )
-        })?;
+    ) -> Listener {
+        let address = record.local_address;
         let service = record
             .local_service
             .as_deref()
-            .or_else(|| services.name(record.local_port, proto))
+            .or_else(|| services.name(record.local_port, record.proto))
             .map(str::to_string);
-        Ok(Listener {
+        Listener {
             host: host.to_string(),
-            proto,
+            proto: record.proto,
             family: if address.is_ipv4() { "ipv4" } else { "ipv6" },
             address,
             port: record.local_port,
@@ -74,9 +71,9 @@ impl Listener {
             service,
             uid: record.uid,
             user: record.user.as_deref().map(str::to_string),
-            processes: record.processes.clone(),
-            owner_note: record.owner_note.as_deref().map(str::to_string),
-        })
+            processes: record.processes.to_vec(),
+            owner_note: record.owner_note.map(|note| note.code().to_string()),
+        }
     }
 
     /// `tcp 0.0.0.0:6379 (redis-server)`: how messages name a listener.
@@ -113,17 +110,23 @@ pub struct HostListeners {
 }
 
 /// Parses a saved `portstat --json` document: its host and its listeners (TCP LISTEN, UDP
-/// UNCONN), classified from their addresses alone.
+/// UNCONN), classified from their addresses alone. Every socket's values are checked, not
+/// only the listeners': a snapshot that misspells a state would otherwise hide its listeners.
 pub fn from_snapshot_text(text: &str, services: &Services) -> Result<HostListeners, String> {
-    let snapshot: Snapshot =
-        serde_json::from_str(text).map_err(|e| format!("not a portstat JSON snapshot: {e}"))?;
+    let schema_error = |schema: u32| {
+        format!("snapshot schema {schema} is not the schema {SCHEMA} this portstat reads")
+    };
+    let snapshot: Snapshot = from_json(text, "not a portstat JSON snapshot").map_err(|why| {
+        // A document of another schema is that, whatever else it holds differently.
+        match schema_of(text) {
+            Some(schema) if schema != SCHEMA => schema_error(schema),
+            _ => why,
+        }
+    })?;
     if snapshot.schema != SCHEMA {
-        return Err(format!(
-            "snapshot schema {} is not the schema {SCHEMA} this portstat reads",
-            snapshot.schema
-        ));
+        return Err(schema_error(snapshot.schema));
     }
-    let listeners = listeners_of(&snapshot, services)?;
+    let listeners = listeners_of(&snapshot, services);
     let warnings = snapshot.warnings.iter().map(|w| w.to_string()).collect();
     Ok(HostListeners {
         host: snapshot.host.to_string(),
@@ -133,16 +136,13 @@ pub fn from_snapshot_text(text: &str, services: &Services) -> Result<HostListene
     })
 }
 
-pub fn listeners_of(snapshot: &Snapshot, services: &Services) -> Result<Vec<Listener>, String> {
-    let listening = [State::Listen.as_str(), State::Unconn.as_str()];
+pub fn listeners_of(snapshot: &Snapshot, services: &Services) -> Vec<Listener> {
     snapshot
         .sockets
         .iter()
-        .enumerate()
-        .filter(|(_, record)| listening.contains(&record.state.as_ref()))
-        .map(|(index, record)| {
+        .filter(|record| record.state.is_listening())
+        .map(|record| {
             Listener::from_record(&snapshot.host, record, None, &HostView::default(), services)
-                .map_err(|e| format!("socket {index}: {e}"))
         })
         .collect()
 }
@@ -150,7 +150,7 @@ pub fn listeners_of(snapshot: &Snapshot, services: &Services) -> Result<Vec<List
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::{OwnerNote, Socket};
+    use crate::core::model::{OwnerNote, Socket, State};
 
     fn entry(local: &str, state: State, v6only: Option<bool>) -> Entry {
         let mut socket = Socket::example(Proto::Tcp, local, None, state);
@@ -191,7 +191,7 @@ mod tests {
         let mut hidden = entry("127.0.0.1:9000", State::Listen, None);
         hidden.processes.clear();
         hidden.owner_note = Some(OwnerNote::Hidden);
-        let snapshot = Snapshot {
+        let snapshot: Snapshot = Snapshot {
             schema: 1,
             host: "db-1".into(),
             captured_at: "2026-01-01T00:00:00Z".into(),
@@ -224,16 +224,26 @@ mod tests {
                 .contains("schema 2")
         );
         let listen = entry("0.0.0.0:6379", State::Listen, None);
-        let mut record = SocketRecord::from_entry(&listen);
-        record.local_address = "not-an-ip".into();
         let snapshot = Snapshot {
             schema: 1,
             host: "h".into(),
-            captured_at: "".into(),
-            sockets: vec![record],
+            captured_at: "2026-01-01T00:00:00Z".into(),
+            sockets: vec![SocketRecord::from_entry(&listen)],
             warnings: Vec::new(),
         };
         let text = serde_json::to_string(&snapshot).expect("serializes");
-        assert!(err(&text).contains("socket 0: local_address \"not-an-ip\""));
+        let text = text.replace("\"0.0.0.0\"", "\"not-an-ip\"");
+        assert_eq!(
+            err(&text),
+            "sockets[0].local_address: \"not-an-ip\" is not an IP address"
+        );
+        // Not only listeners: a misspelt state is refused, not read as "no listener".
+        let text = serde_json::to_string(&snapshot).expect("serializes");
+        let text = text.replace("\"LISTEN\"", "\"listen\"");
+        assert!(
+            err(&text).starts_with("sockets[0].state: unknown state \"listen\" (one of LISTEN, "),
+            "{}",
+            err(&text)
+        );
     }
 }
