@@ -232,3 +232,9 @@ golden!(list_stopped_server_json, "stopped-server", ["-a", "--json"]);
 // between two readings; A's connection goes on in the kernel's hands (fixtures/hosts/rebind).
 golden!(watch_rebind, "rebind", ["watch", "-a"]);
 golden!(watch_rebind_json, "rebind", ["watch", "-a", "--json"]);
+
+// Root that the kernel keeps from one process (fixtures/hosts/locked-init: pid 1, root's, is
+// unreadable even to root): its listener is hidden with that reason and no "run as root";
+// another user's socket that no process could hold is not-found, a TIME_WAIT the kernel's.
+golden!(list_locked_init, "locked-init", ["-a"]);
+golden!(list_locked_init_json, "locked-init", ["-l", "--json"]);

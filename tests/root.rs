@@ -155,7 +155,11 @@ fn root_another_users_sockets_show_their_uid_and_why_the_owner_is_hidden() {
     let output = as_nobody.output().expect("runs as nobody");
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("hidden: run as root"), "{stderr}");
+    assert!(
+        stderr.contains("hidden: other users' processes could hold them")
+            && stderr.contains("run as root to see them"),
+        "{stderr}"
+    );
     let document: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let socket = &sockets(&document)[0];
     assert_eq!(socket["uid"], 0);
@@ -168,5 +172,266 @@ fn root_another_users_sockets_show_their_uid_and_why_the_owner_is_hidden() {
             .expect("warnings")
             .iter()
             .any(|w| w.as_str().is_some_and(|w| w.contains("run as root")))
+    );
+}
+
+/// A Python helper for the pid-order tests, run inside a new PID namespace where
+/// `/proc/sys/kernel/ns_last_pid` decides the next pid. Roles:
+///
+/// - `prefork PORTSTAT`: a master binds 127.0.0.1:0, then forks two workers with lower pids
+///   (as after `nginx -s reload` on a host whose pids wrapped) that inherit its listener; it
+///   runs portstat with and without `--port` and prints what it saw as one JSON line.
+/// - `receiver PATH`: takes a listener passed over the Unix socket PATH (SCM_RIGHTS) and holds
+///   it until the sender hangs up; started by the shell, so no kin of the sender.
+/// - `sender PATH PORTSTAT`: binds 127.0.0.1:0, passes the listener to the receiver, runs
+///   portstat with `--port`, closes its own copy, runs it again, and prints one JSON line.
+const PID_ORDER_HELPER: &str = r#"
+import json, os, socket, subprocess, sys, time
+
+def next_pid_after(n):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(n))
+
+def portstat(binary, *args):
+    out = subprocess.run([binary, *args, "--json"], capture_output=True, check=True)
+    return json.loads(out.stdout)
+
+role = sys.argv[1]
+if role == "prefork":
+    binary = sys.argv[2]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    hang_up, wait_for_hang_up = os.pipe()[::-1]
+    workers = []
+    next_pid_after(100)
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            os.close(hang_up)
+            os.read(wait_for_hang_up, 1)
+            os._exit(0)
+        workers.append(pid)
+    filtered = portstat(binary, "-l", "--port", str(port))
+    everything = portstat(binary, "-l")
+    print(json.dumps({"master": os.getpid(), "workers": workers, "port": port,
+                      "filtered": filtered, "all": everything}))
+    os.close(hang_up)
+    for pid in workers:
+        os.waitpid(pid, 0)
+elif role == "receiver":
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(sys.argv[2])
+    server.listen()
+    connection, _ = server.accept()
+    _, fds, _, _ = socket.recv_fds(connection, 1, 1)
+    connection.sendall(b"k")
+    connection.recv(1)
+    os.close(fds[0])
+elif role == "sender":
+    path, binary = sys.argv[2], sys.argv[3]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    for _ in range(500):
+        try:
+            connection = socket.socket(socket.AF_UNIX)
+            connection.connect(path)
+            break
+        except OSError:
+            time.sleep(0.01)
+    socket.send_fds(connection, [b"x"], [listener.fileno()])
+    connection.recv(1)
+    both = portstat(binary, "-l", "--port", str(port))
+    listener.close()
+    passed_only = portstat(binary, "-l", "--port", str(port))
+    print(json.dumps({"sender": os.getpid(), "port": port, "both": both,
+                      "passed_only": passed_only}))
+    connection.close()
+"#;
+
+/// Runs `script` with `sh` as pid 1 of a new PID namespace (with its own `/proc`), inside a
+/// private network namespace with loopback up, and returns the last line it printed as JSON.
+/// `$HELPER` is the Python helper above, `$PORTSTAT` the binary, `$DIR` a scratch directory.
+fn in_new_pid_namespace(script: &str) -> Value {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let helper = dir.path().join("helper.py");
+    std::fs::write(&helper, PID_ORDER_HELPER).expect("write helper");
+    let output = std::process::Command::new("unshare")
+        .args(["-n", "-p", "-f", "--mount-proc", "sh", "-ec"])
+        .arg(format!("ip link set lo up\n{script}"))
+        .env("HELPER", &helper)
+        .env("PORTSTAT", portstat().get_program())
+        .env("DIR", dir.path())
+        .output()
+        .expect("unshare runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().expect("the helper printed a line");
+    serde_json::from_str(last).expect("the helper prints JSON")
+}
+
+fn listener_pids(document: &Value, port: &Value) -> Vec<u64> {
+    let listener = sockets(document)
+        .iter()
+        .find(|s| s["local_port"] == *port && s["state"] == "LISTEN")
+        .unwrap_or_else(|| panic!("no listener on {port} in {document:#}"));
+    pids(listener)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_workers_with_lower_pids_than_their_master_are_all_listed() {
+    let _serial = serial();
+    let seen = in_new_pid_namespace(
+        "echo 500 > /proc/sys/kernel/ns_last_pid\n/usr/bin/python3 \"$HELPER\" prefork \"$PORTSTAT\"",
+    );
+    let master = seen["master"].as_u64().expect("master pid");
+    let mut expected: Vec<u64> = seen["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|pid| pid.as_u64().expect("worker pid"))
+        .collect();
+    assert!(expected.iter().all(|&worker| worker < master), "{seen:#}");
+    expected.push(master);
+    expected.sort_unstable();
+    let port = &seen["port"];
+    assert_eq!(
+        listener_pids(&seen["filtered"], port),
+        expected,
+        "with --port"
+    );
+    assert_eq!(
+        listener_pids(&seen["all"], port),
+        expected,
+        "without a port filter"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_a_socket_passed_to_an_unrelated_process_is_found_with_a_port_filter() {
+    let _serial = serial();
+    // The receiver gets a lower pid than the sender, and neither is the other's kin.
+    let seen = in_new_pid_namespace(
+        "echo 200 > /proc/sys/kernel/ns_last_pid\n\
+         /usr/bin/python3 \"$HELPER\" receiver \"$DIR/pass.sock\" &\n\
+         echo 500 > /proc/sys/kernel/ns_last_pid\n\
+         /usr/bin/python3 \"$HELPER\" sender \"$DIR/pass.sock\" \"$PORTSTAT\"\n\
+         wait",
+    );
+    let sender = seen["sender"].as_u64().expect("sender pid");
+    let port = &seen["port"];
+    let both = listener_pids(&seen["both"], port);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[1], sender, "{both:?}");
+    assert!(both[0] < sender, "{both:?}");
+    // The sender closed its copy: the receiver alone holds the listener, and is found.
+    assert_eq!(listener_pids(&seen["passed_only"], port), [both[0]]);
+}
+
+/// A system user whose shell is `/bin/false`, as daemon users are; removed on drop.
+struct NoLoginUser(String);
+
+impl NoLoginUser {
+    fn new() -> NoLoginUser {
+        let name = format!("pst-nologin-{}", std::process::id());
+        let _ = std::process::Command::new("userdel")
+            .arg(&name)
+            .stderr(std::process::Stdio::null())
+            .status();
+        let status = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/bin/false",
+                &name,
+            ])
+            .status()
+            .expect("useradd runs");
+        assert!(status.success(), "useradd {name}: {status}");
+        NoLoginUser(name)
+    }
+}
+
+impl Drop for NoLoginUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_a_user_whose_shell_is_bin_false_is_named_and_can_be_asked_for() {
+    use std::io::{BufRead, BufReader};
+    let _serial = serial();
+    let user = NoLoginUser::new();
+    let mut server = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &user.0,
+            "--regid",
+            &user.0,
+            "--clear-groups",
+            "--",
+        ])
+        .args(["/usr/bin/python3", "-c"])
+        .arg(
+            "import socket, sys\n\
+             s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+             print(s.getsockname()[1], flush=True)\n\
+             sys.stdin.read()",
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv runs");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the server prints its port");
+    let port = line.trim().to_string();
+    let listed = json(&["-l", "--port", &port]);
+    let by_user = portstat()
+        .args(["-l", "--user", &user.0, "--json"])
+        .output()
+        .expect("runs");
+    drop(server.stdin.take());
+    let _ = server.wait();
+
+    let socket = &sockets(&listed)[0];
+    assert_eq!(socket["user"], user.0.as_str(), "{listed:#}");
+    assert_eq!(
+        socket["processes"][0]["user"],
+        user.0.as_str(),
+        "{listed:#}"
+    );
+    assert!(
+        by_user.status.success(),
+        "--user {}: {}",
+        user.0,
+        String::from_utf8_lossy(&by_user.stderr)
+    );
+    let by_user: Value = serde_json::from_slice(&by_user.stdout).expect("JSON");
+    assert!(
+        sockets(&by_user)
+            .iter()
+            .any(|s| s["local_port"] == port.parse::<u16>().expect("port")),
+        "{by_user:#}"
+    );
+    assert!(
+        sockets(&by_user)
+            .iter()
+            .all(|s| s["user"] == user.0.as_str()),
+        "{by_user:#}"
     );
 }

@@ -16,7 +16,7 @@ use crate::core::audit::listener::{self, Listener};
 use crate::core::audit::outcome::AuditSummary;
 use crate::core::audit::{policy, rules};
 use crate::core::error::UsageError;
-use crate::core::model::{Backend, Entry, Source, State, Stop};
+use crate::core::model::{Backend, Entry, Source, State};
 use crate::core::query::{NetnsSelection, Query};
 use crate::core::services::Services;
 use crate::os::Os;
@@ -130,16 +130,8 @@ fn gather_live(context: &Context, backend: Backend, netns: &NetnsSelection) -> R
         services: Some(services),
         users: true,
     };
-    let scan = scan::scan(
-        os,
-        &query,
-        backend,
-        &Source::Live,
-        netns,
-        names,
-        Stop::Never,
-    )
-    .map_err(|error| error.context("cannot read this host's socket tables"))?;
+    let scan = scan::scan(os, &query, backend, &Source::Live, netns, names)
+        .map_err(|error| error.context("cannot read this host's socket tables"))?;
     let mut warnings = scan.warnings;
     let interfaces = match os.interfaces() {
         Ok(interfaces) => Some(interfaces),

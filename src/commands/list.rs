@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::scan::{self, Names};
 use super::{Context, Outcome};
 use crate::cli::ListArgs;
-use crate::core::model::{Source, Stop};
+use crate::core::model::Source;
 use crate::core::query::sort;
 use crate::render::{self, Report};
 
@@ -19,12 +19,6 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
         services: (!numeric).then(|| context.services()),
         users: !numeric,
     };
-    // A question about given ports is answered once each of their sockets has a holder.
-    let stop = if query.ports.is_some() && !query.filters_by_owner() {
-        Stop::WhenAllFound
-    } else {
-        Stop::Never
-    };
     let mut scan = scan::scan(
         os,
         &query,
@@ -32,7 +26,6 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
         &source,
         &args.scan.netns(),
         names,
-        stop,
     )?;
     sort(&mut scan.entries, args.sort);
 

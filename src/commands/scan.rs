@@ -10,8 +10,7 @@ use crate::core::cgroup;
 use crate::core::error::UsageError;
 use crate::core::meaning::{self, Listeners, Meaning, WalkLimits};
 use crate::core::model::{
-    Backend, ContainerLabel, Entry, EphemeralRange, NetnsLabel, Process, Socket, Source, Stop,
-    TableRead,
+    Backend, ContainerLabel, Entry, EphemeralRange, NetnsLabel, Process, Socket, Source, TableRead,
 };
 use crate::core::query::{NetnsSelection, Query};
 use crate::core::services::Services;
@@ -39,11 +38,10 @@ pub fn scan(
     source: &Source,
     netns: &NetnsSelection,
     names: Names,
-    stop: Stop,
 ) -> Result<Scan> {
     let mut reading = read(os, query, backend, source, netns)?;
     let candidates = std::mem::take(&mut reading.candidates);
-    let (entries, owner_warnings) = reading.describe(os, candidates, query, names, stop);
+    let (entries, owner_warnings) = reading.describe(os, candidates, query, names);
     let mut warnings = reading.warnings;
     warnings.extend(owner_warnings);
     Ok(Scan { entries, warnings })
@@ -166,7 +164,6 @@ impl Reading {
         sockets: Vec<Socket>,
         query: &Query,
         names: Names,
-        stop: Stop,
     ) -> (Vec<Entry>, Vec<String>) {
         let wanted: HashSet<u64> = sockets
             .iter()
@@ -176,7 +173,7 @@ impl Reading {
         let walked = if wanted.is_empty() {
             Default::default()
         } else {
-            os.find_holders(&wanted, stop)
+            os.find_holders(&wanted)
         };
         let holders_of = |socket: &Socket| -> Vec<u32> {
             match &socket.holders {
@@ -194,7 +191,8 @@ impl Reading {
         };
         let limits = WalkLimits {
             euid: os.effective_uid(),
-            some_unreadable: walked.unreadable > 0,
+            unreadable: &walked.unreadable,
+            own_netns: walked.own_netns,
             some_vanished: walked.vanished > 0,
             inodes_known: self.inodes_known,
         };

@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::scan::{self, Names};
 use super::{Context, Outcome};
 use crate::cli::SummaryArgs;
-use crate::core::model::{Source, Stop};
+use crate::core::model::Source;
 use crate::core::query::Query;
 use crate::core::snapshot::SCHEMA;
 use crate::core::summary::{pressure_warnings, summarize};
@@ -24,7 +24,6 @@ pub fn run(args: &SummaryArgs, context: &mut Context) -> Result<Outcome> {
         &Source::Live,
         &args.scan.netns(),
         names,
-        Stop::Never,
     )?;
     let ephemeral = os.host_facts(None)?.ephemeral;
     let summary = summarize(&scan.entries, ephemeral, args.top);

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::scan::{self, Names};
 use super::{Context, Outcome};
 use crate::cli::WatchArgs;
-use crate::core::model::{Source, Stop};
+use crate::core::model::Source;
 use crate::core::text;
 use crate::core::watch::{Event, Follower};
 use crate::os::Wait;
@@ -37,8 +37,7 @@ pub fn run(args: &WatchArgs, context: &mut Context) -> Result<Outcome> {
         let candidates = std::mem::take(&mut reading.candidates);
         let mut owner_warnings = Vec::new();
         let changes = follower.update(candidates, baseline, |fresh| {
-            let (entries, warnings) =
-                reading.describe(os, fresh, &query, names, Stop::WhenAllFound);
+            let (entries, warnings) = reading.describe(os, fresh, &query, names);
             owner_warnings = warnings;
             entries
         });

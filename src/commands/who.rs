@@ -11,7 +11,7 @@ use super::{Context, Outcome};
 use crate::cli::WhoArgs;
 use crate::core::cgroup;
 use crate::core::error::UsageError;
-use crate::core::model::{Entry, Namespace, Source, Stop};
+use crate::core::model::{Entry, Namespace, Source};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::target::Target;
 use crate::core::verdict::{self, BindOutcome, BindTest, ConnectTest, HostFacts};
@@ -52,16 +52,8 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
             .filter(|ns| !ns.own),
     };
     // Every holder of a listener matters here (a shared socket changes the verdict): the walk
-    // stops once each socket has one, then looks through the holders' children.
-    let scan = scan::scan(
-        os,
-        &query,
-        args.scan.backend,
-        &Source::Live,
-        &netns,
-        names,
-        Stop::WhenAllFound,
-    )?;
+    // over the processes is complete, as for every command.
+    let scan = scan::scan(os, &query, args.scan.backend, &Source::Live, &netns, names)?;
     let entries = scan.entries;
 
     let managers: HashMap<u32, cgroup::Manager> = entries

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::core::model::{
     Direction, Entry, EphemeralRange, NetnsLabel, OwnerNote, PortRange, Process, Proto, Socket,
-    State,
+    State, Unreadable,
 };
 use crate::core::services::Services;
 
@@ -149,18 +149,45 @@ impl Meaning<'_> {
 
 /// What the walk knew when it found no process for a socket.
 #[derive(Debug, Clone, Copy)]
-pub struct WalkLimits {
+pub struct WalkLimits<'a> {
     /// This process's effective uid (`None` where the platform has none).
     pub euid: Option<u32>,
-    /// Some processes' descriptors could not be read.
-    pub some_unreadable: bool,
+    /// The processes whose descriptors could not be read.
+    pub unreadable: &'a [Unreadable],
+    /// The network namespace the walk ran in, where known: sockets of namespace 0 live there.
+    pub own_netns: Option<u64>,
     /// Some processes exited while the walk was under way.
     pub some_vanished: bool,
     /// The backend reports socket inodes, so inode 0 means no file refers to the socket.
     pub inodes_known: bool,
 }
 
+impl WalkLimits<'_> {
+    /// The unreadable processes that could hold `socket`: of a uid the socket was created by,
+    /// in its network namespace (where those are known).
+    fn could_hold<'s>(&'s self, socket: &Socket) -> impl Iterator<Item = &'s Unreadable> {
+        let netns = if socket.netns == 0 {
+            self.own_netns
+        } else {
+            Some(socket.netns)
+        };
+        let uid = socket.uid;
+        self.unreadable
+            .iter()
+            .filter(move |process| process.could_hold(uid, netns))
+    }
+
+    fn is_root(&self) -> bool {
+        self.euid == Some(0)
+    }
+}
+
 /// Why `socket` has no owner in the walk, or `None` when it has one.
+///
+/// A socket is hidden only when a process whose descriptors could not be read could be its
+/// holder ([`Unreadable::could_hold`]); which note says whether root would see it. A socket no
+/// process can hold is the kernel's (no file refers to it), waits in an accept queue, or was
+/// not found (closed during the scan, or held outside this PID namespace).
 pub fn owner_note(
     socket: &Socket,
     has_owner: bool,
@@ -188,10 +215,12 @@ pub fn owner_note(
             OwnerNote::Kernel
         });
     }
-    let is_root = limits.euid == Some(0);
-    let someone_elses = limits.euid.is_none_or(|euid| Some(euid) != socket.uid);
-    Some(if limits.some_unreadable && (someone_elses || is_root) {
-        OwnerNote::Hidden
+    Some(if limits.could_hold(socket).next().is_some() {
+        if limits.is_root() {
+            OwnerNote::HiddenFromRoot
+        } else {
+            OwnerNote::Hidden
+        }
     } else if limits.some_vanished {
         OwnerNote::Exited
     } else {
@@ -199,30 +228,57 @@ pub fn owner_note(
     })
 }
 
-/// What could not be seen, in a sentence per reason.
+/// What could not be seen, in a sentence per reason, with the remedy where one helps.
 pub fn owner_warnings(entries: &[Entry], limits: WalkLimits) -> Vec<String> {
-    let count = |wanted: OwnerNote| {
+    let with = |wanted: OwnerNote| {
         entries
             .iter()
-            .filter(|entry| entry.owner_note == Some(wanted))
-            .count()
+            .filter(move |entry| entry.owner_note == Some(wanted))
     };
     let mut warnings = Vec::new();
-    let hidden = count(OwnerNote::Hidden);
+    let hidden = with(OwnerNote::Hidden).count();
     if hidden > 0 {
-        warnings.push(if limits.euid == Some(0) {
-            format!("owners of {hidden} sockets hidden: their /proc/PID/fd could not be read")
-        } else {
-            format!("owners of {hidden} sockets hidden: run as root")
-        });
+        warnings.push(format!(
+            "owners of {hidden} sockets hidden: other users' processes could hold them, and \
+             only root can read their /proc/PID/fd: run as root to see them"
+        ));
     }
-    let exited = count(OwnerNote::Exited);
+    let from_root: Vec<&Entry> = with(OwnerNote::HiddenFromRoot).collect();
+    if !from_root.is_empty() {
+        let mut pids: Vec<Option<u32>> = from_root
+            .iter()
+            .flat_map(|entry| limits.could_hold(&entry.socket).map(|process| process.pid))
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        // Known pids first, at most five of them; processes of unknown pid last.
+        const NAMED: usize = 5;
+        let known: Vec<u32> = pids.iter().flatten().copied().collect();
+        let mut named: Vec<String> = known.iter().take(NAMED).map(u32::to_string).collect();
+        if known.len() > NAMED {
+            named.push(format!("{} more", known.len() - NAMED));
+        }
+        let which = match (named.len(), pids.contains(&None)) {
+            (0, _) => "some processes".to_string(),
+            (1, false) if known.len() == 1 => format!("process {}", named[0]),
+            (_, false) => format!("processes {}", named.join(", ")),
+            (_, true) => format!("processes {} and others", named.join(", ")),
+        };
+        let them = if pids.len() == 1 { "it" } else { "they" };
+        warnings.push(format!(
+            "owners of {} sockets hidden: even root may not read the /proc/PID/fd of {which} \
+             (not dumpable, guarded by a security module, or in another user namespace), and \
+             {them} could hold them",
+            from_root.len()
+        ));
+    }
+    let exited = with(OwnerNote::Exited).count();
     if exited > 0 {
         warnings.push(format!(
             "owners of {exited} sockets not found: processes exited during the scan"
         ));
     }
-    let not_found = count(OwnerNote::NotFound);
+    let not_found = with(OwnerNote::NotFound).count();
     if not_found > 0 {
         warnings.push(format!(
             "owners of {not_found} sockets not found: closed during the scan, or held outside \
@@ -452,21 +508,51 @@ mod tests {
             }
         }
 
-        const USER: WalkLimits = WalkLimits {
-            euid: Some(1000),
-            some_unreadable: true,
-            some_vanished: false,
-            inodes_known: true,
-        };
+        fn listener(uid: u32) -> Socket {
+            socket("127.0.0.1:80", None, State::Listen, uid, 9)
+        }
 
-        #[test]
-        fn owned_sockets_need_no_note() {
-            let s = socket("127.0.0.1:80", None, State::Listen, 0, 5);
-            assert_eq!(owner_note(&s, true, &Listeners::default(), USER), None);
+        /// A process that could not be read, of these uids, in namespace `netns`.
+        fn unreadable(pid: u32, uids: &[u32], netns: Option<u64>) -> Unreadable {
+            Unreadable {
+                pid: Some(pid),
+                uids: uids.to_vec(),
+                netns,
+            }
+        }
+
+        /// The limits of a walk by `euid` in namespace 100, which could not read `unreadable`.
+        fn limits(euid: u32, unreadable: &[Unreadable]) -> WalkLimits<'_> {
+            WalkLimits {
+                euid: Some(euid),
+                unreadable,
+                own_netns: Some(100),
+                some_vanished: false,
+                inodes_known: true,
+            }
+        }
+
+        fn note(socket: &Socket, limits: WalkLimits) -> Option<OwnerNote> {
+            owner_note(socket, false, &Listeners::default(), limits)
+        }
+
+        /// Root's processes, unreadable to user 1000.
+        fn roots() -> Vec<Unreadable> {
+            vec![unreadable(1, &[0], None), unreadable(500, &[0, 33], None)]
         }
 
         #[test]
-        fn time_wait_is_kernel_owned() {
+        fn owned_sockets_need_no_note() {
+            let hidden = roots();
+            let s = listener(0);
+            assert_eq!(
+                owner_note(&s, true, &Listeners::default(), limits(1000, &hidden)),
+                None
+            );
+        }
+
+        #[test]
+        fn time_wait_is_kernel_owned_even_beside_unreadable_processes() {
             let s = socket(
                 "127.0.0.1:5000",
                 Some("127.0.0.1:80"),
@@ -474,16 +560,14 @@ mod tests {
                 0,
                 0,
             );
-            assert_eq!(
-                owner_note(&s, false, &Listeners::default(), USER),
-                Some(OwnerNote::Kernel)
-            );
+            let hidden = roots();
+            assert_eq!(note(&s, limits(1000, &hidden)), Some(OwnerNote::Kernel));
+            assert_eq!(note(&s, limits(0, &hidden)), Some(OwnerNote::Kernel));
         }
 
         #[test]
         fn unaccepted_connection_waits_in_the_listeners_queue() {
-            let listener = socket("127.0.0.1:80", None, State::Listen, 0, 5);
-            let listeners = Listeners::index([&listener]);
+            let listeners = Listeners::index([&listener(0)]);
             let queued = socket(
                 "127.0.0.1:80",
                 Some("127.0.0.1:5000"),
@@ -491,52 +575,210 @@ mod tests {
                 0,
                 0,
             );
+            let hidden = roots();
             assert_eq!(
-                owner_note(&queued, false, &listeners, USER),
+                owner_note(&queued, false, &listeners, limits(0, &hidden)),
                 Some(OwnerNote::AcceptQueue)
             );
         }
 
         #[test]
-        fn another_users_socket_is_hidden_from_a_non_root_caller() {
-            let s = socket("127.0.0.1:80", None, State::Listen, 0, 9);
+        fn another_users_socket_is_hidden_from_a_user_when_that_users_process_is_unreadable() {
+            let hidden = roots();
             assert_eq!(
-                owner_note(&s, false, &Listeners::default(), USER),
+                note(&listener(0), limits(1000, &hidden)),
                 Some(OwnerNote::Hidden)
+            );
+            // www-data's socket: process 500 runs as root and www-data (a worker, say).
+            assert_eq!(
+                note(&listener(33), limits(1000, &hidden)),
+                Some(OwnerNote::Hidden)
+            );
+            assert_eq!(OwnerNote::Hidden.describe(), "(hidden: another user's)");
+        }
+
+        #[test]
+        fn a_socket_no_unreadable_process_could_hold_is_not_hidden() {
+            let hidden = roots();
+            // The caller's own socket, and a third user's whose processes were all readable.
+            assert_eq!(
+                note(&listener(1000), limits(1000, &hidden)),
+                Some(OwnerNote::NotFound)
+            );
+            assert_eq!(
+                note(&listener(116), limits(1000, &hidden)),
+                Some(OwnerNote::NotFound)
+            );
+            // Nothing unreadable at all.
+            assert_eq!(
+                note(&listener(0), limits(0, &[])),
+                Some(OwnerNote::NotFound)
             );
         }
 
         #[test]
-        fn own_socket_without_holder_was_not_found() {
-            let s = socket("127.0.0.1:80", None, State::Listen, 1000, 9);
+        fn root_is_told_the_kernel_refused_it_not_to_run_as_root() {
+            let pid_1 = [unreadable(1, &[0], Some(100))];
+            let s = listener(0);
+            assert_eq!(note(&s, limits(0, &pid_1)), Some(OwnerNote::HiddenFromRoot));
             assert_eq!(
-                owner_note(&s, false, &Listeners::default(), USER),
+                OwnerNote::HiddenFromRoot.describe(),
+                "(hidden: unreadable to root)"
+            );
+            assert_eq!(OwnerNote::HiddenFromRoot.code(), "hidden");
+            // Another user's socket: pid 1 runs as root only, so it is not the holder.
+            assert_eq!(
+                note(&listener(1000), limits(0, &pid_1)),
                 Some(OwnerNote::NotFound)
             );
-            let root = WalkLimits {
-                euid: Some(0),
-                some_unreadable: false,
-                some_vanished: false,
-                inodes_known: true,
+        }
+
+        #[test]
+        fn a_process_in_another_network_namespace_holds_none_of_this_ones_sockets() {
+            // pid 1 lives in namespace 100, portstat's own; the socket was read in namespace 7.
+            let pid_1 = [unreadable(1, &[0], Some(100))];
+            let elsewhere = Socket {
+                netns: 7,
+                ..listener(0)
             };
             assert_eq!(
-                owner_note(&s, false, &Listeners::default(), root),
+                note(&elsewhere, limits(0, &pid_1)),
                 Some(OwnerNote::NotFound)
             );
+            // Namespace 0 is portstat's own (100): pid 1 could hold it.
+            assert_eq!(
+                note(&listener(0), limits(0, &pid_1)),
+                Some(OwnerNote::HiddenFromRoot)
+            );
+            let own_by_inode = Socket {
+                netns: 100,
+                ..listener(0)
+            };
+            assert_eq!(
+                note(&own_by_inode, limits(0, &pid_1)),
+                Some(OwnerNote::HiddenFromRoot)
+            );
+            // Where namespaces can't be read, any namespace could be its.
+            let unknown = [unreadable(1, &[0], None)];
+            assert_eq!(
+                note(&elsewhere, limits(0, &unknown)),
+                Some(OwnerNote::HiddenFromRoot)
+            );
+        }
+
+        #[test]
+        fn a_process_of_unknown_uid_or_a_socket_of_unknown_uid_could_match_anything() {
+            let unknown = [unreadable(7, &[], None)];
+            assert_eq!(
+                note(&listener(1000), limits(0, &unknown)),
+                Some(OwnerNote::HiddenFromRoot)
+            );
+            let pid_1 = [unreadable(1, &[0], None)];
+            let no_uid = Socket {
+                uid: None,
+                ..listener(0)
+            };
+            assert_eq!(note(&no_uid, limits(1000, &pid_1)), Some(OwnerNote::Hidden));
         }
 
         #[test]
         fn holder_missing_after_a_process_exited_mid_walk_is_reported_as_exited() {
-            let s = socket("127.0.0.1:80", None, State::Listen, 0, 9);
-            let root = WalkLimits {
-                euid: Some(0),
-                some_unreadable: false,
+            let exited = WalkLimits {
                 some_vanished: true,
-                inodes_known: true,
+                ..limits(0, &[])
             };
+            assert_eq!(note(&listener(0), exited), Some(OwnerNote::Exited));
+            // An unreadable process that could hold it comes first.
+            let pid_1 = [unreadable(1, &[0], None)];
+            let both = WalkLimits {
+                some_vanished: true,
+                ..limits(0, &pid_1)
+            };
+            assert_eq!(note(&listener(0), both), Some(OwnerNote::HiddenFromRoot));
+        }
+
+        fn entry(socket: Socket, note: Option<OwnerNote>) -> Entry {
+            Entry {
+                owner_note: note,
+                ..Entry::example(socket, Vec::new())
+            }
+        }
+
+        #[test]
+        fn a_user_is_told_to_run_as_root() {
+            let hidden = roots();
+            let entries = [
+                entry(listener(0), Some(OwnerNote::Hidden)),
+                entry(listener(33), Some(OwnerNote::Hidden)),
+            ];
             assert_eq!(
-                owner_note(&s, false, &Listeners::default(), root),
-                Some(OwnerNote::Exited)
+                owner_warnings(&entries, limits(1000, &hidden)),
+                [
+                    "owners of 2 sockets hidden: other users' processes could hold them, and only \
+                  root can read their /proc/PID/fd: run as root to see them"
+                ]
+            );
+        }
+
+        #[test]
+        fn root_is_told_which_processes_the_kernel_keeps_from_it_and_no_remedy() {
+            let hidden = [
+                unreadable(1, &[0], Some(100)),
+                unreadable(2, &[0], Some(100)),
+                unreadable(3, &[1000], Some(100)),
+            ];
+            let entries = [entry(listener(0), Some(OwnerNote::HiddenFromRoot))];
+            let warnings = owner_warnings(&entries, limits(0, &hidden));
+            assert_eq!(
+                warnings,
+                [
+                    "owners of 1 sockets hidden: even root may not read the /proc/PID/fd of \
+                  processes 1, 2 (not dumpable, guarded by a security module, or in another \
+                  user namespace), and they could hold them"
+                ]
+            );
+            let one = [unreadable(1, &[0], Some(100))];
+            let warnings = owner_warnings(&entries, limits(0, &one));
+            assert!(
+                warnings[0].contains("of process 1 (")
+                    && warnings[0].ends_with("it could hold them"),
+                "{warnings:?}"
+            );
+            assert!(!warnings[0].contains("run as root"), "{warnings:?}");
+            let many: Vec<Unreadable> = (1..=7).map(|pid| unreadable(pid, &[0], None)).collect();
+            let warnings = owner_warnings(&entries, limits(0, &many));
+            assert!(
+                warnings[0].contains("processes 1, 2, 3, 4, 5, 2 more ("),
+                "{warnings:?}"
+            );
+            let no_proc = [Unreadable::unknown()];
+            let warnings = owner_warnings(&entries, limits(0, &no_proc));
+            assert!(
+                warnings[0].contains("/proc/PID/fd of some processes ("),
+                "{warnings:?}"
+            );
+            let mixed = [unreadable(1, &[0], None), Unreadable::unknown()];
+            let warnings = owner_warnings(&entries, limits(0, &mixed));
+            assert!(
+                warnings[0].contains("of processes 1 and others ("),
+                "{warnings:?}"
+            );
+        }
+
+        #[test]
+        fn sockets_nothing_could_hold_are_said_to_be_not_found_or_exited() {
+            let entries = [
+                entry(listener(0), Some(OwnerNote::NotFound)),
+                entry(listener(0), Some(OwnerNote::Exited)),
+                entry(listener(0), Some(OwnerNote::Kernel)),
+            ];
+            assert_eq!(
+                owner_warnings(&entries, limits(0, &[])),
+                [
+                    "owners of 1 sockets not found: processes exited during the scan",
+                    "owners of 1 sockets not found: closed during the scan, or held outside \
+                     this PID namespace",
+                ]
             );
         }
     }

@@ -282,8 +282,15 @@ pub enum OwnerNote {
     Kernel,
     /// A connection the kernel completed that no process has accepted yet.
     AcceptQueue,
-    /// Held by a process whose descriptors this user can't read.
+    /// Could be held by a process whose descriptors this user (not root) can't read: another
+    /// user's, which root would see.
     Hidden,
+    /// Could be held by a process whose descriptors the kernel refuses even root (a
+    /// non-dumpable or LSM-protected process, one of another user namespace): running as root
+    /// changes nothing. Its code is `hidden`, as for [`OwnerNote::Hidden`]; a snapshot reads it
+    /// back as that.
+    #[serde(rename(serialize = "hidden"), skip_deserializing)]
+    HiddenFromRoot,
     /// A process exited while the processes were walked: most likely the holder.
     Exited,
     /// No visible process holds it: it was closed during the scan, or its holder lives in
@@ -297,7 +304,7 @@ impl OwnerNote {
         match self {
             OwnerNote::Kernel => "kernel",
             OwnerNote::AcceptQueue => "accept-queue",
-            OwnerNote::Hidden => "hidden",
+            OwnerNote::Hidden | OwnerNote::HiddenFromRoot => "hidden",
             OwnerNote::Exited => "exited",
             OwnerNote::NotFound => "not-found",
         }
@@ -308,7 +315,8 @@ impl OwnerNote {
         match self {
             OwnerNote::Kernel => "(kernel)",
             OwnerNote::AcceptQueue => "(not accepted yet)",
-            OwnerNote::Hidden => "(hidden: run as root)",
+            OwnerNote::Hidden => "(hidden: another user's)",
+            OwnerNote::HiddenFromRoot => "(hidden: unreadable to root)",
             OwnerNote::Exited => "(exited during scan)",
             OwnerNote::NotFound => "(no process found)",
         }
@@ -529,10 +537,14 @@ pub enum Source {
 pub struct Holders {
     /// Socket inode -> the pids holding it, each once, in ascending order.
     pub by_inode: HashMap<u64, Vec<u32>>,
-    /// Processes whose descriptors could not be read (another user's, without root).
-    pub unreadable: usize,
+    /// Processes whose descriptors could not be read, in pid order: any of them could hold a
+    /// socket the walk found no holder for.
+    pub unreadable: Vec<Unreadable>,
     /// Processes that exited while the walk was under way.
     pub vanished: usize,
+    /// The network namespace the walk ran in (portstat's own), where it could be read: a socket
+    /// read without `--netns` (namespace 0) lives there.
+    pub own_netns: Option<u64>,
 }
 
 impl Holders {
@@ -541,13 +553,44 @@ impl Holders {
     }
 }
 
-/// When the walk over the processes may stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// Walk every process: a socket shared by several processes lists all of them.
-    Never,
-    /// Stop once every wanted socket has a holder: a targeted question needs no more.
-    WhenAllFound,
+/// A process whose descriptors could not be read, and what could still be learnt of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// `None` when not known (the list of processes could not be read, say).
+    pub pid: Option<u32>,
+    /// Its uids (real, effective, saved, filesystem), each once; empty when unknown.
+    pub uids: Vec<u32>,
+    /// The inode of its network namespace, where that could be read.
+    pub netns: Option<u64>,
+}
+
+impl Unreadable {
+    /// A process nothing is known of: it could hold any socket.
+    pub fn unknown() -> Unreadable {
+        Unreadable {
+            pid: None,
+            uids: Vec::new(),
+            netns: None,
+        }
+    }
+
+    /// Whether this process could be the holder of a socket created by `uid` (`None`: not
+    /// known) in network namespace `netns` (`None`: not known). A socket records the user who
+    /// created it, and a process created its sockets as one of its uids or inherited them from
+    /// a parent that did; sockets outlive a change of namespace only rarely (a `setns` after
+    /// the socket was made, a descriptor passed across namespaces), so a process in another
+    /// namespace is not counted.
+    pub fn could_hold(&self, uid: Option<u32>, netns: Option<u64>) -> bool {
+        let uid_fits = match uid {
+            Some(uid) => self.uids.is_empty() || self.uids.contains(&uid),
+            None => true,
+        };
+        let netns_fits = match (self.netns, netns) {
+            (Some(own), Some(socket)) => own == socket,
+            _ => true,
+        };
+        uid_fits && netns_fits
+    }
 }
 
 /// One network namespace, and how to get into it.

@@ -21,8 +21,8 @@ use serde::Deserialize;
 use super::{Os, Wait};
 use crate::core::error::UsageError;
 use crate::core::model::{
-    Backend, EphemeralRange, Holders, Namespace, Process, Proto, Socket, Source, Stop, TableRead,
-    TableRequest,
+    Backend, EphemeralRange, Holders, Namespace, Process, Proto, Socket, Source, TableRead,
+    TableRequest, Unreadable,
 };
 use crate::core::query::{NetnsSelection, PortSpec};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
@@ -41,8 +41,8 @@ pub struct FakeOs {
     pub namespaces: Vec<Namespace>,
     /// Socket inode -> the pids holding it.
     pub holders: HashMap<u64, Vec<u32>>,
-    /// Processes whose descriptors can't be read, and processes that exit during the walk.
-    pub unreadable: usize,
+    /// Processes whose descriptors can't be read, and how many exit during the walk.
+    pub unreadable: Vec<Unreadable>,
     pub vanished: usize,
     pub processes: HashMap<u32, Process>,
     /// Process -> the text of its `/proc/PID/cgroup`.
@@ -75,7 +75,7 @@ impl Default for FakeOs {
             table_error: None,
             namespaces: Vec::new(),
             holders: HashMap::new(),
-            unreadable: 0,
+            unreadable: Vec::new(),
             vanished: 0,
             processes: HashMap::new(),
             cgroups: HashMap::new(),
@@ -113,7 +113,7 @@ struct HostFile {
     #[serde(default = "first_reading")]
     readings: Vec<String>,
     #[serde(default)]
-    unreadable: usize,
+    unreadable: UnreadableFile,
     #[serde(default)]
     vanished: usize,
     etc_services: Option<String>,
@@ -128,6 +128,32 @@ struct HostFile {
     bind: Vec<BindFile>,
     #[serde(default)]
     accepting: Vec<SocketAddr>,
+}
+
+/// `unreadable = N`: N processes whose descriptors can't be read, nothing known of them (they
+/// could hold any socket); or `[[unreadable]]` tables, one per process, with what is known.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum UnreadableFile {
+    Count(usize),
+    Processes(Vec<UnreadableProcessFile>),
+}
+
+impl Default for UnreadableFile {
+    fn default() -> UnreadableFile {
+        UnreadableFile::Count(0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnreadableProcessFile {
+    pid: u32,
+    /// Its uids (real, effective, saved, filesystem); none: not known.
+    #[serde(default)]
+    uids: Vec<u32>,
+    /// The inode of its network namespace (0: portstat's own), if known.
+    netns: Option<u64>,
 }
 
 fn first_reading() -> Vec<String> {
@@ -200,7 +226,22 @@ impl FakeOs {
             started: humantime::parse_rfc3339(&host.now)
                 .with_context(|| format!("{}: now", file.display()))?,
             euid: host.euid,
-            unreadable: host.unreadable,
+            unreadable: match host.unreadable {
+                UnreadableFile::Count(count) => vec![Unreadable::unknown(); count],
+                UnreadableFile::Processes(processes) => processes
+                    .into_iter()
+                    .map(|process| {
+                        let mut uids = process.uids;
+                        uids.sort_unstable();
+                        uids.dedup();
+                        Unreadable {
+                            pid: Some(process.pid),
+                            uids,
+                            netns: process.netns,
+                        }
+                    })
+                    .collect(),
+            },
             vanished: host.vanished,
             etc_services: host.etc_services,
             readings: Vec::new(),
@@ -348,7 +389,7 @@ impl Os for FakeOs {
         }
     }
 
-    fn find_holders(&self, wanted: &HashSet<u64>, _stop: Stop) -> Holders {
+    fn find_holders(&self, wanted: &HashSet<u64>) -> Holders {
         Holders {
             by_inode: self
                 .holders
@@ -356,8 +397,11 @@ impl Os for FakeOs {
                 .filter(|(inode, _)| wanted.contains(inode))
                 .map(|(&inode, pids)| (inode, pids.clone()))
                 .collect(),
-            unreadable: self.unreadable,
+            unreadable: self.unreadable.clone(),
             vanished: self.vanished,
+            // Sockets of namespace 0 are portstat's own: an unreadable process of namespace 0
+            // could hold them.
+            own_netns: Some(0),
         }
     }
 

@@ -3,37 +3,47 @@
 //! This is the cost of knowing owners (`ss -p` and `lsof` pay it too), so it is lean: one
 //! `openat` and `getdents` per process and one `readlinkat` per descriptor, into a stack buffer,
 //! relative to the open fd directory; processes are shared out among all cores as they come.
+//!
+//! The walk is always complete, as `ss -p`'s is: a socket can be held by processes in any pid
+//! order (a master whose workers got lower pids after a pid wrap) and by processes unrelated to
+//! the one that made it (a descriptor passed over a Unix socket with SCM_RIGHTS), so no early
+//! stop can know it has found every holder.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ::procfs::process::Process;
-use rustix::fd::OwnedFd;
-use rustix::fs::{Dir, Mode, OFlags};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{CWD, Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::core::model::{Holders, Stop};
+use crate::core::model::{Holders, Unreadable};
 
-pub fn find_holders(wanted: &HashSet<u64>, stop: Stop) -> Holders {
+pub fn find_holders(wanted: &HashSet<u64>) -> Holders {
     let mut holders = Holders::default();
     if wanted.is_empty() {
         return holders;
     }
-    let pids = match list_pids() {
+    holders.own_netns = netns_of(CWD, "/proc/self/ns/net");
+    let proc = match open_dir(CWD, "/proc") {
+        Ok(proc) => proc,
+        Err(_) => {
+            // No process can be looked at: any of them could hold any socket.
+            holders.unreadable.push(Unreadable::unknown());
+            return holders;
+        }
+    };
+    let pids = match list_pids(&proc) {
         Ok(pids) => pids,
         Err(_) => {
-            holders.unreadable += 1;
+            holders.unreadable.push(Unreadable::unknown());
             return holders;
         }
     };
     let walk = Walk {
         wanted,
-        stop,
+        proc: &proc,
         pids: &pids,
         next: AtomicUsize::new(0),
-        found: Mutex::new(HashSet::new()),
-        all_found: AtomicBool::new(false),
     };
     // One more thread than cores: reading /proc stalls on locks now and then, and measured on
     // 2 cores at 1k and 10k sockets, 3 threads beat 2 by 8-14% (4 gained nothing more).
@@ -45,32 +55,18 @@ pub fn find_holders(wanted: &HashSet<u64>, stop: Stop) -> Holders {
         results.extend(workers.into_iter().filter_map(|worker| worker.join().ok()));
         results
     });
-    let mut results = results;
-    if stop == Stop::WhenAllFound && walk.all_found.load(Ordering::Relaxed) {
-        // The walk stopped early, so processes sharing a found socket may not have been
-        // visited. Sharing is almost always inheritance (a pre-forked server's workers), so the
-        // found holders' descendants are visited too.
-        let found: HashSet<u32> = results
-            .iter()
-            .flat_map(|partial| partial.pairs.iter().map(|&(_, pid)| pid))
-            .collect();
-        let mut extra = Partial::default();
-        let mut link = [0u8; 64];
-        for pid in descendants(&found) {
-            if let Ok(directory) = open_fd_dir(pid) {
-                // A descendant that exits meanwhile simply holds nothing.
-                let _ = walk.walk_process(pid, directory, &mut link, &mut extra);
-            }
-        }
-        results.push(extra);
-    }
     for partial in results {
-        holders.unreadable += partial.unreadable;
         holders.vanished += partial.vanished;
+        for pid in partial.unreadable {
+            holders.unreadable.push(describe_unreadable(&proc, pid));
+        }
         for (inode, pid) in partial.pairs {
             holders.by_inode.entry(inode).or_default().push(pid);
         }
     }
+    holders
+        .unreadable
+        .sort_unstable_by_key(|process| process.pid);
     for pids in holders.by_inode.values_mut() {
         pids.sort_unstable();
         pids.dedup();
@@ -82,50 +78,46 @@ pub fn find_holders(wanted: &HashSet<u64>, stop: Stop) -> Holders {
 #[derive(Default)]
 struct Partial {
     pairs: Vec<(u64, u32)>,
-    unreadable: usize,
+    /// Processes whose descriptors could not be read.
+    unreadable: Vec<u32>,
     vanished: usize,
 }
 
 struct Walk<'a> {
     wanted: &'a HashSet<u64>,
-    stop: Stop,
+    /// `/proc`, open: every path is opened relative to it.
+    proc: &'a OwnedFd,
     pids: &'a [u32],
     /// The index of the next pid to take: threads share the processes out as they go, so one
     /// process with 20 000 descriptors does not leave the other cores idle.
     next: AtomicUsize,
-    /// Distinct wanted inodes found so far (only kept under `Stop::WhenAllFound`).
-    found: Mutex<HashSet<u64>>,
-    all_found: AtomicBool,
 }
 
 impl Walk<'_> {
     fn run(&self) -> Partial {
         let mut partial = Partial::default();
         let mut link = [0u8; 64];
-        while !self.all_found.load(Ordering::Relaxed) {
+        let mut path = PidPath::default();
+        loop {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&pid) = self.pids.get(index) else {
                 break;
             };
-            let directory = match open_fd_dir(pid) {
+            let directory = match open_dir(self.proc, path.fd_dir(pid)) {
                 Ok(directory) => directory,
                 Err(Errno::NOENT | Errno::SRCH) => {
                     partial.vanished += 1;
                     continue;
                 }
                 Err(_) => {
-                    partial.unreadable += 1;
+                    partial.unreadable.push(pid);
                     continue;
                 }
             };
-            let before = partial.pairs.len();
             match self.walk_process(pid, directory, &mut link, &mut partial) {
                 Ok(()) => {}
-                Err(Errno::ACCESS) => partial.unreadable += 1,
+                Err(Errno::ACCESS) => partial.unreadable.push(pid),
                 Err(_) => partial.vanished += 1,
-            }
-            if self.stop == Stop::WhenAllFound && partial.pairs.len() > before {
-                self.note_found(&partial.pairs[before..]);
             }
         }
         partial
@@ -147,8 +139,9 @@ impl Walk<'_> {
             }
             let length = match rustix::fs::readlinkat_raw(entries.fd()?, name, &mut link[..]) {
                 Ok(length) => length,
-                // Listing is allowed but reading is not (another user namespace, say): no other
-                // descriptor of this process will read either, so stop asking.
+                // Listing is allowed but reading is not (a non-dumpable or LSM-protected
+                // process, another user namespace's): no other descriptor of this process will
+                // read either, so stop asking.
                 Err(Errno::ACCESS | Errno::PERM) => return Err(Errno::ACCESS),
                 // The descriptor closed between listing and reading: skip it.
                 Err(_) => continue,
@@ -161,55 +154,86 @@ impl Walk<'_> {
         }
         Ok(())
     }
+}
 
-    fn note_found(&self, pairs: &[(u64, u32)]) {
-        let mut found = self
-            .found
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        found.extend(pairs.iter().map(|&(inode, _)| inode));
-        if found.len() == self.wanted.len() {
-            self.all_found.store(true, Ordering::Relaxed);
-        }
+/// `PID/fd` and `PID/status` relative to `/proc`, written into one buffer per thread.
+#[derive(Default)]
+struct PidPath(String);
+
+impl PidPath {
+    fn fd_dir(&mut self, pid: u32) -> &str {
+        self.of(pid, "fd")
+    }
+
+    fn of(&mut self, pid: u32, file: &str) -> &str {
+        use std::fmt::Write;
+        self.0.clear();
+        let _ = write!(self.0, "{pid}/{file}");
+        &self.0
     }
 }
 
-/// Every descendant of `parents` (not themselves), through `/proc/PID/task/TID/children`, as the
-/// `procfs` crate reads them (`Process::tasks`, `Task::children`). This runs only after an early
-/// stop, over the few processes found, so the crate's extra `O_PATH` opens cost nothing that
-/// shows.
-fn descendants(parents: &HashSet<u32>) -> Vec<u32> {
-    let mut seen: HashSet<u32> = parents.clone();
-    let mut queue: Vec<u32> = parents.iter().copied().collect();
-    let mut found = Vec::new();
-    while let Some(pid) = queue.pop() {
-        let Some(tasks) = i32::try_from(pid)
-            .ok()
-            .and_then(|pid| Process::new(pid).ok()?.tasks().ok())
-        else {
-            continue;
-        };
-        // A task or a process that is gone by now has no children to give.
-        for children in tasks.flatten().filter_map(|task| task.children().ok()) {
-            for child in children {
-                if seen.insert(child) {
-                    found.push(child);
-                    queue.push(child);
-                }
-            }
-        }
+/// What can be learnt of a process whose descriptors can't be read: its uids (from
+/// `/proc/PID/status`, which everyone may read) and its network namespace (where the kernel
+/// lets `/proc/PID/ns/net` be read: root may, for a process only its descriptors are kept from).
+fn describe_unreadable(proc: &OwnedFd, pid: u32) -> Unreadable {
+    let mut path = PidPath::default();
+    let uids = read_small(proc, path.of(pid, "status"))
+        .map(|status| status_uids(&status))
+        .unwrap_or_default();
+    Unreadable {
+        pid: Some(pid),
+        uids,
+        netns: netns_of(proc, path.of(pid, "ns/net")),
     }
-    found
 }
 
-fn list_pids() -> rustix::io::Result<Vec<u32>> {
-    let proc = rustix::fs::open(
-        "/proc",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+fn read_small(dir: &OwnedFd, path: &str) -> Option<String> {
+    let file =
+        rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut text = Vec::with_capacity(2048);
+    let mut buffer = [0u8; 2048];
+    loop {
+        match rustix::io::read(&file, &mut buffer) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buffer[..n]),
+            Err(Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(text).ok()
+}
+
+/// The distinct uids of a `/proc/PID/status` text's `Uid:` line (real, effective, saved, fs).
+fn status_uids(status: &str) -> Vec<u32> {
+    let mut uids: Vec<u32> = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|uid| uid.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+/// The inode a `/proc/.../ns/net` link names (`net:[4026531840]`).
+fn netns_of(dir: impl AsFd, path: &str) -> Option<u64> {
+    let mut link = [0u8; 64];
+    let length = rustix::fs::readlinkat_raw(dir, path, &mut link[..]).ok()?;
+    let digits = link
+        .get(..length)?
+        .strip_prefix(b"net:[")?
+        .strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+fn list_pids(proc: &OwnedFd) -> rustix::io::Result<Vec<u32>> {
     let mut pids = Vec::new();
-    for entry in Dir::new(proc)? {
+    for entry in Dir::read_from(proc)? {
         let entry = entry?;
         if let Some(pid) = std::str::from_utf8(entry.file_name().to_bytes())
             .ok()
@@ -221,9 +245,10 @@ fn list_pids() -> rustix::io::Result<Vec<u32>> {
     Ok(pids)
 }
 
-fn open_fd_dir(pid: u32) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::open(
-        format!("/proc/{pid}/fd"),
+fn open_dir(dir: impl AsFd, path: &str) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
@@ -238,6 +263,14 @@ fn socket_inode(target: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+
+    fn inode_of(fd: &impl AsRawFd) -> u64 {
+        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .expect("fd metadata")
+            .ino()
+    }
 
     #[test]
     fn socket_links_give_their_inode() {
@@ -249,15 +282,26 @@ mod tests {
     }
 
     #[test]
-    fn early_stop_still_finds_children_that_share_a_socket() {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::MetadataExt;
+    fn status_gives_each_distinct_uid_once() {
+        let status = "Name:\tnginx\nUmask:\t0022\nUid:\t33\t33\t0\t33\nGid:\t33\t33\t33\t33\n";
+        assert_eq!(status_uids(status), [0, 33]);
+        assert_eq!(status_uids("Name:\tx\n"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn own_network_namespace_is_read() {
+        let own = netns_of(CWD, "/proc/self/ns/net").expect("own netns");
+        let expected = std::fs::metadata("/proc/self/ns/net").expect("ns").ino();
+        assert_eq!(own, expected);
+        assert_eq!(netns_of(CWD, "/proc/self/ns/no-such"), None);
+    }
+
+    #[test]
+    fn a_child_sharing_a_socket_is_listed_beside_its_parent() {
         use std::os::unix::process::CommandExt;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let fd = listener.as_raw_fd();
-        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
-            .expect("fd metadata")
-            .ino();
+        let inode = inode_of(&listener);
         let mut command = std::process::Command::new("sleep");
         command.arg("30");
         // SAFETY: fcntl on our own fd between fork and exec; async-signal-safe.
@@ -272,7 +316,7 @@ mod tests {
             });
         }
         let mut child = command.spawn().expect("spawn sleep");
-        let holders = find_holders(&HashSet::from([inode]), Stop::WhenAllFound);
+        let holders = find_holders(&HashSet::from([inode]));
         let _ = child.kill();
         let _ = child.wait();
         let mut expected = vec![std::process::id(), child.id()];
@@ -281,57 +325,32 @@ mod tests {
     }
 
     #[test]
-    fn descendants_are_children_and_their_children() {
-        let mut shell = std::process::Command::new("sh")
-            .args(["-c", "sleep 30 & wait"])
-            .spawn()
-            .expect("spawn sh");
-        let me = std::process::id();
-        // The shell forks its sleep soon after it starts.
-        let mut found = Vec::new();
-        for _ in 0..200 {
-            found = descendants(&HashSet::from([me]));
-            if found.len() >= 2 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let grandchildren = descendants(&HashSet::from([shell.id()]));
-        let _ = std::process::Command::new("kill")
-            .args(grandchildren.iter().map(u32::to_string))
-            .status();
-        let _ = shell.kill();
-        let _ = shell.wait();
-        assert!(found.contains(&shell.id()), "{found:?}");
-        assert!(!found.contains(&me), "{found:?}");
-        assert_eq!(grandchildren.len(), 1, "{grandchildren:?}");
-        assert!(found.contains(&grandchildren[0]), "{found:?}");
-    }
-
-    #[test]
     fn own_pid_is_listed() {
-        let pids = list_pids().expect("list /proc");
+        let proc = open_dir(CWD, "/proc").expect("open /proc");
+        let pids = list_pids(&proc).expect("list /proc");
         assert!(pids.contains(&std::process::id()));
     }
 
     #[test]
-    fn early_stop_still_finds_every_wanted_socket() {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::MetadataExt;
+    fn every_wanted_socket_is_found() {
         let listeners: Vec<_> = (0..3)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
             .collect();
-        let inodes: HashSet<u64> = listeners
-            .iter()
-            .map(|l| {
-                std::fs::metadata(format!("/proc/self/fd/{}", l.as_raw_fd()))
-                    .expect("fd metadata")
-                    .ino()
-            })
-            .collect();
-        let holders = find_holders(&inodes, Stop::WhenAllFound);
+        let inodes: HashSet<u64> = listeners.iter().map(inode_of).collect();
+        let holders = find_holders(&inodes);
         for inode in &inodes {
             assert_eq!(holders.pids(*inode), [std::process::id()]);
         }
+        assert!(holders.own_netns.is_some());
+    }
+
+    #[test]
+    fn an_unreadable_process_is_described_by_its_uids() {
+        let proc = open_dir(CWD, "/proc").expect("open /proc");
+        let me = describe_unreadable(&proc, std::process::id());
+        let euid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
+        assert_eq!(me.pid, Some(std::process::id()));
+        assert!(me.uids.contains(&euid), "{me:?}");
+        assert_eq!(me.netns, netns_of(CWD, "/proc/self/ns/net"));
     }
 }

@@ -2,7 +2,9 @@
 //! and its users. Each is read once per run.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+#[cfg(not(unix))]
+use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 use crate::core::model::EphemeralRange;
 use crate::core::verdict::HostFacts;
@@ -89,61 +91,87 @@ pub fn hostname() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "unknown".to_string())
 }
 
-/// The system's users, by id: names for socket uids and for processes' users.
+/// The system's users, looked up in its user database as they are asked for
+/// (`getpwuid_r`/`getpwnam_r`, so NSS: `/etc/passwd`, LDAP, systemd's dynamic users), each
+/// once per run. Every user is there, whatever its shell: `memcache` with `/bin/false`, daemon
+/// users with `nologin`. Where there is no such database (Windows), sysinfo's list of users.
 #[derive(Debug, Default)]
-pub struct UserNames(HashMap<sysinfo::Uid, Arc<str>>);
+pub struct UserNames {
+    by_uid: Mutex<HashMap<u32, Option<Arc<str>>>>,
+    by_name: Mutex<HashMap<String, Option<u32>>>,
+    #[cfg(not(unix))]
+    listed: OnceLock<HashMap<sysinfo::Uid, Arc<str>>>,
+}
 
 impl UserNames {
-    pub fn load() -> UserNames {
-        let Ok(users) = sysinfo::Users::new_with_refreshed_list() else {
-            return UserNames::default();
-        };
-        UserNames(
-            users
-                .iter()
-                .map(|user| (user.id().clone(), Arc::from(user.name())))
-                .collect(),
-        )
-    }
-
     /// The name of a numeric uid, as socket tables give them.
-    pub fn name(&self, uid: u32) -> Option<&Arc<str>> {
-        self.of(&uid_from_number(uid)?)
+    pub fn name(&self, uid: u32) -> Option<Arc<str>> {
+        let mut cache = self.by_uid.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entry(uid)
+            .or_insert_with(|| self.look_up_uid(uid))
+            .clone()
     }
 
     /// The name of a process's user, as sysinfo gives it (a SID on Windows).
-    pub fn of(&self, uid: &sysinfo::Uid) -> Option<&Arc<str>> {
-        self.0.get(uid)
+    pub fn of(&self, uid: &sysinfo::Uid) -> Option<Arc<str>> {
+        #[cfg(unix)]
+        {
+            self.name(**uid)
+        }
+        #[cfg(not(unix))]
+        {
+            self.listed().get(uid).cloned()
+        }
     }
 
     /// The numeric uid of a user name, where uids are numbers.
     pub fn uid(&self, name: &str) -> Option<u32> {
-        self.0
-            .iter()
-            .find(|(_, known)| &***known == name)
-            .and_then(|(uid, _)| number_of_uid(uid))
+        let mut cache = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&known) = cache.get(name) {
+            return known;
+        }
+        let uid = self.look_up_name(name);
+        cache.insert(name.to_string(), uid);
+        uid
     }
-}
 
-#[cfg(unix)]
-fn uid_from_number(number: u32) -> Option<sysinfo::Uid> {
-    sysinfo::Uid::try_from(number as usize).ok()
-}
+    #[cfg(unix)]
+    fn look_up_uid(&self, uid: u32) -> Option<Arc<str>> {
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+        Some(Arc::from(user.name))
+    }
 
-#[cfg(unix)]
-fn number_of_uid(uid: &sysinfo::Uid) -> Option<u32> {
-    Some(**uid)
-}
+    #[cfg(unix)]
+    fn look_up_name(&self, name: &str) -> Option<u32> {
+        let user = nix::unistd::User::from_name(name).ok()??;
+        Some(user.uid.as_raw())
+    }
 
-// Windows names users by SID: no socket table gives a number to look up.
-#[cfg(not(unix))]
-fn uid_from_number(_number: u32) -> Option<sysinfo::Uid> {
-    None
-}
+    // Windows names users by SID: no socket table gives a number to look up.
+    #[cfg(not(unix))]
+    fn look_up_uid(&self, _uid: u32) -> Option<Arc<str>> {
+        None
+    }
 
-#[cfg(not(unix))]
-fn number_of_uid(_uid: &sysinfo::Uid) -> Option<u32> {
-    None
+    #[cfg(not(unix))]
+    fn look_up_name(&self, _name: &str) -> Option<u32> {
+        None
+    }
+
+    #[cfg(not(unix))]
+    fn listed(&self) -> &HashMap<sysinfo::Uid, Arc<str>> {
+        self.listed.get_or_init(|| {
+            sysinfo::Users::new_with_refreshed_list()
+                .map(|users| {
+                    users
+                        .iter()
+                        .map(|user| (user.id().clone(), Arc::from(user.name())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -152,9 +180,38 @@ mod tests {
 
     #[test]
     fn root_is_in_the_user_database() {
-        let users = UserNames::load();
-        assert_eq!(users.name(0).map(|name| &**name), Some("root"));
+        let users = UserNames::default();
+        assert_eq!(users.name(0).as_deref(), Some("root"));
         assert_eq!(users.uid("root"), Some(0));
         assert_eq!(users.uid("no-such-user-xyz"), None);
+        // Asked again, from the cache.
+        assert_eq!(users.uid("no-such-user-xyz"), None);
+        assert_eq!(users.name(0).as_deref(), Some("root"));
+    }
+
+    /// Users whose shell is `/bin/false` or `nologin` (most daemon users) are users too;
+    /// sysinfo's list leaves them out. Debian's base system has several (`daemon`, `bin`,
+    /// `nobody`); whichever this machine has is checked.
+    #[cfg(unix)]
+    #[test]
+    fn users_without_a_login_shell_have_names() {
+        let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+        let no_login: Vec<(String, u32)> = passwd
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                let shell = *fields.get(6)?;
+                (shell.ends_with("nologin") || shell.ends_with("false"))
+                    .then(|| Some((fields[0].to_string(), fields.get(2)?.parse().ok()?)))?
+            })
+            .collect();
+        assert!(!no_login.is_empty(), "no nologin user in /etc/passwd");
+        let users = UserNames::default();
+        let shared = |uid: u32| no_login.iter().filter(|(_, other)| *other == uid).count() > 1;
+        for (name, uid) in no_login.iter().filter(|(_, uid)| !shared(*uid)) {
+            let (name, uid) = (name.clone(), *uid);
+            assert_eq!(users.name(uid).as_deref(), Some(name.as_str()), "uid {uid}");
+            assert_eq!(users.uid(&name), Some(uid), "{name}");
+        }
     }
 }

@@ -13,15 +13,16 @@ use anyhow::{Context, Result};
 use super::host::{self, UserNames};
 use super::{Os, Wait, probe, processes, tables};
 use crate::core::model::{
-    Backend, Holders, Namespace, Process, Proto, Source, Stop, TableRead, TableRequest,
+    Backend, Holders, Namespace, Process, Proto, Source, TableRead, TableRequest,
 };
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
-/// This machine. Users are loaded once, on first use; Ctrl-C is caught from the first wait on.
+/// This machine. Each user is looked up once, when first asked for; Ctrl-C is caught from the
+/// first wait on.
 #[derive(Default)]
 pub struct LiveOs {
-    users: OnceLock<UserNames>,
+    users: UserNames,
     started: OnceLock<Instant>,
     interrupted: OnceLock<Mutex<Receiver<()>>>,
 }
@@ -31,10 +32,6 @@ impl LiveOs {
         let os = LiveOs::default();
         os.started.get_or_init(Instant::now);
         os
-    }
-
-    fn users(&self) -> &UserNames {
-        self.users.get_or_init(UserNames::load)
     }
 
     /// Runs `f` inside `netns` (here when it is `None` or portstat's own).
@@ -88,12 +85,12 @@ impl Os for LiveOs {
         }
     }
 
-    fn find_holders(&self, wanted: &HashSet<u64>, stop: Stop) -> Holders {
-        processes::find_holders(wanted, stop)
+    fn find_holders(&self, wanted: &HashSet<u64>) -> Holders {
+        processes::find_holders(wanted)
     }
 
     fn processes(&self, pids: &[u32], names: bool) -> HashMap<u32, Arc<Process>> {
-        processes::describe_processes(pids, names.then(|| self.users()))
+        processes::describe_processes(pids, names.then_some(&self.users))
     }
 
     fn cgroup(&self, pid: u32) -> Option<String> {
@@ -101,11 +98,11 @@ impl Os for LiveOs {
     }
 
     fn user_name(&self, uid: u32) -> Option<Arc<str>> {
-        self.users().name(uid).cloned()
+        self.users.name(uid)
     }
 
     fn user_id(&self, name: &str) -> Option<u32> {
-        self.users().uid(name)
+        self.users.uid(name)
     }
 
     fn host_facts(&self, netns: Option<&Namespace>) -> Result<HostFacts> {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use crate::core::model::{
-    Backend, Holders, Namespace, Process, Proto, Source, Stop, TableRead, TableRequest,
+    Backend, Holders, Namespace, Process, Proto, Source, TableRead, TableRequest,
 };
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
@@ -64,8 +64,9 @@ pub trait Os: Sync {
     /// The network namespaces a selection names, with what could not be seen.
     fn namespaces(&self, selection: &NetnsSelection) -> Result<(Vec<Namespace>, Vec<String>)>;
 
-    /// Which processes hold the `wanted` socket inodes (one walk over every process's files).
-    fn find_holders(&self, wanted: &HashSet<u64>, stop: Stop) -> Holders;
+    /// Which processes hold the `wanted` socket inodes: one walk over every process's files,
+    /// always complete (any process may hold any socket), with what could not be read.
+    fn find_holders(&self, wanted: &HashSet<u64>) -> Holders;
 
     /// Names, command lines, start times (and, with `names`, users) of these processes; a pid
     /// that is gone by now is missing from the result.

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
 use super::host::UserNames;
-use crate::core::model::{Holders, Process, Stop};
+use crate::core::model::{Holders, Process};
 
 /// Walks `/proc/*/fd` once, on every core, and records which processes hold the `wanted`
 /// socket inodes. Processes that vanish or can't be read are counted, never fatal.
 #[cfg(target_os = "linux")]
-pub fn find_holders(wanted: &HashSet<u64>, stop: Stop) -> Holders {
-    super::fd_walk::find_holders(wanted, stop)
+pub fn find_holders(wanted: &HashSet<u64>) -> Holders {
+    super::fd_walk::find_holders(wanted)
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn find_holders(_wanted: &HashSet<u64>, _stop: Stop) -> Holders {
+pub fn find_holders(_wanted: &HashSet<u64>) -> Holders {
     Holders::default()
 }
 
@@ -52,8 +52,7 @@ pub fn describe_processes(pids: &[u32], users: Option<&UserNames>) -> HashMap<u3
         .map(|(pid, process)| {
             let user = users
                 .zip(process.user_id())
-                .and_then(|(users, uid)| users.of(uid))
-                .cloned();
+                .and_then(|(users, uid)| users.of(uid));
             let cmdline = process
                 .cmd()
                 .iter()
@@ -87,14 +86,15 @@ mod tests {
             let path = format!("/proc/self/fd/{}", listener.as_raw_fd());
             std::fs::metadata(path).expect("fd metadata").ino()
         };
-        let holders = find_holders(&HashSet::from([inode]), Stop::Never);
+        let holders = find_holders(&HashSet::from([inode]));
         assert_eq!(holders.pids(inode), [std::process::id()]);
-        let described = describe_processes(holders.pids(inode), Some(&UserNames::load()));
+        let described = describe_processes(holders.pids(inode), Some(&UserNames::default()));
         let me = described
             .get(&std::process::id())
             .expect("own process described");
         assert!(me.user.is_some());
         assert!(!me.name.is_empty());
         assert!(!me.cmdline.is_empty());
+        assert_eq!(me.ppid, Some(std::os::unix::process::parent_id()));
     }
 }
