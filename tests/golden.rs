@@ -223,6 +223,21 @@ fn who_and_audit_exit_2_when_the_tables_cannot_be_read() {
     }
 }
 
+// who, issue 13 (fixtures/hosts/ns-1, as nobody): two UDP servers on different addresses of one
+// port, a v6only-or-not [::] beside 0.0.0.0 held by a master and its workers (parent pids
+// known), a UDP server whose datagrams a test bind must not take, a privileged port that is
+// also taken, and TIME_WAITs on two addresses.
+golden!(who_udp_two_addresses, "ns-1", ["who", "53/udp"]);
+golden!(who_forked_workers, "ns-1", ["who", "80"]);
+golden!(who_udp_reuseaddr, "ns-1", ["who", "11211/udp"]);
+golden!(
+    who_udp_reuseaddr_json,
+    "ns-1",
+    ["who", "11211/udp", "--json"]
+);
+golden!(who_privileged_and_taken, "ns-1", ["who", "22"]);
+golden!(who_time_wait_counts, "ns-1", ["who", "127.0.0.1:8080"]);
+
 // Direction without a listener: a stopped server's TIME_WAIT is inbound by its ports
 // (fixtures/hosts/stopped-server); a connection between two ephemeral ports has none.
 golden!(list_stopped_server, "stopped-server", ["-a"]);

@@ -83,9 +83,13 @@ fn tcp_listener_is_reported_with_owner_range_and_every_json_field() {
             "processes",
             "owner_note",
             "netns",
+            "local_zone",
+            "remote_zone",
         ]
     );
     assert_eq!(socket["netns"], Value::Null);
+    assert_eq!(socket["local_zone"], Value::Null);
+    assert_eq!(socket["remote_zone"], Value::Null);
     assert_eq!(socket["proto"], "tcp");
     assert_eq!(socket["family"], "ipv4");
     assert_eq!(socket["local_address"], "127.0.0.1");
@@ -308,7 +312,7 @@ fn csv_has_a_header_and_flattened_owners() {
         Some(
             "proto,family,local_address,local_port,remote_address,remote_port,state,\
              local_range,remote_range,ephemeral,local_service,remote_service,direction,uid,\
-             user,inode,processes,owner_note,netns"
+             user,inode,processes,owner_note,netns,local_zone,remote_zone"
         )
     );
     let row = lines.next().expect("one row");

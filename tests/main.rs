@@ -25,3 +25,5 @@ mod summary;
 mod watch;
 #[cfg(target_os = "linux")]
 mod who;
+#[cfg(target_os = "linux")]
+mod zones;

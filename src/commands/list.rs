@@ -38,6 +38,7 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
         entries: &scan.entries,
         warnings: &scan.warnings,
         numeric,
+        zones: &scan::zones(os, &args.scan.netns(), &scan.entries),
     };
     render::write(args.format(), &report, output)?;
     Ok(Outcome::Pass)

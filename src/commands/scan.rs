@@ -11,6 +11,7 @@ use crate::core::error::UsageError;
 use crate::core::meaning::{self, Listeners, Meaning, WalkLimits};
 use crate::core::model::{
     Backend, ContainerLabel, Entry, EphemeralRange, NetnsLabel, Process, Socket, Source, TableRead,
+    Zones, zone_of,
 };
 use crate::core::query::{NetnsSelection, Query};
 use crate::core::services::Services;
@@ -227,4 +228,44 @@ impl Reading {
         let warnings = meaning::owner_warnings(&entries, limits);
         (entries, warnings)
     }
+}
+
+/// The interface names of the zones the entries' link-local addresses have, looked up once per
+/// run in each namespace that has such a socket; nothing is asked when none has. A namespace
+/// whose interfaces can't be listed shows its zones by index.
+pub fn zones(os: &dyn Os, netns: &NetnsSelection, entries: &[Entry]) -> Zones {
+    let mut zones = Zones::default();
+    let mut wanted: Vec<u64> = entries
+        .iter()
+        .filter(|entry| {
+            let socket = &entry.socket;
+            zone_of(socket.local).is_some() || socket.remote.and_then(zone_of).is_some()
+        })
+        .map(|entry| entry.socket.netns)
+        .collect();
+    if wanted.is_empty() {
+        return zones;
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let namespaces = match netns {
+        NetnsSelection::Own => Vec::new(),
+        selection => os
+            .namespaces(selection)
+            .map(|(namespaces, _)| namespaces)
+            .unwrap_or_default(),
+    };
+    for inode in wanted {
+        let names = match netns {
+            NetnsSelection::Own => os.interface_names(None),
+            _ => match namespaces.iter().find(|namespace| namespace.inode == inode) {
+                Some(namespace) => os.interface_names(Some(namespace).filter(|ns| !ns.own)),
+                None => continue,
+            },
+        };
+        for (index, name) in names.unwrap_or_default() {
+            zones.insert(inode, index, &name);
+        }
+    }
+    zones
 }

@@ -51,6 +51,14 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
             .next()
             .filter(|ns| !ns.own),
     };
+    // A zone names an interface of the namespace asked about; its index is the scope id the
+    // test bind and connect need.
+    let target = match target.zone {
+        Some(_) => target
+            .resolve(&os.interface_names(namespace.as_ref())?)
+            .map_err(UsageError)?,
+        None => target,
+    };
     // Every holder of a listener matters here (a shared socket changes the verdict): the walk
     // over the processes is complete, as for every command.
     let scan = scan::scan(os, &query, args.scan.backend, &Source::Live, &netns, names)?;
@@ -111,7 +119,7 @@ fn test_bind(
     entries: &[Entry],
     facts: &HostFacts,
 ) -> BindTest {
-    let address = SocketAddr::new(target.address, target.port);
+    let address = target.socket_address();
     let without_reuseaddr = os.test_bind(netns, target.proto, address, false);
     let with_reuseaddr =
         if verdict::may_test_with_reuseaddr(target, entries, facts, &without_reuseaddr) {
@@ -120,7 +128,7 @@ fn test_bind(
             BindOutcome::Skipped
         };
     BindTest {
-        address: address.to_string(),
+        address: target.address_text(),
         without_reuseaddr,
         with_reuseaddr,
     }
@@ -134,10 +142,15 @@ fn test_connect(os: &dyn Os, netns: Option<&Namespace>, target: &Target) -> Conn
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         other => other,
     };
-    let address = SocketAddr::new(host, target.port);
+    let (address, shown) = if host == target.address {
+        (target.socket_address(), target.address_text())
+    } else {
+        let address = SocketAddr::new(host, target.port);
+        (address, address.to_string())
+    };
     let (outcome, took) = os.test_connect(netns, address, CONNECT_TIMEOUT);
     ConnectTest {
-        address: address.to_string(),
+        address: shown,
         outcome,
         millis: took.as_secs_f64() * 1000.0,
     }

@@ -608,6 +608,62 @@ pub struct Namespace {
     pub own: bool,
 }
 
+/// The zone of an IPv6 address that needs one to mean anything (link-local `fe80::/10`, and
+/// interface- or link-local multicast): the index of its interface, the kernel's scope id, as
+/// `SocketAddrV6` holds it; `None` for every other address, and where no zone is known.
+pub fn zone_of(address: SocketAddr) -> Option<u32> {
+    match address {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 && needs_zone(v6.ip()) => Some(v6.scope_id()),
+        _ => None,
+    }
+}
+
+/// Whether an IPv6 address means something only together with an interface: the kernel's
+/// `__ipv6_addr_needs_scope_id` (link-local unicast, interface- and link-local multicast).
+pub fn needs_zone(ip: &std::net::Ipv6Addr) -> bool {
+    let [first, ..] = ip.segments();
+    first & 0xffc0 == 0xfe80 || (first & 0xff00 == 0xff00 && matches!(first & 0x000f, 1 | 2))
+}
+
+/// Interface names by network namespace (a socket's `netns`) and index: what a zone is shown
+/// as, `fe80::1%eth0` as `ss` writes it rather than Rust's `fe80::1%2`. Looked up once per run,
+/// only where some socket has a zone; an index it does not know is shown as the number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Zones {
+    names: HashMap<(u64, u32), Arc<str>>,
+}
+
+impl Zones {
+    pub fn insert(&mut self, netns: u64, index: u32, name: &str) {
+        self.names.insert((netns, index), Arc::from(name));
+    }
+
+    /// The zone of `address` in namespace `netns`, as shown: the interface's name, else the
+    /// index as a number; `None` when the address has no zone.
+    pub fn zone(&self, netns: u64, address: SocketAddr) -> Option<Arc<str>> {
+        let index = zone_of(address)?;
+        Some(
+            self.names
+                .get(&(netns, index))
+                .cloned()
+                .unwrap_or_else(|| Arc::from(index.to_string())),
+        )
+    }
+
+    /// An address and port as people write them, the zone by name: `[fe80::1%eth0]:53`,
+    /// `127.0.0.1:53`, `[::1]:53`.
+    pub fn address(&self, netns: u64, address: SocketAddr) -> String {
+        match (self.zone(netns, address), address) {
+            (Some(zone), SocketAddr::V6(v6)) => format!("[{}%{zone}]:{}", v6.ip(), v6.port()),
+            _ => match address {
+                // A scope id the address does not need is not shown, as the kernel ignores it.
+                SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+                SocketAddr::V4(v4) => v4.to_string(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,5 +745,36 @@ mod tests {
         assert_eq!(EphemeralRange::parse("60999 32768"), None);
         assert_eq!(EphemeralRange::parse("1 2 3"), None);
         assert_eq!(EphemeralRange::parse("a b"), None);
+    }
+
+    #[test]
+    fn zones_are_shown_by_interface_name_where_the_address_needs_one() {
+        let address = |text: &str| text.parse::<SocketAddr>().unwrap();
+        let mut zones = Zones::default();
+        zones.insert(0, 2, "va");
+        let link_local = address("[fe80::7c4b:a1ff:fec6:90b1%2]:53");
+        assert_eq!(zone_of(link_local), Some(2));
+        assert_eq!(
+            zones.address(0, link_local),
+            "[fe80::7c4b:a1ff:fec6:90b1%va]:53"
+        );
+        assert_eq!(zones.zone(0, link_local).as_deref(), Some("va"));
+        // Another namespace's index 2 is another interface: its number is shown.
+        assert_eq!(
+            zones.address(7, link_local),
+            "[fe80::7c4b:a1ff:fec6:90b1%2]:53"
+        );
+        assert_eq!(zones.address(0, address("[fe80::1]:53")), "[fe80::1]:53");
+        assert_eq!(zone_of(address("[fe80::1]:53")), None);
+        // A scope id on a global address means nothing and is not shown.
+        assert_eq!(
+            zones.address(0, address("[2001:db8::1%2]:53")),
+            "[2001:db8::1]:53"
+        );
+        assert_eq!(zones.address(0, address("10.0.0.1:53")), "10.0.0.1:53");
+        assert_eq!(zone_of(address("[ff02::fb%2]:5353")), Some(2));
+        assert_eq!(zone_of(address("[ff05::fb%2]:5353")), None);
+        assert!(needs_zone(&"febf::1".parse().unwrap()));
+        assert!(!needs_zone(&"fec0::1".parse().unwrap()));
     }
 }

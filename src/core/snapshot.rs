@@ -8,14 +8,15 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::core::model::{
-    Direction, Entry, Family, NetnsLabel, OwnerNote, PortRange, Process, Proto, State,
+    Direction, Entry, Family, NetnsLabel, OwnerNote, PortRange, Process, Proto, State, Zones,
+    zone_of,
 };
 use crate::core::text::quoted;
 
@@ -49,7 +50,7 @@ impl<'a> Snapshot<'a, Records<'a>> {
             schema: SCHEMA,
             host: host.into(),
             captured_at: captured_at.into(),
-            sockets: Records(entries),
+            sockets: Records(entries, None),
             warnings: warnings.iter().map(|w| Cow::from(w.as_str())).collect(),
         }
     }
@@ -58,11 +59,25 @@ impl<'a> Snapshot<'a, Records<'a>> {
 /// The sockets of a snapshot being written: each entry becomes a [`SocketRecord`] as it is
 /// serialized.
 #[derive(Debug)]
-pub struct Records<'a>(pub &'a [Entry]);
+/// With the interface names of the zones, when they were looked up.
+pub struct Records<'a>(pub &'a [Entry], pub Option<&'a Zones>);
+
+impl<'a> Snapshot<'a, Records<'a>> {
+    /// Zones (of link-local addresses) are written by interface name, from `zones`.
+    pub fn with_zones(mut self, zones: &'a Zones) -> Snapshot<'a, Records<'a>> {
+        self.sockets.1 = Some(zones);
+        self
+    }
+}
 
 impl Serialize for Records<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(SocketRecord::from_entry))
+        let zones = self.1;
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .map(|entry| SocketRecord::from_entry_in(entry, zones)),
+        )
     }
 }
 
@@ -103,11 +118,35 @@ pub struct SocketRecord<'a> {
     /// otherwise, and absent from snapshots older than it.
     #[serde(default)]
     pub netns: Option<Cow<'a, NetnsLabel>>,
+    /// The zone of a link-local `local_address` (`fe80::1` bound on `eth0`: `"eth0"`), which
+    /// the address needs to mean anything: its interface's name, or its index where the name
+    /// is unknown. `null` for every other address, and absent from snapshots older than it.
+    /// `local_address` stays the bare address, so that it parses as one.
+    #[serde(borrow, default, deserialize_with = "optional_text")]
+    pub local_zone: Option<Cow<'a, str>>,
+    /// The same for `remote_address`.
+    #[serde(borrow, default, deserialize_with = "optional_text")]
+    pub remote_zone: Option<Cow<'a, str>>,
 }
 
 impl<'a> SocketRecord<'a> {
+    /// The record of an entry, its zones by index (no interface names at hand).
     pub fn from_entry(entry: &'a Entry) -> SocketRecord<'a> {
+        SocketRecord::from_entry_in(entry, None)
+    }
+
+    /// The record of an entry, its zones by interface name where `zones` knows it.
+    pub fn from_entry_in(entry: &'a Entry, zones: Option<&Zones>) -> SocketRecord<'a> {
         let socket = &entry.socket;
+        let zone = |address: SocketAddr| -> Option<Cow<'a, str>> {
+            let index = zone_of(address)?;
+            Some(
+                match zones.and_then(|zones| zones.zone(socket.netns, address)) {
+                    Some(name) => Cow::Owned(name.to_string()),
+                    None => Cow::Owned(index.to_string()),
+                },
+            )
+        };
         SocketRecord {
             proto: socket.proto,
             family: socket.family(),
@@ -128,6 +167,8 @@ impl<'a> SocketRecord<'a> {
             processes: Cow::Borrowed(&entry.processes),
             owner_note: entry.owner_note,
             netns: entry.netns.as_deref().map(Cow::Borrowed),
+            local_zone: zone(socket.local),
+            remote_zone: socket.remote.and_then(zone),
         }
     }
 }

@@ -1,11 +1,12 @@
 //! What `portstat who` was asked about: `8080`, `8080/udp`, `:8080`, `127.0.0.1:8080`,
-//! `[::1]:8080`, `0.0.0.0:8080`, each optionally followed by `/tcp` or `/udp`.
+//! `[::1]:8080`, `0.0.0.0:8080`, `[fe80::1%eth0]:8080` or `[fe80::1%2]:8080`, each optionally
+//! followed by `/tcp` or `/udp`.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::str::FromStr;
 
-use crate::core::model::Proto;
+use crate::core::model::{Proto, needs_zone};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
@@ -16,14 +17,120 @@ pub struct Target {
     /// Whether the user named the address (`who 127.0.0.1:80`) or only the port (`who 80`).
     pub address_given: bool,
     pub port: u16,
+    /// The zone written after `%` in a link-local IPv6 address: its interface.
+    pub zone: Option<Zone>,
+    /// That interface's index, the scope id a bind or connect needs, once [`Target::resolve`]
+    /// found it; 0 without a zone.
+    pub scope_id: u32,
+}
+
+/// An interface as a zone names it: by index (`%2`) or by name (`%eth0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    Index(u32),
+    Name(InterfaceName),
+}
+
+/// An interface name, held inline so that a [`Target`] stays `Copy`: at most 15 bytes, the
+/// kernel's limit (`IFNAMSIZ` is 16 with the terminating NUL).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceName {
+    bytes: [u8; InterfaceName::MAX],
+    len: u8,
+}
+
+impl InterfaceName {
+    pub const MAX: usize = 15;
+
+    pub fn new(name: &str) -> Option<InterfaceName> {
+        let mut bytes = [0; InterfaceName::MAX];
+        bytes
+            .get_mut(..name.len())?
+            .copy_from_slice(name.as_bytes());
+        Some(InterfaceName {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Made from a `&str` cut at its own length: always whole UTF-8.
+        std::str::from_utf8(self.bytes.get(..usize::from(self.len)).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for InterfaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Zone::Index(index) => write!(f, "{index}"),
+            Zone::Name(name) => f.write_str(name.as_str()),
+        }
+    }
+}
+
+impl Target {
+    /// The address to bind or connect to: with its scope id, without which the kernel refuses
+    /// a link-local address (EINVAL).
+    pub fn socket_address(&self) -> SocketAddr {
+        match self.address {
+            IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, self.port, 0, self.scope_id)),
+            IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(v4), self.port),
+        }
+    }
+
+    /// A link-local address asked without a zone: a bind or connect to it fails with EINVAL.
+    pub fn lacks_zone(&self) -> bool {
+        matches!(self.address, IpAddr::V6(v6) if needs_zone(&v6)) && self.zone.is_none()
+    }
+
+    /// Finds the zone's interface among `interfaces` (index and name, of the namespace asked
+    /// about): its index becomes the scope id, and a zone given by index is shown by name. An
+    /// interface that is not there is named in the error.
+    pub fn resolve(mut self, interfaces: &[(u32, String)]) -> Result<Target, String> {
+        let Some(zone) = self.zone else {
+            return Ok(self);
+        };
+        let found = interfaces.iter().find(|(index, name)| match zone {
+            Zone::Index(wanted) => *index == wanted,
+            Zone::Name(wanted) => name == wanted.as_str(),
+        });
+        let Some((index, name)) = found else {
+            let what = match zone {
+                Zone::Index(index) => format!("no network interface has index {index}"),
+                Zone::Name(name) => format!("no network interface is named {:?}", name.as_str()),
+            };
+            return Err(format!("{what} (the zone of {self}); see `ip link`"));
+        };
+        self.scope_id = *index;
+        if let Some(name) = InterfaceName::new(name) {
+            self.zone = Some(Zone::Name(name));
+        }
+        Ok(self)
+    }
+}
+
+impl Target {
+    /// The address and port as people write them, the zone by name where known:
+    /// `[fe80::1%eth0]:53`, `127.0.0.1:53`.
+    pub fn address_text(&self) -> String {
+        match (self.address, self.zone) {
+            (IpAddr::V4(v4), _) => format!("{v4}:{}", self.port),
+            (IpAddr::V6(v6), None) => format!("[{v6}]:{}", self.port),
+            (IpAddr::V6(v6), Some(zone)) => format!("[{v6}%{zone}]:{}", self.port),
+        }
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.address {
-            IpAddr::V4(v4) => write!(f, "{v4}:{}/{}", self.port, self.proto.as_str()),
-            IpAddr::V6(v6) => write!(f, "[{v6}]:{}/{}", self.port, self.proto.as_str()),
-        }
+        write!(f, "{}/{}", self.address_text(), self.proto.as_str())
     }
 }
 
@@ -41,15 +148,33 @@ impl FromStr for Target {
             }
             None => (text, Proto::Tcp),
         };
+        if zone_without_brackets(rest) {
+            return Err(format!(
+                "{text:?}: an address with a zone goes in brackets: [ADDRESS%ZONE]:PORT"
+            ));
+        }
         let (address, port) = split_address(rest)
             .ok_or_else(|| format!("{text:?} is not PORT, :PORT, ADDRESS:PORT or [IPv6]:PORT"))?;
-        let address =
-            match address {
-                None | Some("") => None,
-                Some(address) => Some(address.parse::<IpAddr>().map_err(|_| {
+        let (address, zone) = match address.map(|a| a.split_once('%').unwrap_or((a, ""))) {
+            Some((address, zone)) if address.contains('%') || zone.contains('%') => {
+                return Err(format!(
+                    "{address:?} in {text:?} has more than one zone (%)"
+                ));
+            }
+            None => (None, None),
+            Some(("", "")) => (None, None),
+            Some((address, zone)) => {
+                let ip = address.parse::<IpAddr>().map_err(|_| {
                     format!("{address:?} in {text:?} is not an IPv4 or IPv6 address")
-                })?),
-            };
+                })?;
+                let zone = if rest.contains('%') {
+                    Some(parse_zone(ip, zone, text)?)
+                } else {
+                    None
+                };
+                (Some(ip), zone)
+            }
+        };
         if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!(
                 "{port:?} in {text:?} is not a port number (0-65535)"
@@ -63,8 +188,53 @@ impl FromStr for Target {
             address: address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             address_given: address.is_some(),
             port,
+            zone,
+            scope_id: 0,
         })
     }
+}
+
+/// `fe80::1%eth0:80`: a zone outside brackets.
+fn zone_without_brackets(text: &str) -> bool {
+    text.contains('%') && !text.starts_with('[')
+}
+
+/// The zone after `%`: an interface index (`2`) or name (`eth0`), only on an address that
+/// needs one (link-local).
+fn parse_zone(ip: IpAddr, zone: &str, text: &str) -> Result<Zone, String> {
+    let IpAddr::V6(v6) = ip else {
+        return Err(format!(
+            "{text:?}: a zone (%INTERFACE) belongs to a link-local IPv6 address, not to {ip}"
+        ));
+    };
+    if !needs_zone(&v6) {
+        return Err(format!(
+            "{text:?}: {v6} is not link-local: a zone (%INTERFACE) belongs only to link-local \
+             addresses (fe80::/10), which the kernel binds only together with their interface"
+        ));
+    }
+    if zone.is_empty() {
+        return Err(format!(
+            "{text:?}: the zone after % is empty: name the interface, [{v6}%eth0]"
+        ));
+    }
+    if zone.bytes().all(|b| b.is_ascii_digit()) {
+        return match zone.parse::<u32>() {
+            Ok(index) if index > 0 => Ok(Zone::Index(index)),
+            _ => Err(format!(
+                "{text:?}: zone {zone} is not an interface index (1 and up)"
+            )),
+        };
+    }
+    if zone.contains(['/', ' ', ':', ']']) {
+        return Err(format!("{text:?}: {zone:?} is not an interface name"));
+    }
+    InterfaceName::new(zone).map(Zone::Name).ok_or_else(|| {
+        format!(
+            "{text:?}: {zone:?} is not an interface name (at most {} characters)",
+            InterfaceName::MAX
+        )
+    })
 }
 
 /// `80` -> (None, "80"); `:80` -> (Some(""), "80"); `1.2.3.4:80`; `[::1]:80`.
@@ -120,5 +290,73 @@ mod tests {
         assert!(error("::1:80").contains("[IPv6]:PORT"));
         assert!(error("[::1]80").contains("[IPv6]:PORT"));
         assert!(error("").contains("not a port number"));
+    }
+
+    #[test]
+    fn a_link_local_target_keeps_its_zone_by_name_or_index() {
+        let named = target("[fe80::7c4b:a1ff:fec6:90b1%va]:53/udp");
+        assert_eq!(named.address.to_string(), "fe80::7c4b:a1ff:fec6:90b1");
+        assert_eq!(
+            (named.proto, named.port, named.address_given),
+            (Proto::Udp, 53, true)
+        );
+        assert_eq!(
+            named.zone,
+            Some(Zone::Name(InterfaceName::new("va").unwrap()))
+        );
+        assert_eq!(named.to_string(), "[fe80::7c4b:a1ff:fec6:90b1%va]:53/udp");
+        assert!(!named.lacks_zone());
+        let indexed = target("[fe80::1%2]:53");
+        assert_eq!(indexed.zone, Some(Zone::Index(2)));
+        assert_eq!(indexed.to_string(), "[fe80::1%2]:53/tcp");
+        assert!(target("[ff02::fb%eth0]:5353/udp").zone.is_some());
+        // Without a zone it parses, and is known to need one.
+        let bare = target("[fe80::1]:53");
+        assert_eq!((bare.zone, bare.lacks_zone()), (None, true));
+        assert!(!target("[::1]:53").lacks_zone() && !target("53").lacks_zone());
+    }
+
+    #[test]
+    fn a_zone_is_resolved_to_its_interface_index_for_the_bind() {
+        let interfaces = [(1, "lo".to_string()), (7, "va".to_string())];
+        let named = target("[fe80::1%va]:53").resolve(&interfaces).unwrap();
+        assert_eq!(named.scope_id, 7);
+        assert_eq!(named.socket_address().to_string(), "[fe80::1%7]:53");
+        let indexed = target("[fe80::1%7]:53").resolve(&interfaces).unwrap();
+        assert_eq!(indexed.scope_id, 7);
+        // Shown by name once known.
+        assert_eq!(indexed.to_string(), "[fe80::1%va]:53/tcp");
+        let unknown = target("[fe80::1%eth9]:53")
+            .resolve(&interfaces)
+            .unwrap_err();
+        assert!(
+            unknown.contains("no network interface is named \"eth9\""),
+            "{unknown}"
+        );
+        let unknown = target("[fe80::1%9]:53").resolve(&interfaces).unwrap_err();
+        assert!(
+            unknown.contains("no network interface has index 9"),
+            "{unknown}"
+        );
+        // No zone: nothing to find, and the address is bound as it is.
+        let plain = target("127.0.0.1:53").resolve(&[]).unwrap();
+        assert_eq!(plain.socket_address().to_string(), "127.0.0.1:53");
+        assert_eq!(target("[::1]:53").socket_address().to_string(), "[::1]:53");
+    }
+
+    #[test]
+    fn bad_zones_say_what_is_wrong() {
+        let error = |text: &str| text.parse::<Target>().expect_err(text);
+        assert!(error("127.0.0.1%eth0:53").contains("in brackets"));
+        assert!(error("fe80::1%eth0:53").contains("in brackets"));
+        assert!(error("[::1%lo]:53").contains("not link-local"));
+        assert!(error("[2001:db8::1%eth0]:53").contains("not link-local"));
+        assert!(error("[fe80::1%]:53").contains("empty"));
+        assert!(error("[fe80::1%0]:53").contains("not an interface index"));
+        assert!(error("[fe80::1%99999999999]:53").contains("not an interface index"));
+        assert!(error("[fe80::1%a%b]:53").contains("more than one zone"));
+        assert!(error("[fe80::1%averyveryverylongname]:53").contains("at most 15"));
+        assert!(error("[fe80::1%e:th]:53").contains("not an interface name"));
+        assert!(error("[fe80::x%eth0]:53").contains("not an IPv4 or IPv6 address"));
     }
 }

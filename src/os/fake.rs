@@ -449,6 +449,18 @@ impl Os for FakeOs {
         Ok(self.interfaces.clone())
     }
 
+    /// The interfaces of `interfaces` numbered 1, 2, ... in the order they first appear
+    /// (`lo` first, as on Linux, when the host lists it first).
+    fn interface_names(&self, _netns: Option<&Namespace>) -> Result<Vec<(u32, String)>> {
+        let mut names: Vec<String> = Vec::new();
+        for (_, name) in &self.interfaces {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        Ok((1..).zip(names).collect())
+    }
+
     fn etc_services(&self) -> Option<String> {
         self.etc_services.clone()
     }

@@ -125,6 +125,19 @@ impl Os for LiveOs {
             .collect())
     }
 
+    fn interface_names(&self, netns: Option<&Namespace>) -> Result<Vec<(u32, String)>> {
+        let found = self
+            .inside(netns, if_addrs::get_if_addrs)?
+            .context("could not list the network interfaces")?;
+        let mut names: Vec<(u32, String)> = found
+            .into_iter()
+            .filter_map(|interface| Some((interface.index?, interface.name)))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
     fn etc_services(&self) -> Option<String> {
         let bytes = std::fs::read("/etc/services").ok()?;
         Some(String::from_utf8_lossy(&bytes).into_owned())

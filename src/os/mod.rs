@@ -92,6 +92,10 @@ pub trait Os: Sync {
     /// Every address an interface holds, with the interface's name.
     fn interfaces(&self) -> io::Result<Vec<(IpAddr, String)>>;
 
+    /// Every interface with an address, as its index and name, inside `netns`: the zones of
+    /// link-local addresses (a socket's scope id is its interface's index).
+    fn interface_names(&self, netns: Option<&Namespace>) -> Result<Vec<(u32, String)>>;
+
     /// The system's `/etc/services`, if there is one.
     fn etc_services(&self) -> Option<String>;
 

@@ -14,7 +14,7 @@
 //! milliseconds rather than clock ticks.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -30,12 +30,13 @@ use netlink_packet_sock_diag::constants::{
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponseBuffer, SocketId, SocketIdBuffer, StateFlags,
 };
+use netlink_packet_utils::ParseableParametrized;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr as NetlinkAddr};
 
 use super::kernel::{EVERY_STATE, kernel_state, state_of};
 use crate::core::model::TABLES;
-use crate::core::model::{Proto, Socket, State, StateSet, TableRead, TableRequest};
+use crate::core::model::{Proto, Socket, State, StateSet, TableRead, TableRequest, needs_zone};
 
 /// The kernel fills a dump datagram up to the largest receive buffer seen, capped at 32 KiB
 /// (`netlink_recvmsg`); twice that leaves room, and a datagram that still does not fit is an
@@ -421,20 +422,21 @@ fn os_error(code: i32) -> io::Error {
 /// One `inet_diag_msg` as a socket: `Ok(None)` for a state portstat does not know, `Err` for a
 /// message too short or of another address family.
 ///
-/// The fields are read in place through the crate's views, `InetResponseBuffer` (the header),
-/// `SocketIdBuffer` (addresses and ports) and its attribute iterator, so a socket costs no
-/// allocation. Not the crate's owned types: `InetResponseHeader::parse` and
-/// `SocketId::parse_with_param` are methods of the `Parseable` traits of `netlink-packet-utils`,
-/// which this crate does not re-export and portstat does not depend on directly; and
-/// `InetResponse` would collect every attribute (`Nla::parse` allocates for each kind it does
-/// not name) when only one is wanted. Its `Timer` also drops a TIME_WAIT socket's expiry, which
-/// `/proc/net/tcp` shows.
+/// The header is read in place through the crate's view, `InetResponseBuffer`, and its
+/// attribute iterator; addresses, ports and the bound interface through the crate's owned
+/// `SocketId::parse_with_param` (the `ParseableParametrized` trait of `netlink-packet-utils`),
+/// which copies them out of the `SocketIdBuffer` without allocating (only its error, for an
+/// unknown family, is a string). Not `InetResponseHeader::parse`: its `Timer` drops a
+/// TIME_WAIT socket's expiry, which `/proc/net/tcp` shows; nor `InetResponse`, which would
+/// collect every attribute (`Nla::parse` allocates for each kind it does not name) when only
+/// one is wanted. So a socket costs no allocation.
 fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
     let message = InetResponseBuffer::new_checked(payload).map_err(|_| ())?;
-    let id = SocketIdBuffer::new_checked(message.socket_id()).map_err(|_| ())?;
-    let (local_ip, remote_ip) = addresses(message.family(), &id).ok_or(())?;
-    let local = SocketAddr::new(local_ip, port(id.source_port()));
-    let remote = SocketAddr::new(remote_ip, port(id.destination_port()));
+    let bytes = message.socket_id();
+    let id = SocketIdBuffer::new_checked(&bytes).map_err(|_| ())?;
+    let id = SocketId::parse_with_param(&id, message.family()).map_err(|_| ())?;
+    let local = zoned(id.source_address, id.source_port, id.interface_id);
+    let remote = zoned(id.destination_address, id.destination_port, id.interface_id);
     let Some(state) = state_of(proto, message.state()) else {
         return Ok(None);
     };
@@ -442,7 +444,7 @@ fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
         proto,
         local,
         // As procfs: no peer when the remote end is the unspecified address and port 0.
-        remote: (!(remote_ip.is_unspecified() && remote.port() == 0)).then_some(remote),
+        remote: (!(remote.ip().is_unspecified() && remote.port() == 0)).then_some(remote),
         state,
         tx_queue: message.send_queue(),
         rx_queue: message.recv_queue(),
@@ -455,6 +457,21 @@ fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
     }))
 }
 
+/// An address of the socket with its zone: `idiag_if` is the interface the socket is bound to
+/// (`sk_bound_dev_if`, set by a bind or connect to a link-local address with a scope id, by
+/// SO_BINDTODEVICE, and inherited by accepted connections), which `ss` prints as `%ifname`.
+/// It becomes the scope id of the addresses that need one (link-local, as `getsockname` and
+/// `getpeername` give them); an IPv4 address, or an IPv6 one that needs no zone, has none.
+/// An IPv6 socket's IPv4-mapped address stays IPv6, as in `/proc/net/tcp6`.
+fn zoned(ip: IpAddr, port: u16, interface: u32) -> SocketAddr {
+    match ip {
+        IpAddr::V6(v6) if interface != 0 && needs_zone(&v6) => {
+            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, interface))
+        }
+        ip => SocketAddr::new(ip, port),
+    }
+}
+
 /// `INET_DIAG_SKV6ONLY`, which the kernel attaches to IPv6 sockets in LISTEN or CLOSE (UDP
 /// without a peer) state: whether the socket is IPV6_V6ONLY. `None` without it. The crate's
 /// iterator steps over other attributes (its `kind` masks off the NLA_F_* flag bits) and ends at
@@ -465,37 +482,6 @@ fn v6only(message: &InetResponseBuffer<&[u8]>) -> Option<bool> {
         .map_while(Result::ok)
         .find(|attribute| attribute.kind() == INET_DIAG_SKV6ONLY)?;
     attribute.value().first().map(|&flag| flag != 0)
-}
-
-/// The socket's local and remote addresses as the kernel sends them: 16 bytes each in network
-/// order, of which IPv4 uses the first four (`SocketId::parse_with_param` does the same, out of
-/// reach behind its trait; see [`socket_of`]). An IPv6 socket's IPv4-mapped address stays IPv6,
-/// as in `/proc/net/tcp6`.
-fn addresses(family: u8, id: &SocketIdBuffer<&[u8]>) -> Option<(IpAddr, IpAddr)> {
-    let address = |bytes: &[u8]| -> Option<IpAddr> {
-        // The buffer checked its length: both slices are 16 bytes.
-        let octets: [u8; 16] = bytes.try_into().ok()?;
-        match family {
-            AF_INET => {
-                let [a, b, c, d, ..] = octets;
-                Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
-            }
-            AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(octets))),
-            _ => None,
-        }
-    };
-    Some((
-        address(id.source_address())?,
-        address(id.destination_address())?,
-    ))
-}
-
-/// A port in network byte order; the buffer's slice is 2 bytes.
-fn port(bytes: &[u8]) -> u16 {
-    match bytes {
-        &[high, low] => u16::from_be_bytes([high, low]),
-        _ => 0,
-    }
 }
 
 /// sock_diag reports a request socket (a connection in its listener's SYN queue, `SYN_RECV`
@@ -564,6 +550,7 @@ mod tests {
         uid: u32,
         inode: u32,
         v6only: Option<bool>,
+        interface: u32,
     }
 
     fn diag(state: u8, local: &str, remote: &str) -> Diag {
@@ -578,6 +565,7 @@ mod tests {
             uid: 1000,
             inode: 42,
             v6only: None,
+            interface: 0,
         }
     }
 
@@ -610,6 +598,7 @@ mod tests {
             }
             IpAddr::V6(ip) => ip.octets(),
         };
+        id.set_interface_id(diag.interface);
         id.source_address_mut().copy_from_slice(&octets(diag.local));
         id.destination_address_mut()
             .copy_from_slice(&octets(diag.remote));
@@ -714,6 +703,33 @@ mod tests {
         assert_eq!(after_header(&[200, 0, 11, 0, 1]), None);
         assert_eq!(after_header(&[4, 0, 11, 0]), None);
         assert_eq!(after_header(&[]), None);
+    }
+
+    #[test]
+    fn a_link_local_address_keeps_its_interface_as_the_scope_id() {
+        let mut bound = diag(10, "[fe80::7c4b:a1ff:fec6:90b1]:53", "[::]:0");
+        bound.interface = 7;
+        let socket = one(Proto::Tcp, &bound);
+        assert_eq!(socket.local.to_string(), "[fe80::7c4b:a1ff:fec6:90b1%7]:53");
+        assert_eq!(socket.remote, None);
+        // A connection: both link-local ends are on that interface, as getpeername says.
+        let mut connected = diag(1, "[fe80::1]:40000", "[fe80::2]:53");
+        connected.interface = 3;
+        let socket = one(Proto::Tcp, &connected);
+        assert_eq!(socket.local.to_string(), "[fe80::1%3]:40000");
+        assert_eq!(socket.remote.unwrap().to_string(), "[fe80::2%3]:53");
+        // SO_BINDTODEVICE on addresses that need no zone: none is made up.
+        let mut global = diag(1, "[2001:db8::1]:40000", "[fe80::2]:53");
+        global.interface = 3;
+        let socket = one(Proto::Tcp, &global);
+        assert_eq!(socket.local.to_string(), "[2001:db8::1]:40000");
+        assert_eq!(socket.remote.unwrap().to_string(), "[fe80::2%3]:53");
+        let mut v4 = diag(7, "10.0.0.1:68", "0.0.0.0:0");
+        v4.interface = 3;
+        assert_eq!(one(Proto::Udp, &v4).local.to_string(), "10.0.0.1:68");
+        // Not bound to an interface: no zone.
+        let free = one(Proto::Udp, &diag(7, "[fe80::1]:53", "[::]:0"));
+        assert_eq!(free.local.to_string(), "[fe80::1]:53");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::core::model::Proto;
+use crate::core::model::{Proto, needs_zone};
 use crate::core::verdict::{BindOutcome, ConnectOutcome};
 
 pub fn try_bind(proto: Proto, address: SocketAddr, reuse_address: bool) -> BindOutcome {
@@ -27,8 +27,29 @@ pub fn try_bind(proto: Proto, address: SocketAddr, reuse_address: bool) -> BindO
             io::ErrorKind::AddrInUse => BindOutcome::InUse,
             io::ErrorKind::PermissionDenied => BindOutcome::PermissionDenied,
             io::ErrorKind::AddrNotAvailable => BindOutcome::NotAvailable,
-            _ => BindOutcome::Failed(error.to_string()),
+            _ => BindOutcome::Failed(explain(address, error)),
         },
+    }
+}
+
+/// A link-local address without a zone is refused with EINVAL, which `Invalid argument` does
+/// not explain: say what the kernel wants instead.
+fn explain(address: SocketAddr, error: io::Error) -> String {
+    match address {
+        SocketAddr::V6(v6)
+            if error.kind() == io::ErrorKind::InvalidInput
+                && v6.scope_id() == 0
+                && needs_zone(v6.ip()) =>
+        {
+            format!(
+                "{} is link-local: the kernel needs its interface as a zone to use it (EINVAL \
+                 without one); ask about [{}%INTERFACE]:{}",
+                v6.ip(),
+                v6.ip(),
+                v6.port()
+            )
+        }
+        _ => error.to_string(),
     }
 }
 
@@ -39,7 +60,7 @@ pub fn connect(address: SocketAddr, timeout: Duration) -> (ConnectOutcome, Durat
         Err(error) => match error.kind() {
             io::ErrorKind::ConnectionRefused => ConnectOutcome::Refused,
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectOutcome::TimedOut,
-            _ => ConnectOutcome::Failed(error.to_string()),
+            _ => ConnectOutcome::Failed(explain(address, error)),
         },
     };
     (outcome, started.elapsed())
@@ -71,6 +92,19 @@ mod tests {
             try_bind(Proto::Tcp, foreign, false),
             BindOutcome::NotAvailable
         );
+    }
+
+    #[test]
+    fn a_link_local_bind_without_a_zone_says_the_kernel_needs_one() {
+        let outcome = try_bind(Proto::Udp, address("[fe80::1]:53"), false);
+        let BindOutcome::Failed(message) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            message.contains("needs its interface as a zone"),
+            "{message}"
+        );
+        assert!(message.contains("[fe80::1%INTERFACE]:53"), "{message}");
     }
 
     #[test]

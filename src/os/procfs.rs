@@ -22,7 +22,7 @@ use anyhow::Context;
 
 use super::kernel::state_of;
 use crate::core::model::TABLES;
-use crate::core::model::{Proto, Socket, TableRead, TableRequest};
+use crate::core::model::{Proto, Socket, TableRead, TableRequest, needs_zone};
 
 /// Fields a socket line needs: sl, local, remote, st, tx:rx, tr:when, retrnsmt, uid, timeout,
 /// inode.
@@ -75,6 +75,9 @@ pub fn read(dir: &Path, wanted: TableRequest) -> anyhow::Result<TableRead> {
     }
 
     if !any_wanted || any_read {
+        if is_this_namespace(dir) {
+            give_zones(&mut result.sockets, link_local_addresses);
+        }
         return Ok(result);
     }
     match first_failure {
@@ -90,6 +93,70 @@ pub fn read(dir: &Path, wanted: TableRequest) -> anyhow::Result<TableRead> {
                 })
         }
         None => anyhow::bail!("no socket tables under {}", dir.display()),
+    }
+}
+
+/// `/proc/net` and `/proc/thread-self/net` are the tables of the namespace the calling thread
+/// is in, whose interfaces it can list; recorded tables and another process's `/proc/PID/net`
+/// are not, and their link-local addresses stay without a zone.
+fn is_this_namespace(dir: &Path) -> bool {
+    dir == Path::new("/proc/net") || dir == Path::new("/proc/thread-self/net")
+}
+
+/// This namespace's link-local addresses, each with the index of an interface holding it.
+fn link_local_addresses() -> Vec<(Ipv6Addr, u32)> {
+    let Ok(interfaces) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .into_iter()
+        .filter_map(|interface| match (interface.ip(), interface.index) {
+            (std::net::IpAddr::V6(ip), Some(index)) if needs_zone(&ip) => Some((ip, index)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `/proc/net/tcp6` prints no interface, so a link-local address there has no zone. It gets one
+/// where the address itself tells it: an address exactly one interface holds (the kernel binds
+/// a link-local address only with the scope id of an interface that has it, unless the socket
+/// is IP_FREEBIND or transparent). The same zone goes to a link-local peer, which can only be
+/// on that interface. An address on several interfaces (`fe80::1` added to two, say), or on
+/// none, stays without one: netlink, which reads the socket's interface, shows it there.
+/// `interfaces` is asked only when some socket has such an address.
+pub fn give_zones(sockets: &mut [Socket], interfaces: impl FnOnce() -> Vec<(Ipv6Addr, u32)>) {
+    let unzoned = |address: &SocketAddr| match address {
+        SocketAddr::V6(v6) => v6.scope_id() == 0 && needs_zone(v6.ip()),
+        SocketAddr::V4(_) => false,
+    };
+    if !sockets.iter().any(|socket| unzoned(&socket.local)) {
+        return;
+    }
+    let interfaces = interfaces();
+    let only_holder = |ip: &Ipv6Addr| {
+        let mut holders = interfaces
+            .iter()
+            .filter(|(held, _)| held == ip)
+            .map(|&(_, index)| index);
+        let first = holders.next()?;
+        holders.all(|index| index == first).then_some(first)
+    };
+    for socket in sockets.iter_mut() {
+        let SocketAddr::V6(local) = &mut socket.local else {
+            continue;
+        };
+        if local.scope_id() != 0 || !needs_zone(local.ip()) {
+            continue;
+        }
+        let Some(index) = only_holder(local.ip()) else {
+            continue;
+        };
+        local.set_scope_id(index);
+        if let Some(SocketAddr::V6(remote)) = &mut socket.remote
+            && needs_zone(remote.ip())
+        {
+            remote.set_scope_id(index);
+        }
     }
 }
 
@@ -902,5 +969,63 @@ mod tests {
         } else {
             assert_eq!(addr, v4([1, 0, 0, 127], 8080));
         }
+    }
+
+    #[test]
+    fn a_link_local_address_held_by_one_interface_gets_its_zone() {
+        let socket = |local: &str, remote: Option<&str>| Socket {
+            proto: Proto::Udp,
+            local: local.parse().unwrap(),
+            remote: remote.map(|r| r.parse().unwrap()),
+            state: crate::core::model::State::Unconn,
+            tx_queue: 0,
+            rx_queue: 0,
+            timer: None,
+            uid: Some(0),
+            inode: 1,
+            holders: None,
+            v6only: None,
+            netns: 0,
+        };
+        let mut sockets = vec![
+            socket("[fe80::7c4b:a1ff:fec6:90b1]:53", None),
+            socket("[fe80::1]:40000", Some("[fe80::2]:53")),
+            socket("[fe80::9]:53", None),
+            socket("[fe80::5]:53", None),
+            socket("[2001:db8::1]:53", None),
+            socket("127.0.0.1:53", None),
+        ];
+        let interfaces = || {
+            vec![
+                ("fe80::7c4b:a1ff:fec6:90b1".parse().unwrap(), 4),
+                ("fe80::1".parse().unwrap(), 3),
+                ("fe80::9".parse().unwrap(), 3),
+                ("fe80::9".parse().unwrap(), 5),
+                ("2001:db8::1".parse().unwrap(), 3),
+            ]
+        };
+        give_zones(&mut sockets, interfaces);
+        let shown: Vec<String> = sockets
+            .iter()
+            .map(|s| format!("{} {:?}", s.local, s.remote.map(|r| r.to_string())))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "[fe80::7c4b:a1ff:fec6:90b1%4]:53 None",
+                "[fe80::1%3]:40000 Some(\"[fe80::2%3]:53\")",
+                // On two interfaces: which one is unknown.
+                "[fe80::9]:53 None",
+                // On none (IP_FREEBIND): unknown too.
+                "[fe80::5]:53 None",
+                "[2001:db8::1]:53 None",
+                "127.0.0.1:53 None",
+            ]
+        );
+        // Without a link-local socket the interfaces are not even listed.
+        let mut plain = vec![socket("[::1]:53", None)];
+        give_zones(&mut plain, || panic!("listed the interfaces"));
+        assert!(is_this_namespace(Path::new("/proc/thread-self/net")));
+        assert!(!is_this_namespace(Path::new("/proc/42/net")));
     }
 }

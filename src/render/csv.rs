@@ -28,9 +28,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         "processes",
         "owner_note",
         "netns",
+        "local_zone",
+        "remote_zone",
     ])?;
     for entry in report.entries {
-        let record = SocketRecord::from_entry(entry);
+        let record = SocketRecord::from_entry_in(entry, Some(report.zones));
         let processes = record
             .processes
             .iter()
@@ -66,6 +68,8 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 .as_deref()
                 .map(NetnsLabel::short)
                 .unwrap_or_default(),
+            text(record.local_zone.as_deref()),
+            text(record.remote_zone.as_deref()),
         ])?;
     }
     writer.flush()

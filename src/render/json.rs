@@ -25,7 +25,8 @@ pub fn write(report: &Report, output: &mut Output) -> io::Result<()> {
         report.captured_at,
         report.entries,
         report.warnings,
-    );
+    )
+    .with_zones(report.zones);
     output.json(&snapshot)
 }
 
@@ -71,6 +72,7 @@ mod tests {
             entries: std::slice::from_ref(&entry),
             warnings: &["a warning".to_string()],
             numeric: false,
+            zones: &Default::default(),
         };
         for pretty in [false, true] {
             let style = crate::render::Style {

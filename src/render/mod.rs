@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::core::model::Entry;
+use crate::core::model::{Entry, Zones};
 
 pub mod audit;
 pub mod csv;
@@ -105,6 +105,8 @@ pub struct Report<'a> {
     pub warnings: &'a [String],
     /// `--numeric`: no service or user names.
     pub numeric: bool,
+    /// The interface names of link-local addresses' zones.
+    pub zones: &'a Zones,
 }
 
 pub fn write(format: Format, report: &Report, output: &mut Output) -> io::Result<()> {

@@ -8,7 +8,7 @@ use comfy_table::{
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{Report, Style, owner_cell};
-use crate::core::model::{Direction, Entry, Family};
+use crate::core::model::{Direction, Entry, Family, Zones};
 
 /// A bold header underlined, and nothing else: rows stay easy to scan and to copy.
 const UNDERLINED_HEADER: TableStyle =
@@ -45,7 +45,7 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
                     .map_or_else(|| "-".to_string(), |ns| ns.short()),
             );
         }
-        cells.extend(row(entry, report.numeric));
+        cells.extend(row(entry, report.numeric, report.zones));
         cells
     });
     Grid::new(columns, rows.collect()).write(style, out)
@@ -260,7 +260,7 @@ pub fn write_lines(table: &Table, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-fn row(entry: &Entry, numeric: bool) -> Vec<String> {
+fn row(entry: &Entry, numeric: bool, zones: &Zones) -> Vec<String> {
     let socket = &entry.socket;
     let proto = match socket.family() {
         Family::Ipv4 => socket.proto.as_str().to_string(),
@@ -273,10 +273,11 @@ fn row(entry: &Entry, numeric: bool) -> Vec<String> {
     };
     let mut cells = vec![
         proto,
-        socket.local.to_string(),
-        socket
-            .remote
-            .map_or_else(|| "*".to_string(), |remote| remote.to_string()),
+        zones.address(socket.netns, socket.local),
+        socket.remote.map_or_else(
+            || "*".to_string(),
+            |remote| zones.address(socket.netns, remote),
+        ),
         socket.state.as_str().to_string(),
         range,
     ];

@@ -19,7 +19,16 @@ use super::tree::{ModPath, SourceFile, Tree, ident_string, is_test};
 /// Crates that are the OS: naming one outside src/os and src/main.rs is a layering
 /// violation. Any crate named `netlink_*` is one too.
 pub const FORBIDDEN_CRATES: &[&str] = &[
-    "rustix", "libc", "procfs", "sysinfo", "if_addrs", "socket2", "netstat2", "ctrlc",
+    "rustix",
+    "libc",
+    "procfs",
+    "sysinfo",
+    "if_addrs",
+    "socket2",
+    "netstat2",
+    "ctrlc",
+    "nix",
+    "terminal_size",
 ];
 
 /// A forbidden name at a place in a file.
