@@ -253,3 +253,7 @@ golden!(watch_rebind_json, "rebind", ["watch", "-a", "--json"]);
 // another user's socket that no process could hold is not-found, a TIME_WAIT the kernel's.
 golden!(list_locked_init, "locked-init", ["-a"]);
 golden!(list_locked_init_json, "locked-init", ["-l", "--json"]);
+
+// Root may not read pid 1's descriptors: who and audit say so, and never tell root to run as root.
+golden!(who_locked_init, "locked-init", ["who", "2024"]);
+golden!(audit_locked_init, "locked-init", ["audit", "--listeners"]);

@@ -156,8 +156,8 @@ fn root_another_users_sockets_show_their_uid_and_why_the_owner_is_hidden() {
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("hidden: other users' processes could hold them")
-            && stderr.contains("run as root to see them"),
+        stderr.contains("the owner of 1 socket is hidden: other users' processes could hold it")
+            && stderr.contains("run as root to see it"),
         "{stderr}"
     );
     let document: Value = serde_json::from_slice(&output.stdout).expect("JSON");

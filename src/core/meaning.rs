@@ -239,8 +239,11 @@ pub fn owner_warnings(entries: &[Entry], limits: WalkLimits) -> Vec<String> {
     let hidden = with(OwnerNote::Hidden).count();
     if hidden > 0 {
         warnings.push(format!(
-            "owners of {hidden} sockets hidden: other users' processes could hold them, and \
-             only root can read their /proc/PID/fd: run as root to see them"
+            "{} hidden: other users' processes could hold {}, and only root can read their \
+             /proc/PID/fd: run as root to see {}",
+            owners_are(hidden),
+            it_or_them(hidden),
+            it_or_them(hidden)
         ));
     }
     let from_root: Vec<&Entry> = with(OwnerNote::HiddenFromRoot).collect();
@@ -266,26 +269,40 @@ pub fn owner_warnings(entries: &[Entry], limits: WalkLimits) -> Vec<String> {
         };
         let them = if pids.len() == 1 { "it" } else { "they" };
         warnings.push(format!(
-            "owners of {} sockets hidden: even root may not read the /proc/PID/fd of {which} \
-             (not dumpable, guarded by a security module, or in another user namespace), and \
-             {them} could hold them",
-            from_root.len()
+            "{} hidden: even root may not read the /proc/PID/fd of {which} (not dumpable, \
+             guarded by a security module, or in another user namespace), and {them} could hold {}",
+            owners_are(from_root.len()),
+            it_or_them(from_root.len())
         ));
     }
     let exited = with(OwnerNote::Exited).count();
     if exited > 0 {
         warnings.push(format!(
-            "owners of {exited} sockets not found: processes exited during the scan"
+            "{} not found: processes exited during the scan",
+            owners_are(exited)
         ));
     }
     let not_found = with(OwnerNote::NotFound).count();
     if not_found > 0 {
         warnings.push(format!(
-            "owners of {not_found} sockets not found: closed during the scan, or held outside \
-             this PID namespace"
+            "{} not found: closed during the scan, or held outside this PID namespace",
+            owners_are(not_found)
         ));
     }
     warnings
+}
+
+/// `the owner of 1 socket is`, `the owners of 3 sockets are`.
+fn owners_are(sockets: usize) -> String {
+    if sockets == 1 {
+        "the owner of 1 socket is".into()
+    } else {
+        format!("the owners of {sockets} sockets are")
+    }
+}
+
+fn it_or_them(sockets: usize) -> &'static str {
+    if sockets == 1 { "it" } else { "them" }
 }
 
 #[cfg(test)]
@@ -714,8 +731,8 @@ mod tests {
             assert_eq!(
                 owner_warnings(&entries, limits(1000, &hidden)),
                 [
-                    "owners of 2 sockets hidden: other users' processes could hold them, and only \
-                  root can read their /proc/PID/fd: run as root to see them"
+                    "the owners of 2 sockets are hidden: other users' processes could hold them, \
+                     and only root can read their /proc/PID/fd: run as root to see them"
                 ]
             );
         }
@@ -732,16 +749,15 @@ mod tests {
             assert_eq!(
                 warnings,
                 [
-                    "owners of 1 sockets hidden: even root may not read the /proc/PID/fd of \
-                  processes 1, 2 (not dumpable, guarded by a security module, or in another \
-                  user namespace), and they could hold them"
+                    "the owner of 1 socket is hidden: even root may not read the /proc/PID/fd of \
+                     processes 1, 2 (not dumpable, guarded by a security module, or in another \
+                     user namespace), and they could hold it"
                 ]
             );
             let one = [unreadable(1, &[0], Some(100))];
             let warnings = owner_warnings(&entries, limits(0, &one));
             assert!(
-                warnings[0].contains("of process 1 (")
-                    && warnings[0].ends_with("it could hold them"),
+                warnings[0].contains("of process 1 (") && warnings[0].ends_with("it could hold it"),
                 "{warnings:?}"
             );
             assert!(!warnings[0].contains("run as root"), "{warnings:?}");
@@ -775,9 +791,9 @@ mod tests {
             assert_eq!(
                 owner_warnings(&entries, limits(0, &[])),
                 [
-                    "owners of 1 sockets not found: processes exited during the scan",
-                    "owners of 1 sockets not found: closed during the scan, or held outside \
-                     this PID namespace",
+                    "the owner of 1 socket is not found: processes exited during the scan",
+                    "the owner of 1 socket is not found: closed during the scan, or held \
+                     outside this PID namespace",
                 ]
             );
         }

@@ -414,6 +414,9 @@ fn describe_holders(entry: &Entry, sockets: usize) -> String {
             Some(OwnerNote::Hidden) => {
                 format!("a socket{user} whose owner is hidden from this user")
             }
+            Some(OwnerNote::HiddenFromRoot) => {
+                format!("a socket{user} whose owner the kernel hides even from root")
+            }
             Some(note) => format!("a socket whose owner is unknown {}", note.describe()),
             None => "a socket".into(),
         };
@@ -539,6 +542,8 @@ enum Stop {
         forked: bool,
     },
     Hidden,
+    /// Root may not read the descriptors of a process that could hold it.
+    HiddenFromRoot,
     Unseen,
 }
 
@@ -546,6 +551,7 @@ fn stop_for(entry: &Entry, managers: &HashMap<u32, Manager>) -> Stop {
     if entry.processes.is_empty() {
         return match entry.owner_note {
             Some(OwnerNote::Hidden) => Stop::Hidden,
+            Some(OwnerNote::HiddenFromRoot) => Stop::HiddenFromRoot,
             _ => Stop::Unseen,
         };
     }
@@ -618,6 +624,9 @@ impl Stop {
                 }
             }
             Stop::Hidden => "run as root to see which process holds it".into(),
+            Stop::HiddenFromRoot => {
+                "its holder is a process whose descriptors even root may not read".into()
+            }
             Stop::Unseen => "no process in view holds it".into(),
         }
     }
@@ -628,6 +637,9 @@ impl Stop {
             Stop::Unit(_) | Stop::Container(..) => format!("To free it: {}", self.action()),
             Stop::Kill { .. } => format!("To free it: {}.", self.action()),
             Stop::Hidden => "Run as root to see which process holds it.".into(),
+            Stop::HiddenFromRoot => "Its holder is most likely a process whose /proc/PID/fd even \
+                                     root may not read (the warning names it): stop that one."
+                .into(),
             Stop::Unseen => "No process in view holds it: its holder lives outside this PID \
                              namespace (a container's, or the host's), or just exited."
                 .into(),
@@ -640,6 +652,7 @@ fn who_short(entry: &Entry) -> String {
     if entry.processes.is_empty() {
         return match entry.owner_note {
             Some(OwnerNote::Hidden) => "a process hidden from this user".into(),
+            Some(OwnerNote::HiddenFromRoot) => "a process hidden even from root".into(),
             _ => "a process out of view".into(),
         };
     }

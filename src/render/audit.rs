@@ -225,12 +225,7 @@ fn listener_table(
 
 /// `pid/name`, or why no owner is shown, as the listing prints it.
 fn owners(listener: &Listener) -> String {
-    let why_none = match listener.owner_note.as_deref() {
-        Some("hidden") => "(hidden: run as root)",
-        Some("exited") => "(exited during scan)",
-        Some("not-found") => "(no process found)",
-        _ => "-",
-    };
+    let why_none = listener.owner_note.map_or("-", |note| note.describe());
     crate::render::owner_cell(
         listener.processes.iter().map(|p| (p.pid, p.name.as_str())),
         why_none,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::exposure::{self, Exposure, HostView};
-use crate::core::model::{Entry, Process, Proto};
+use crate::core::model::{Entry, OwnerNote, Process, Proto};
 use crate::core::services::Services;
 use crate::core::snapshot::{SCHEMA, Snapshot, SocketRecord, from_json, schema_of};
 
@@ -26,7 +26,7 @@ pub struct Listener {
     pub user: Option<String>,
     pub processes: Vec<Arc<Process>>,
     /// Why no process is shown (`hidden`, `not-found`, `exited`), as in the snapshot.
-    pub owner_note: Option<String>,
+    pub owner_note: Option<OwnerNote>,
 }
 
 impl Listener {
@@ -72,7 +72,7 @@ impl Listener {
             uid: record.uid,
             user: record.user.as_deref().map(str::to_string),
             processes: record.processes.to_vec(),
-            owner_note: record.owner_note.map(|note| note.code().to_string()),
+            owner_note: record.owner_note,
         }
     }
 
@@ -208,7 +208,7 @@ mod tests {
         let listeners = read.listeners;
         assert_eq!(listeners.len(), 2);
         assert!(listeners.iter().all(|l| l.host == "db-1"));
-        assert_eq!(listeners[1].owner_note.as_deref(), Some("hidden"));
+        assert_eq!(listeners[1].owner_note, Some(OwnerNote::Hidden));
         // Offline nothing tells whether a wildcard is dual-stack or which interface holds what.
         assert_eq!(listeners[0].exposure.dual_stack, None);
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::exposure::Class;
 use super::listener::Listener;
-use crate::core::model::Proto;
+use crate::core::model::{OwnerNote, Proto};
 
 /// Ordered from least to most serious, so `>=` compares against `--fail-on`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -233,7 +233,7 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
                 rule: OWNER_HIDDEN,
                 severity: Severity::Low,
                 service: None,
-                reason: why_no_owner(listener.owner_note.as_deref()).to_string(),
+                reason: why_no_owner(listener.owner_note).to_string(),
                 allowed: false,
             });
         } else if !port_rule_fired {
@@ -264,15 +264,18 @@ fn listens_beyond_loopback(listeners: &[Listener], of: &Listener, port: u16) -> 
 }
 
 /// Why a listener shows no owner, from its snapshot `owner_note`, and that root would see it.
-fn why_no_owner(note: Option<&str>) -> &'static str {
+fn why_no_owner(note: Option<OwnerNote>) -> &'static str {
     match note {
-        Some("hidden") => {
+        Some(OwnerNote::Hidden) => {
             "owner hidden: this user can't read its process's /proc/PID/fd; root would see which program accepts connections here"
         }
-        Some("not-found") => {
+        Some(OwnerNote::HiddenFromRoot) => {
+            "owner hidden even from root: the kernel refuses to show the /proc/PID/fd of a process that could hold it (not dumpable, guarded by a security module, or in another user namespace); find the program from its configuration"
+        }
+        Some(OwnerNote::NotFound) => {
             "no process in this PID namespace holds it (a container's, or it closed during the scan); root in the host's PID namespace would see its program"
         }
-        Some("exited") => {
+        Some(OwnerNote::Exited) => {
             "its process exited during the scan: audit again, as root, to see which program listens here"
         }
         _ => "no owner was reported for it; root would see which program accepts connections here",
@@ -351,7 +354,7 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
-            owner_note: pid.is_none().then(|| "hidden".to_string()),
+            owner_note: pid.is_none().then_some(OwnerNote::Hidden),
         }
     }
 
@@ -449,8 +452,9 @@ mod tests {
         assert_eq!(rules_of(&findings), [OWNER_HIDDEN]);
         assert_eq!(findings[0].severity, Severity::Low);
         assert!(findings[0].reason.contains("root would see"));
-        assert!(why_no_owner(Some("not-found")).contains("PID namespace"));
-        assert!(why_no_owner(Some("exited")).contains("as root"));
+        assert!(why_no_owner(Some(OwnerNote::NotFound)).contains("PID namespace"));
+        assert!(why_no_owner(Some(OwnerNote::Exited)).contains("as root"));
+        assert!(!why_no_owner(Some(OwnerNote::HiddenFromRoot)).contains("root would see"));
     }
 
     #[test]
