@@ -198,6 +198,14 @@ fn root_who_binds_its_test_socket_with_the_zone() {
         let text = stdout(&output);
         assert_eq!(output.status.code(), Some(1), "{target}: {text}");
         assert!(text.contains("LISTEN"), "{target}: {text}");
+        // The listener's own line names the interface too, not its index.
+        assert!(
+            text.contains(&format!(
+                "  [fe80::1%{}]:{tcp_port}  LISTEN",
+                setup.interface
+            )),
+            "{target}: {text}"
+        );
         assert!(
             text.contains(&format!(
                 "Test bind [fe80::1%{}]:{tcp_port}",

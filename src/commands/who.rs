@@ -89,6 +89,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
             &facts,
             &managers,
             context.services(),
+            &scan::zones(os, &netns, &entries),
             &verdict,
             test.as_ref(),
             connect.as_ref(),

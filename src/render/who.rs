@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::core::cgroup::{Container, Manager};
-use crate::core::model::{Entry, PortRange, Proto, State};
+use crate::core::model::{Entry, PortRange, Proto, State, Zones};
 use crate::core::services::Services;
 use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
@@ -42,8 +42,9 @@ pub struct TargetFacts {
 
 #[derive(Debug, Serialize)]
 pub struct Listener {
+    /// The address as people write it, a link-local one with its zone by name.
     #[serde(skip)]
-    pub local: std::net::SocketAddr,
+    pub local: String,
     pub local_address: String,
     pub local_port: u16,
     pub state: &'static str,
@@ -88,6 +89,7 @@ impl<'a> WhoReport<'a> {
         facts: &HostFacts,
         managers: &HashMap<u32, Manager>,
         services: &'static Services,
+        zones: &Zones,
         verdict: &'a Verdict,
         test_bind: Option<&'a BindTest>,
         connect: Option<&'a ConnectTest>,
@@ -96,7 +98,7 @@ impl<'a> WhoReport<'a> {
         let listeners = entries
             .iter()
             .filter(|e| e.socket.state.is_listening())
-            .map(|e| listener(e, managers))
+            .map(|e| listener(e, managers, zones))
             .collect();
         let mut connections = BTreeMap::new();
         for entry in entries.iter().filter(|e| !e.socket.state.is_listening()) {
@@ -118,8 +120,11 @@ impl<'a> WhoReport<'a> {
         let time_wait = waiting
             .into_iter()
             .map(|e| TimeWait {
-                local: e.socket.local.to_string(),
-                remote: e.socket.remote.map(|remote| remote.to_string()),
+                local: zones.address(e.socket.netns, e.socket.local),
+                remote: e
+                    .socket
+                    .remote
+                    .map(|remote| zones.address(e.socket.netns, remote)),
                 expires_in_seconds: e.socket.timer.map(|left| left.as_secs_f64()),
             })
             .collect();
@@ -145,11 +150,11 @@ impl<'a> WhoReport<'a> {
     }
 }
 
-fn listener(entry: &Entry, managers: &HashMap<u32, Manager>) -> Listener {
+fn listener(entry: &Entry, managers: &HashMap<u32, Manager>, zones: &Zones) -> Listener {
     let socket = &entry.socket;
     let backlog = (socket.tx_queue > 0).then_some(socket.tx_queue);
     Listener {
-        local: socket.local,
+        local: zones.address(socket.netns, socket.local),
         local_address: socket.local.ip().to_string(),
         local_port: socket.local.port(),
         state: socket.state.as_str(),
@@ -208,7 +213,7 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
         writeln!(out, "\nListening:")?;
     }
     for listener in &report.listeners {
-        let address = listener.local;
+        let address = &listener.local;
         let queue = match listener.backlog {
             // A UDP socket has no accept queue: what waits is datagrams, counted in bytes.
             _ if listener.proto == Proto::Udp => match listener.accept_queue {
