@@ -223,3 +223,35 @@ fn a_bad_choice_lists_the_valid_ones() {
         "possible values: well-known, registered, dynamic, ephemeral",
     );
 }
+
+#[test]
+fn a_netns_path_that_is_not_a_network_namespace_is_bad_input() {
+    for (path, what) in [
+        ("/tmp", "a directory"),
+        ("/etc/passwd", "a file"),
+        ("/proc/self/ns/mnt", "a namespace of another kind"),
+        ("/dev/null", "a device"),
+    ] {
+        usage_error(
+            &["-l", "--netns", path],
+            &format!("is not a network namespace ({what})"),
+        );
+    }
+}
+
+#[test]
+fn a_fifo_given_as_netns_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    usage_error(
+        &["-l", "--netns", fifo.to_str().expect("utf-8 path")],
+        "is not a network namespace (a FIFO)",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

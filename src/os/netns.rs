@@ -105,6 +105,15 @@ pub fn resolve(spec: &str) -> Result<Namespace> {
             path.display()
         ))
     })?;
+    if pid.is_none() {
+        is_network_namespace(&path).map_err(|why| {
+            UsageError(format!(
+                "--netns {}: {} is not a network namespace ({why})",
+                crate::core::text::quoted(spec),
+                path.display()
+            ))
+        })?;
+    }
     let name = named().remove(&inode);
     Ok(Namespace {
         inode,
@@ -115,6 +124,54 @@ pub fn resolve(spec: &str) -> Result<Namespace> {
         pid: pid.or_else(|| member_of(inode)),
         own: Some(inode) == own_inode,
     })
+}
+
+/// Whether `path` is a network namespace (a `/proc/PID/ns/net` link or a bind mount of one, as
+/// under /run/netns): a namespace file (nsfs) whose type is CLONE_NEWNET. Opened without
+/// blocking, so a FIFO given here is refused rather than waited on; what it is otherwise says
+/// why not.
+fn is_network_namespace(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    // From linux/nsfs.h: _IO(0xb7, 0x3).
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    let metadata = std::fs::metadata(path).map_err(|error| error.to_string())?;
+    let kind = metadata.file_type();
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "a file"
+    };
+    if !kind.is_file() {
+        return Err(what.into());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| error.to_string())?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    // SAFETY: fstatfs writes into a zeroed statfs we own; fd is open for the call.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(fd, &mut stats) } != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's type differs between libc targets
+    if stats.f_type as i64 != NSFS_MAGIC {
+        return Err(what.into());
+    }
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the namespace the fd refers to.
+    let kind = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
+    if kind != libc::CLONE_NEWNET {
+        return Err("a namespace of another kind".into());
+    }
+    Ok(())
 }
 
 /// A process whose network namespace is `inode`, if this user can see one.
@@ -167,10 +224,18 @@ pub fn read(namespace: &Namespace, backend: Backend, wanted: TableRequest) -> Re
             ));
             Ok(read)
         }
-        (Err(error), None) => Err(error.context(format!(
-            "could not enter network namespace {} (root is needed)",
-            namespace.path.display()
-        ))),
+        (Err(error), None) => {
+            // Only where it is the reason: root that could not enter has another one.
+            let remedy = if super::host::effective_uid() == Some(0) {
+                ""
+            } else {
+                " (root is needed)"
+            };
+            Err(error.context(format!(
+                "could not enter network namespace {}{remedy}",
+                namespace.path.display()
+            )))
+        }
     }
 }
 
