@@ -49,7 +49,15 @@ pub fn find_holders(wanted: &HashSet<u64>) -> Holders {
     // 2 cores at 1k and 10k sockets, 3 threads beat 2 by 8-14% (4 gained nothing more).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) + 1;
     let results: Vec<Partial> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (1..threads).map(|_| scope.spawn(|| walk.run())).collect();
+        // A thread that cannot be had (a process limit, no address space for its stack) leaves
+        // its share to the others: the calling thread walks whatever nobody else takes.
+        let workers: Vec<_> = (1..threads)
+            .map_while(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, || walk.run())
+                    .ok()
+            })
+            .collect();
         let mut results = vec![walk.run()];
         // A worker that panicked found nothing worth trusting; the others' results stand.
         results.extend(workers.into_iter().filter_map(|worker| worker.join().ok()));

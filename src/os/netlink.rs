@@ -98,23 +98,29 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
         .filter(|&&(_, proto, _)| walks_connections(proto))
         .count();
     let mut outcomes: Vec<Result<Dumped>> = if heavy >= 2 {
+        let dump_alone = move |sequence: u32, proto: Proto, ipv6: bool| -> Result<Dumped> {
+            let mut link = Link::open().context("could not open a sock_diag netlink socket")?;
+            dump_table(&mut link, sequence, proto, ipv6, wanted)
+        };
         std::thread::scope(|scope| {
+            // A table whose thread cannot be had (a process limit, no address space for its
+            // stack) is dumped here, on the calling thread, while the others run.
             let handles: Vec<_> = (1..)
                 .zip(&chosen)
                 .map(|(sequence, &(_, proto, ipv6))| {
-                    scope.spawn(move || {
-                        let mut link =
-                            Link::open().context("could not open a sock_diag netlink socket")?;
-                        dump_table(&mut link, sequence, proto, ipv6, wanted)
-                    })
+                    let handle = std::thread::Builder::new()
+                        .spawn_scoped(scope, move || dump_alone(sequence, proto, ipv6))
+                        .ok();
+                    (sequence, proto, ipv6, handle)
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|handle| {
-                    handle
+                .map(|(sequence, proto, ipv6, handle)| match handle {
+                    Some(handle) => handle
                         .join()
-                        .unwrap_or_else(|_| Err(anyhow!("the dump thread failed")))
+                        .unwrap_or_else(|_| Err(anyhow!("the dump thread failed"))),
+                    None => dump_alone(sequence, proto, ipv6),
                 })
                 .collect()
         })

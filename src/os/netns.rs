@@ -265,8 +265,13 @@ pub fn inside<T: Send>(namespace: &Namespace, f: impl FnOnce() -> T + Send) -> R
         return Ok(f());
     }
     std::thread::scope(|scope| {
-        scope
-            .spawn(|| enter(namespace).map(|()| f()))
+        // Never setns on the calling thread: that would move the whole process's view of
+        // the network (and every later read) into the other namespace.
+        std::thread::Builder::new()
+            .spawn_scoped(scope, || enter(namespace).map(|()| f()))
+            .map_err(|error| {
+                anyhow!("a thread is needed to enter a network namespace, and none could be started ({error})")
+            })?
             .join()
             .unwrap_or_else(|_| Err(anyhow!("the thread inside the namespace failed")))
     })
