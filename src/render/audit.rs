@@ -15,7 +15,7 @@ use crate::core::model::Proto;
 use crate::core::snapshot::SCHEMA;
 use crate::core::text::plural;
 use crate::render::table::{Column, Give, Grid};
-use crate::render::{Output, Style};
+use crate::render::{Output, Style, printable};
 
 /// A host the audit looked at, and where its listeners came from.
 #[derive(Debug, Clone, Serialize)]
@@ -105,19 +105,20 @@ pub fn text(
         writeln!(
             out,
             "\nPolicy {}: {} {}",
-            policy.file,
+            printable(policy.file),
             policy.violations.len(),
             plural(policy.violations.len(), "violation")
         )?;
         for violation in policy.violations {
-            writeln!(out, "  {}", violation_message(audit, policy, violation))?;
+            let message = violation_message(audit, policy, violation);
+            writeln!(out, "  {}", printable(&message))?;
         }
     }
     if let Some(drift) = &audit.drift {
         writeln!(
             out,
             "\nDrift since {}: {} new, {} gone",
-            drift.file,
+            printable(drift.file),
             drift.drift.new.len(),
             drift.drift.gone.len()
         )?;
@@ -129,7 +130,8 @@ pub fn text(
                 } else {
                     String::new()
                 };
-                writeln!(out, "  {change:<5} {host}{}", endpoint.label())?;
+                let line = format!("{host}{}", endpoint.label());
+                writeln!(out, "  {change:<5} {}", printable(&line))?;
             }
         }
     }

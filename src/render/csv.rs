@@ -1,12 +1,33 @@
 //! CSV: the JSON record's fields, flattened; owners as `pid:name` joined by `;`.
+//!
+//! Every field is [`printable`]: a control character (an ESC in a process name, a newline in a
+//! service name) is written as `\x1b`, never raw, so `cat`ting the file at a terminal is as
+//! safe as the table. Quoting would keep the byte and so the terminal would still obey it;
+//! JSON is the format that keeps such names exactly (`\u001b`).
 
 use std::io::{self, Write};
 
-use super::Report;
+use super::{Report, printable};
 use crate::core::model::{Direction, NetnsLabel, OwnerNote, PortRange};
 use crate::core::snapshot::SocketRecord;
 
 pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    records(report, out).map_err(io_error)
+}
+
+/// The I/O error inside a CSV error as it is, so a closed pipe is seen as one and ends the run
+/// quietly with 0 as the other formats do (the csv crate's own conversion hides its kind).
+fn io_error(error: ::csv::Error) -> io::Error {
+    if !error.is_io_error() {
+        return io::Error::other(error);
+    }
+    match error.into_kind() {
+        ::csv::ErrorKind::Io(error) => error,
+        kind => io::Error::other(format!("{kind:?}")),
+    }
+}
+
+fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
     let mut writer = ::csv::Writer::from_writer(out);
     writer.write_record([
         "proto",
@@ -41,7 +62,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             .join(";");
         let text = |value: Option<&str>| value.unwrap_or_default().to_string();
         let number = |value: Option<u16>| value.map(|v| v.to_string()).unwrap_or_default();
-        writer.write_record([
+        let fields = [
             record.proto.as_str().to_string(),
             record.family.as_str().to_string(),
             record.local_address.to_string(),
@@ -70,7 +91,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 .unwrap_or_default(),
             text(record.local_zone.as_deref()),
             text(record.remote_zone.as_deref()),
-        ])?;
+        ];
+        writer.write_record(fields.iter().map(|field| printable(field).into_owned()))?;
     }
-    writer.flush()
+    writer.flush()?;
+    Ok(())
 }

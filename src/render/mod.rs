@@ -2,6 +2,8 @@
 //! the [`Output`] made once in main and returns its I/O errors, so a closed pipe ends the run
 //! quietly instead of panicking.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -47,6 +49,34 @@ pub fn captured(style: Style, write: impl FnOnce(&mut Output) -> io::Result<()>)
     String::from_utf8(out).expect("renderers write UTF-8")
 }
 
+/// `text` safe to print to a terminal: every string that came from another process, a file or
+/// a host (process names, command lines, users, services, units, containers, hosts, interface
+/// names) goes through here before a table or text report writes it, so a process named
+/// `\e[2J` cannot clear the reader's screen. Control characters (C0 including newline and tab,
+/// DEL, C1) are shown as `\x1b`, those above ASCII as `\u{9b}`, and so are the bidirectional
+/// overrides and isolates (U+202A-U+202E, U+2066-U+2069) that would reorder what follows.
+/// Everything else, a backslash too, is left as it is. JSON keeps the exact text, escaped by
+/// its own rules (`\u001b`).
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !unsafe_char(c) {
+            escaped.push(c);
+        } else if c.is_ascii() {
+            let _ = write!(escaped, "\\x{:02x}", u32::from(c));
+        } else {
+            let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+    Cow::Owned(escaped)
+}
+
 /// The owner cell of every report: `pid/name` for each holder, or, when none is shown, why.
 pub fn owner_cell<'a>(holders: impl IntoIterator<Item = (u32, &'a str)>, why_none: &str) -> String {
     let cells: Vec<String> = holders
@@ -73,7 +103,7 @@ impl Output<'_> {
     pub fn warnings(&mut self, warnings: &[String]) -> io::Result<()> {
         const SHOWN: usize = 5;
         for warning in warnings.iter().take(SHOWN) {
-            writeln!(self.err, "portstat: warning: {warning}")?;
+            writeln!(self.err, "portstat: warning: {}", printable(warning))?;
         }
         if warnings.len() > SHOWN {
             let more = warnings.len() - SHOWN;
@@ -114,5 +144,54 @@ pub fn write(format: Format, report: &Report, output: &mut Output) -> io::Result
         Format::Table => table::write(report, &output.style, output.out),
         Format::Json => json::write(report, output),
         Format::Csv => csv::write(report, output.out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn plain_text_is_borrowed_as_it_is() {
+        for text in [
+            "nginx",
+            "",
+            "/usr/bin/python3 -m http.server",
+            "C:\\path",
+            "café 名前",
+        ] {
+            assert!(matches!(printable(text), std::borrow::Cow::Borrowed(t) if t == text));
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            printable("\x1b[2J\x1b]0;pwn\x07"),
+            "\\x1b[2J\\x1b]0;pwn\\x07"
+        );
+        assert_eq!(printable("a\nb\tc\rd\0"), "a\\x0ab\\x09c\\x0dd\\x00");
+        assert_eq!(printable("del\x7f"), "del\\x7f");
+        // C1: CSI and OSC as single characters.
+        assert_eq!(printable("\u{9b}2J\u{9d}"), "\\u{9b}2J\\u{9d}");
+    }
+
+    #[test]
+    fn bidirectional_overrides_are_escaped() {
+        assert_eq!(printable("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(
+            printable("\u{202a}\u{2066}x\u{2069}"),
+            "\\u{202a}\\u{2066}x\\u{2069}"
+        );
+        // Ordinary text around them, and other non-ASCII text, is kept.
+        assert_eq!(printable("é\u{2067}ü"), "é\\u{2067}ü");
+    }
+
+    #[test]
+    fn the_escaped_text_has_no_control_characters_left() {
+        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        let escaped = printable(&all);
+        assert!(!escaped.chars().any(char::is_control));
+        assert!(!escaped.contains('\u{202e}'));
     }
 }

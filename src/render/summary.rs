@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::core::model::{Family, State};
 use crate::core::summary::Summary;
 use crate::core::text::processes_by_name;
+use crate::render::printable;
 
 /// `summary --json`.
 #[derive(Serialize)]
@@ -88,7 +89,7 @@ pub fn text(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
                 out,
                 "  {:>7}  {:<16} {:>6}  {}",
                 process.pid,
-                process.name,
+                printable(&process.name),
                 process.sockets,
                 states_line(&process.states)
             )?;
@@ -133,7 +134,7 @@ pub fn text(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
             if processes.is_empty() {
                 String::new()
             } else {
-                format!(", {processes}")
+                format!(", {}", printable(&processes))
             }
         )?;
     }

@@ -7,7 +7,7 @@ use comfy_table::{
 };
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::{Report, Style, owner_cell};
+use super::{Report, Style, owner_cell, printable};
 use crate::core::model::{Direction, Entry, Family, Zones};
 
 /// A bold header underlined, and nothing else: rows stay easy to scan and to copy.
@@ -89,6 +89,26 @@ pub struct Grid {
 /// Two spaces between columns, as ss and netstat print.
 const GAP: usize = 2;
 
+/// The most characters a cell shows, at a terminal or not: longer ones (a 2 MB service name in
+/// /etc/services, a podman command line) end in an ellipsis at this many, ellipsis included,
+/// so drawing the table stays fast (comfy-table's work grows with the square of a cell's
+/// length). JSON keeps whole values.
+pub const CELL_CAP: usize = 1000;
+
+/// A cell as the table shows it: printable (see [`printable`]) and at most [`CELL_CAP`]
+/// characters.
+fn cell_text(cell: &str) -> String {
+    let cell = printable(cell);
+    match cell.char_indices().nth(CELL_CAP) {
+        None => cell.into_owned(),
+        Some(_) => {
+            let mut capped: String = cell.chars().take(CELL_CAP - 1).collect();
+            capped.push('…');
+            capped
+        }
+    }
+}
+
 impl Grid {
     pub fn new(columns: Vec<Column>, rows: Vec<Vec<String>>) -> Grid {
         Grid { columns, rows }
@@ -96,6 +116,12 @@ impl Grid {
 
     pub fn write(self, style: &Style, out: &mut dyn Write) -> io::Result<()> {
         let Grid { columns, rows } = self;
+        // Every cell made safe and bounded once, before it is measured: names and command
+        // lines come from other processes and files.
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|row| row.iter().map(|cell| cell_text(cell)).collect())
+            .collect();
         let mut widths: Vec<usize> = columns.iter().map(|c| text_width(c.title)).collect();
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -310,4 +336,69 @@ fn owners(entry: &Entry) -> String {
         entry.processes.iter().map(|p| (p.pid, p.name.as_str())),
         entry.owner_note.map_or("-", |note| note.describe()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drawn(style: Style, rows: Vec<Vec<String>>) -> String {
+        let columns = vec![
+            Column::new("PORT", Give::Whole),
+            Column::new("SERVICE", Give::Drop(1)),
+            Column::new("PROGRAM", Give::Shorten(12)),
+        ];
+        let mut out = Vec::new();
+        Grid::new(columns, rows)
+            .write(&style, &mut out)
+            .expect("write");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_huge_cell_is_capped_with_an_ellipsis_off_a_terminal() {
+        // A 2 MB service name took comfy-table over a minute; capped, it is drawn at once.
+        let huge = "s".repeat(2_000_000);
+        let text = drawn(
+            Style::default(),
+            vec![vec!["80".into(), huge, "1/nginx".into()]],
+        );
+        let row = text.lines().nth(1).expect("a row");
+        let service = row.split_whitespace().nth(1).expect("service cell");
+        assert_eq!(service.chars().count(), CELL_CAP);
+        assert!(service.ends_with('…'));
+        assert!(row.ends_with("1/nginx"), "{row}");
+    }
+
+    #[test]
+    fn a_cell_at_the_cap_is_whole() {
+        let exact = "x".repeat(CELL_CAP);
+        let text = drawn(
+            Style::default(),
+            vec![vec!["80".into(), exact.clone(), "-".into()]],
+        );
+        assert!(text.contains(&exact) && !text.contains('…'), "{text}");
+    }
+
+    #[test]
+    fn cells_are_printable_and_measured_escaped() {
+        let style = Style {
+            terminal: true,
+            width: Some(80),
+            color: false,
+        };
+        let text = drawn(
+            style,
+            vec![vec![
+                "80".into(),
+                "http".into(),
+                "1/\x1b[2J\u{202e}x".into(),
+            ]],
+        );
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert!(text.contains("1/\\x1b[2J\\u{202e}x"), "{text}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{json, owner_cell};
+use super::{json, owner_cell, printable};
 use crate::core::model::Socket;
 use crate::core::watch::Event;
 
@@ -23,7 +23,7 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
         .map_or_else(String::new, |previous| format!("  (was {previous})"));
     writeln!(
         out,
-        "{}  {:<17}  {:<4} {:<22} {:<22} {:<12} {owners}{was}",
+        "{}  {:<17}  {:<4} {:<22} {:<22} {:<12} {}{was}",
         event.time,
         event.event.as_str(),
         event.proto,
@@ -32,6 +32,7 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
             .remote
             .map_or_else(|| "*".to_string(), |remote| remote.to_string()),
         event.state,
+        printable(&owners),
     )?;
     Ok(())
 }

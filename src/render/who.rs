@@ -12,8 +12,8 @@ use crate::core::services::Services;
 use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
 use crate::core::verdict::{HostFacts, Verdict};
-use crate::render::Style;
 use crate::render::table::shorten;
+use crate::render::{Style, printable};
 
 #[derive(Debug, Serialize)]
 pub struct WhoReport<'a> {
@@ -193,7 +193,7 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
     let target = &report.target;
     let service = target
         .service
-        .map_or_else(String::new, |name| format!(", usually {name}"));
+        .map_or_else(String::new, |name| format!(", usually {}", printable(name)));
     let ephemeral = if target.ephemeral {
         ", in this host's ephemeral range"
     } else {
@@ -213,7 +213,7 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
         writeln!(out, "\nListening:")?;
     }
     for listener in &report.listeners {
-        let address = &listener.local;
+        let address = printable(&listener.local);
         let queue = match listener.backlog {
             // A UDP socket has no accept queue: what waits is datagrams, counted in bytes.
             _ if listener.proto == Proto::Udp => match listener.accept_queue {
@@ -240,7 +240,8 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
             );
             writeln!(
                 out,
-                "    owner not visible ({why}); socket created by {user}"
+                "    owner not visible ({why}); socket created by {}",
+                printable(&user)
             )?;
         }
         for owner in &listener.owners {
@@ -255,11 +256,18 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
                     c.id.get(..12).unwrap_or(&c.id)
                 )
             }));
-            writeln!(out, "    {} ({})", owner.name, facts.join(", "))?;
+            writeln!(
+                out,
+                "    {} ({})",
+                printable(&owner.name),
+                printable(&facts.join(", "))
+            )?;
             if !owner.cmdline.is_empty() {
+                // Escaped before it is shortened, so the escapes count in its width.
+                let whole = printable(&owner.cmdline);
                 let cmdline = match style.width {
-                    Some(width) => shorten(&owner.cmdline, usize::from(width).saturating_sub(6)),
-                    None => owner.cmdline.clone(),
+                    Some(width) => shorten(&whole, usize::from(width).saturating_sub(6)),
+                    None => whole.into_owned(),
                 };
                 writeln!(out, "      {cmdline}")?;
             }
@@ -285,8 +293,9 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
         let expiry = wait.expires_in_seconds.map_or_else(String::new, |left| {
             format!(", expires in {:.0}s", left.ceil())
         });
-        let remote = wait.remote.as_deref().unwrap_or("*");
-        writeln!(out, "  TIME_WAIT {} -> {remote}{expiry}", wait.local)?;
+        let remote = printable(wait.remote.as_deref().unwrap_or("*"));
+        let local = printable(&wait.local);
+        writeln!(out, "  TIME_WAIT {local} -> {remote}{expiry}")?;
     }
 
     let verdict = report.verdict;
@@ -295,9 +304,10 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
     } else {
         "cannot bind"
     };
-    writeln!(out, "\nVerdict: {answer}. {}", verdict.message)?;
+    // The verdict names listeners' processes and units.
+    writeln!(out, "\nVerdict: {answer}. {}", printable(&verdict.message))?;
     for note in &verdict.notes {
-        writeln!(out, "  Note: {note}")?;
+        writeln!(out, "  Note: {}", printable(note))?;
     }
     if let Some(test) = report.test_bind {
         writeln!(
@@ -313,7 +323,7 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
             ConnectOutcome::Accepted => "accepted".to_string(),
             ConnectOutcome::Refused => "refused".to_string(),
             ConnectOutcome::TimedOut => "timed out".to_string(),
-            ConnectOutcome::Failed(error) => format!("failed: {error}"),
+            ConnectOutcome::Failed(error) => format!("failed: {}", printable(error)),
         };
         writeln!(
             out,
