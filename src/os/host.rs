@@ -2,6 +2,8 @@
 //! and its users. Each is read once per run.
 
 use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::Path;
 #[cfg(not(unix))]
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
@@ -72,6 +74,100 @@ pub fn may_bind_privileged_ports() -> bool {
 
 fn read_number<T: std::str::FromStr>(path: &str) -> Option<T> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Reads a file a user named (or whose directory they named), refusing what could hang or never
+/// end: anything but a regular file (a FIFO would block the open or the read forever, and
+/// `/dev/zero` never ends) is refused before it is opened, and again, on the opened file, after
+/// an open that never blocks (`O_NONBLOCK`). At most `limit` bytes are read: a longer file (or
+/// one growing while read) is an error. Files in `/proc` say they hold 0 bytes; they are read
+/// to their end like any other regular file.
+pub(super) fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    refuse_irregular(&std::fs::metadata(path)?)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(nix::libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let metadata = file.metadata()?;
+    refuse_irregular(&metadata)?;
+    if metadata.len() > limit {
+        return Err(too_large(limit));
+    }
+    read_limited(file, limit)
+}
+
+/// Reads `reader` to its end, or fails once it has given more than `limit` bytes.
+pub(super) fn read_limited(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(bytes)
+}
+
+fn too_large(limit: u64) -> io::Error {
+    let limit = if limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} byte")
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("larger than the {limit} limit"),
+    )
+}
+
+/// An error unless `metadata` is a regular file's, naming what it is instead.
+fn refuse_irregular(metadata: &std::fs::Metadata) -> io::Result<()> {
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    if kind.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "not a regular file (a directory)",
+        ));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not a regular file ({})", special_kind(&kind)),
+    ))
+}
+
+#[cfg(unix)]
+fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_kind: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
+/// Whether an error from [`read_regular_file`] refused a special file (a FIFO, a device, a
+/// socket): neither a regular file nor a directory.
+#[cfg(target_os = "linux")]
+pub(super) fn is_special_file(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::InvalidInput
 }
 
 /// The settings that bear on binding a port, read now (in the calling thread's namespace).

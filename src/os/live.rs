@@ -1,7 +1,7 @@
 //! The running machine, as the [`Os`] the commands are given.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -199,12 +199,23 @@ impl Os for LiveOs {
         })
     }
 
+    /// Only a regular file, or standard input, of at most 256 MiB (`USER_FILE_LIMIT`): a FIFO
+    /// or a device is refused before a byte is read, so `--input /dev/zero` or a FIFO no one
+    /// writes to is an error at once, not a hang or a run out of memory.
     fn read_user_file(&self, path: &Path) -> io::Result<String> {
-        if path == Path::new("-") {
-            let mut text = String::new();
-            io::stdin().read_to_string(&mut text)?;
-            return Ok(text);
-        }
-        std::fs::read_to_string(path)
+        /// Snapshots, policies and baselines alike; the largest snapshot of a busy host (100k
+        /// sockets) is far below it.
+        const USER_FILE_LIMIT: u64 = 256 << 20;
+        let bytes = if path == Path::new("-") {
+            host::read_limited(io::stdin().lock(), USER_FILE_LIMIT)?
+        } else {
+            host::read_regular_file(path, USER_FILE_LIMIT)?
+        };
+        String::from_utf8(bytes).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::kernel::state_of;
+use crate::core::error::UsageError;
 use crate::core::model::TABLES;
 use crate::core::model::{Proto, Socket, TableRead, TableRequest, needs_zone};
 
@@ -49,7 +50,7 @@ pub fn read(dir: &Path, wanted: TableRequest) -> anyhow::Result<TableRead> {
         }
         any_wanted = true;
         let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
+        match super::host::read_regular_file(&path, u64::MAX) {
             Ok(text) => {
                 any_read = true;
                 let source = path.display().to_string();
@@ -62,6 +63,15 @@ pub fn read(dir: &Path, wanted: TableRequest) -> anyhow::Result<TableRead> {
                 );
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            // A FIFO or a device where a recorded table should be is bad input: reading it
+            // could hang or never end, so it is refused before it is opened.
+            Err(err) if super::host::is_special_file(&err) => {
+                return Err(UsageError(format!(
+                    "cannot read socket table {}: {err}",
+                    path.display()
+                ))
+                .into());
+            }
             Err(err) => {
                 let source = path.display().to_string();
                 result
@@ -162,29 +172,58 @@ pub fn give_zones(sockets: &mut [Socket], interfaces: impl FnOnce() -> Vec<(Ipv6
 
 /// Parses one table's text, appending its sockets to `sockets`.
 ///
-/// The first line is the header and is skipped. A line that can't be understood is skipped with
-/// one warning naming `source` and its 1-based line number; blank lines are ignored. Never
-/// panics, whatever `text` holds.
+/// The first line is the header and is skipped, unless it is a socket line (a table without
+/// its header): that socket is kept, with a warning. A line that can't be understood, or is not
+/// UTF-8, is skipped with one warning naming `source` and its 1-based line number; blank lines
+/// are ignored. Never panics, whatever `text` holds.
 pub fn parse_table(
-    text: &str,
+    text: impl AsRef<[u8]>,
     proto: Proto,
     source: &str,
     sockets: &mut Vec<Socket>,
     warnings: &mut Vec<String>,
 ) {
+    let text = text.as_ref();
     // One line per socket; counting newlines is cheap and saves regrowing a 100k-entry Vec.
-    let lines = text.bytes().filter(|&b| b == b'\n').count();
+    let lines = text.iter().filter(|&&b| b == b'\n').count();
     sockets.reserve(lines);
 
-    for (index, line) in text.lines().enumerate().skip(1) {
-        match parse_line(line, proto) {
-            Ok(Some(socket)) => sockets.push(socket),
-            Ok(None) => {}
-            Err(problem) => {
+    let mut lines = text.split(|&b| b == b'\n');
+    if text.ends_with(b"\n") {
+        // The empty piece after the last newline is no line (as `str::lines` has it).
+        lines.next_back();
+    }
+    for (index, line) in lines.enumerate() {
+        let number = index + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => line,
+            Err(error) => {
                 warnings.push(format!(
-                    "{source} line {}: {problem}, line skipped",
-                    index + 1
+                    "{source} line {number}: not valid UTF-8 (byte {} at column {}), line \
+                     skipped",
+                    line.get(error.valid_up_to())
+                        .map_or_else(String::new, |byte| format!("{byte:#04x}")),
+                    error.valid_up_to() + 1
                 ));
+                continue;
+            }
+        };
+        match parse_line(line, proto) {
+            Ok(Some(socket)) => {
+                if index == 0 {
+                    warnings.push(format!(
+                        "{source} line 1: a socket where the header line should be (no \
+                         header?); read as a socket"
+                    ));
+                }
+                sockets.push(socket);
+            }
+            Ok(None) => {}
+            // The header, or whatever stands in its place.
+            Err(_) if index == 0 => {}
+            Err(problem) => {
+                warnings.push(format!("{source} line {number}: {problem}, line skipped"));
             }
         }
     }
@@ -193,10 +232,25 @@ pub fn parse_table(
 /// What was wrong with a line. Borrows the offending field, so a good line allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LineError<'a> {
-    Truncated { fields: usize },
-    BadField { what: &'static str, field: &'a str },
-    FamilyMismatch { remote: &'a str },
-    UnknownState { field: &'a str },
+    Truncated {
+        fields: usize,
+    },
+    /// All ten needed fields parse, but the line has too few after them for its format: a
+    /// column is missing, and the rest are shifted.
+    FieldCount {
+        fields: usize,
+        expected: &'static str,
+    },
+    BadField {
+        what: &'static str,
+        field: &'a str,
+    },
+    FamilyMismatch {
+        remote: &'a str,
+    },
+    UnknownState {
+        field: &'a str,
+    },
 }
 
 impl fmt::Display for LineError<'_> {
@@ -208,6 +262,10 @@ impl fmt::Display for LineError<'_> {
                     "truncated line (only {fields} of {NEEDED_FIELDS} fields)"
                 )
             }
+            LineError::FieldCount { fields, expected } => write!(
+                f,
+                "{fields} fields where {expected}: a column is missing and the rest are shifted"
+            ),
             LineError::BadField { what, field } => write!(f, "bad {what} {:?}", shorten(field)),
             LineError::FamilyMismatch { remote } => write!(
                 f,
@@ -288,6 +346,13 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
     let inode_field = next()?;
     let inode = dec_u64(inode_field).ok_or(bad("inode", inode_field))?;
 
+    // Whatever follows the inode is not read, but how many fields there are tells whether one
+    // is missing before it (a missing timeout would make the refcount the inode).
+    let fields = NEEDED_FIELDS + fields.count();
+    if let Some(expected) = field_count_problem(proto, fields) {
+        return Err(LineError::FieldCount { fields, expected });
+    }
+
     let unspecified = match remote {
         SocketAddr::V4(addr) => addr.ip().is_unspecified(),
         SocketAddr::V6(addr) => addr.ip().is_unspecified(),
@@ -312,6 +377,23 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         v6only: None,
         netns: 0,
     }))
+}
+
+/// What is wrong with a line of `fields` fields, if anything. The kernel prints (since 2.6.27):
+///
+/// - TCP: 17 fields for a full socket (`get_tcp4_sock`: ten, then refcount, pointer, rto, ato,
+///   quick/pingpong, cwnd, ssthresh), 12 for a timewait or request socket (`get_timewait4_sock`,
+///   `get_openreq4`: ten, then refcount, pointer);
+/// - UDP: 13 (`udp4_format_sock`: ten, then refcount, pointer, drops).
+///
+/// More fields than that are allowed (a later kernel may add some at the end).
+fn field_count_problem(proto: Proto, fields: usize) -> Option<&'static str> {
+    match proto {
+        Proto::Tcp if fields == 12 || fields >= 17 => None,
+        Proto::Tcp => Some("a tcp line has 12, or 17 or more"),
+        Proto::Udp if fields >= 13 => None,
+        Proto::Udp => Some("a udp line has 13 or more"),
+    }
 }
 
 /// The kernel prints timers in clock ticks of `USER_HZ`, which is 100 on every Linux ABI.
@@ -658,7 +740,7 @@ mod tests {
 
     #[test]
     fn malformed_fields_are_named() {
-        let good = "   0: 0100007F:1B59 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 10808";
+        let good = "   0: 0100007F:1B59 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 10808 1 0000000000000000 100 0 0 10 0";
         let header = "  sl  local_address rem_address   st\n";
         assert_eq!(
             parse_clean(&format!("{header}{good}"), Proto::Tcp, "t").len(),
@@ -755,10 +837,140 @@ mod tests {
 
     #[test]
     fn header_line_is_skipped_whatever_it_holds() {
-        // The first line is never a socket, even if it looks like one.
         let first = RECORDED_UDP.lines().nth(1).unwrap();
-        let text = format!("{first}\n{first}\n");
-        assert_eq!(parse_clean(&text, Proto::Udp, "udp").len(), 1);
+        for header in ["  sl  local_address", "header", "", "sl"] {
+            let text = format!("{header}\n{first}\n");
+            assert_eq!(parse_clean(&text, Proto::Udp, "udp").len(), 1, "{header}");
+        }
+    }
+
+    #[test]
+    fn a_table_without_its_header_keeps_its_first_socket_with_a_warning() {
+        let text = RECORDED_UDP.split_once('\n').unwrap().1;
+        let (sockets, warnings) = parse(text, Proto::Udp, "udp");
+        assert_eq!(sockets.len(), 3);
+        assert_eq!(
+            warnings,
+            ["udp line 1: a socket where the header line should be (no header?); read as a socket"]
+        );
+    }
+
+    #[test]
+    fn an_invalid_utf8_byte_loses_only_its_line() {
+        let mut text = RECORDED_TCP.as_bytes().to_vec();
+        // In the pointer field of line 3, a field that is not even read.
+        let line_3 = RECORDED_TCP
+            .lines()
+            .take(2)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        let pointer = RECORDED_TCP.lines().nth(2).unwrap().find(" 1 0").unwrap() + 4;
+        text[line_3 + pointer] = 0xff;
+        let mut sockets = Vec::new();
+        let mut warnings = Vec::new();
+        parse_table(&text, Proto::Tcp, "tcp", &mut sockets, &mut warnings);
+        assert_eq!(sockets.len(), 15);
+        assert_eq!(
+            warnings,
+            [format!(
+                "tcp line 3: not valid UTF-8 (byte 0xff at column {}), line skipped",
+                pointer + 1
+            )]
+        );
+        // A cut multi-byte character at the very end, and a line of nothing else.
+        let mut cut = RECORDED_UDP.as_bytes().to_vec();
+        cut.extend_from_slice(b"\xc3\n\x80");
+        parse_table(&cut, Proto::Udp, "udp", &mut sockets, &mut warnings);
+        assert_eq!(sockets.len(), 15 + 3);
+        assert_eq!(
+            warnings[1..],
+            [
+                "udp line 5: not valid UTF-8 (byte 0xc3 at column 1), line skipped",
+                "udp line 6: not valid UTF-8 (byte 0x80 at column 1), line skipped",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_missing_a_column_is_skipped_not_shifted() {
+        // Each recorded format (full TCP, timewait TCP, UDP) with one column taken out after
+        // the sl field: the ten needed fields may all still parse, shifted.
+        let full = RECORDED_TCP.lines().nth(1).unwrap();
+        let timewait = RECORDED_TCP.lines().nth(13).unwrap();
+        let udp = RECORDED_UDP.lines().nth(1).unwrap();
+        assert_eq!(timewait.split_ascii_whitespace().count(), 12);
+        for (line, proto) in [
+            (full, Proto::Tcp),
+            (timewait, Proto::Tcp),
+            (udp, Proto::Udp),
+        ] {
+            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+            assert_eq!(parse_clean(&format!("sl\n{line}"), proto, "t").len(), 1);
+            for missing in 1..fields.len() {
+                let mut shorter = fields.clone();
+                shorter.remove(missing);
+                let text = format!("sl\n{}\n", shorter.join(" "));
+                let (sockets, warnings) = parse(&text, proto, "t");
+                assert!(
+                    sockets.is_empty(),
+                    "{proto:?} without field {missing}: {text}"
+                );
+                assert_eq!(warnings.len(), 1, "{text}");
+                assert!(warnings[0].starts_with("t line 2: "), "{}", warnings[0]);
+            }
+        }
+        let (_, warnings) = parse(
+            &format!("sl\n{}", timewait.trim_end().rsplit_once(' ').unwrap().0),
+            Proto::Tcp,
+            "t",
+        );
+        assert_eq!(
+            warnings,
+            [
+                "t line 2: 11 fields where a tcp line has 12, or 17 or more: a column is \
+                 missing and the rest are shifted, line skipped"
+            ]
+        );
+        // A later kernel may print more.
+        assert_eq!(
+            parse_clean(&format!("sl\n{full} 7 8"), Proto::Tcp, "t").len(),
+            1
+        );
+        assert_eq!(
+            parse_clean(&format!("sl\n{udp} 7"), Proto::Udp, "t").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_special_file_as_a_recorded_table_is_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("udp"), RECORDED_UDP).unwrap();
+        let fifo = dir.path().join("tcp");
+        nix_mkfifo(&fifo);
+        let err = read(dir.path(), TableRequest::ALL).unwrap_err();
+        assert!(err.is::<UsageError>());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read socket table {}: not a regular file (a FIFO)",
+                fifo.display()
+            )
+        );
+        std::fs::remove_file(&fifo).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &fifo).unwrap();
+        let err = read(dir.path(), TableRequest::ALL).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("not a regular file (a character device)"),
+            "{err}"
+        );
+    }
+
+    fn nix_mkfifo(path: &Path) {
+        let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
     }
 
     #[test]
