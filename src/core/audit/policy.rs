@@ -119,9 +119,10 @@ struct RawRequire {
 pub fn parse(text: &str) -> Result<Policy, PolicyError> {
     let raw: RawPolicy = toml::from_str(text)
         .map_err(|error| PolicyError::at(text, error.span(), error.message().trim().into()))?;
+    let lines = Lines::new(text);
     let mut policy = Policy::default();
     for entry in raw.allow {
-        let line = line_column(text, entry.span().start).0;
+        let line = lines.locate(entry.span().start).0;
         let entry = entry.into_inner();
         let (ports, port_text) = port(text, &entry.port)?;
         let scope = match entry.scope {
@@ -158,7 +159,7 @@ pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         });
     }
     for entry in raw.require {
-        let line = line_column(text, entry.span().start).0;
+        let line = lines.locate(entry.span().start).0;
         let entry = entry.into_inner();
         let (ports, port_text) = port(text, &entry.port)?;
         policy.require.push(Require {
@@ -205,11 +206,43 @@ fn proto(text: &str, value: Option<&Spanned<String>>) -> Result<Option<Proto>, P
 
 /// 1-based line and column (in characters) of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
+    Lines::new(text).locate(offset)
+}
+
+/// Where each line of a text starts, found once, so that locating each of 20k rules is a binary
+/// search rather than a count of the newlines from the file's start.
+struct Lines<'a> {
+    text: &'a str,
+    /// Byte offsets of the lines' starts: 0, then one past each newline.
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Lines<'a> {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(newline, _)| newline + 1))
+            .collect();
+        Lines { text, starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset; an offset past the end or
+    /// inside a character counts as the text's end.
+    fn locate(&self, offset: usize) -> (usize, usize) {
+        let offset = if self.text.is_char_boundary(offset) {
+            offset
+        } else {
+            self.text.len()
+        };
+        // The lines that start at or before the offset: starts[0] = 0 always does.
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let line_start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(line_start..offset)
+            .map_or(0, |s| s.chars().count())
+            + 1;
+        (line, column)
+    }
 }
 
 impl Allow {
@@ -388,5 +421,31 @@ proto = "tcp"
     fn columns_count_characters_not_bytes() {
         assert_eq!(line_column("é = 1\nab", 8), (2, 2));
         assert_eq!(line_column("ab", 0), (1, 1));
+    }
+
+    /// The scan from the file's start that `Lines` replaces, kept to check it against.
+    fn line_column_by_scanning(text: &str, offset: usize) -> (usize, usize) {
+        let before = text.get(..offset).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+        (line, column)
+    }
+
+    #[test]
+    fn indexed_lines_locate_every_offset_as_the_scan_did() {
+        for text in ["", "\n", "\n\n", "ab", "é = 1\nab", "a\n\nbé\nc\n", GOOD] {
+            let lines = Lines::new(text);
+            for offset in 0..=text.len() + 2 {
+                assert_eq!(
+                    lines.locate(offset),
+                    line_column_by_scanning(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+        let policy = parse(GOOD).expect("valid policy");
+        let lines: Vec<usize> = policy.allow.iter().map(|a| a.line).collect();
+        assert_eq!(lines, [3, 8, 12]);
     }
 }

@@ -2,6 +2,7 @@
 //! table, [`PORT_RULES`] (README.md shows the same table); two more rules look at owners and at
 //! how a process binds its other sockets. Pure: listeners in, findings out.
 
+use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 
 use serde::Serialize;
@@ -204,8 +205,9 @@ pub struct Finding {
 
 /// Every finding about `listeners`, most severe first.
 pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
+    let index = Index::new(listeners);
     let mut findings = Vec::new();
-    for (index, listener) in listeners.iter().enumerate() {
+    for (position, listener) in listeners.iter().enumerate() {
         if !listener.exposure.beyond_loopback() {
             // Loopback is this host's own business: even Redis without a password is fine there.
             continue;
@@ -214,10 +216,10 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
         for rule in PORT_RULES.iter().filter(|rule| applies(rule, listener)) {
             let twin = rule
                 .unless_also
-                .is_some_and(|port| listens_beyond_loopback(listeners, listener, port));
+                .is_some_and(|port| index.listens_beyond_loopback(listener, port));
             if !twin {
                 findings.push(Finding {
-                    listener: index,
+                    listener: position,
                     rule: rule.id,
                     severity: rule.severity,
                     service: Some(rule.service),
@@ -229,7 +231,7 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
         let port_rule_fired = findings.len() > before;
         if listener.processes.is_empty() {
             findings.push(Finding {
-                listener: index,
+                listener: position,
                 rule: OWNER_HIDDEN,
                 severity: Severity::Low,
                 service: None,
@@ -238,7 +240,7 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
             });
         } else if !port_rule_fired {
             // A port rule's reason already says where to bind: one finding says it once.
-            findings.extend(loopback_intended(listeners, index));
+            findings.extend(loopback_intended(listeners, &index, position));
         }
     }
     findings.sort_by_cached_key(|finding| {
@@ -254,13 +256,49 @@ fn applies(rule: &PortRule, listener: &Listener) -> bool {
     rule.ports.contains(&listener.port) && rule.proto.is_none_or(|proto| proto == listener.proto)
 }
 
-fn listens_beyond_loopback(listeners: &[Listener], of: &Listener, port: u16) -> bool {
-    listeners.iter().any(|other| {
-        other.host == of.host
-            && other.proto == of.proto
-            && other.port == port
-            && other.exposure.beyond_loopback()
-    })
+/// Who listens where, gathered once per audit, so that the questions asked of each listener are
+/// lookups rather than a pass over every other listener (100k sockets would be 10^10 pairs).
+struct Index<'a> {
+    /// (host, protocol, port) of every listener beyond loopback.
+    beyond: HashSet<(&'a str, Proto, u16)>,
+    /// The listeners each process (host, pid) holds.
+    owners: HashMap<(&'a str, u32), Holdings>,
+}
+
+#[derive(Default)]
+struct Holdings {
+    /// Indexes into the listeners, ascending, each once.
+    listeners: Vec<usize>,
+    /// How many of them listen beyond loopback.
+    beyond: usize,
+}
+
+impl<'a> Index<'a> {
+    fn new(listeners: &'a [Listener]) -> Index<'a> {
+        let mut beyond = HashSet::new();
+        let mut owners: HashMap<(&'a str, u32), Holdings> = HashMap::new();
+        for (position, listener) in listeners.iter().enumerate() {
+            let reachable = listener.exposure.beyond_loopback();
+            if reachable {
+                beyond.insert((listener.host.as_str(), listener.proto, listener.port));
+            }
+            for process in &listener.processes {
+                let holdings = owners
+                    .entry((listener.host.as_str(), process.pid))
+                    .or_default();
+                // A pid listed twice for one socket holds it once.
+                if holdings.listeners.last() != Some(&position) {
+                    holdings.listeners.push(position);
+                    holdings.beyond += usize::from(reachable);
+                }
+            }
+        }
+        Index { beyond, owners }
+    }
+
+    fn listens_beyond_loopback(&self, of: &Listener, port: u16) -> bool {
+        self.beyond.contains(&(of.host.as_str(), of.proto, port))
+    }
 }
 
 /// Why a listener shows no owner, from its snapshot `owner_note`, and that root would see it.
@@ -286,21 +324,39 @@ fn why_no_owner(note: Option<OwnerNote>) -> &'static str {
 /// loopback binds show the intent, so the wildcard most likely slipped (a debug port, a default
 /// the configuration missed). UDP is left out: a client's unconnected UDP socket sits on the
 /// wildcard without anyone choosing it.
-fn loopback_intended(listeners: &[Listener], index: usize) -> Option<Finding> {
-    let listener = listeners.get(index)?;
+fn loopback_intended(listeners: &[Listener], index: &Index, position: usize) -> Option<Finding> {
+    let listener = listeners.get(position)?;
     if listener.proto != Proto::Tcp || listener.exposure.class != Class::AllInterfaces {
         return None;
     }
-    let pids: Vec<u32> = listener.processes.iter().map(|p| p.pid).collect();
-    let siblings: Vec<&Listener> = listeners
+    let itself = usize::from(listener.exposure.beyond_loopback());
+    let mut holdings = Vec::new();
+    for process in &listener.processes {
+        let held = index.owners.get(&(listener.host.as_str(), process.pid))?;
+        if held.beyond > itself {
+            // Another listener of the same process is reachable beyond loopback: deliberate.
+            return None;
+        }
+        holdings.push(held);
+    }
+    // Only a process's one listener beyond loopback gets this far, so each process's
+    // listeners are listed at most once: the work is bounded by the number of listeners.
+    let mut others: Vec<usize> = match holdings.as_slice() {
+        [one] => one.listeners.clone(),
+        many => {
+            let mut all: Vec<usize> = many
+                .iter()
+                .flat_map(|h| h.listeners.iter().copied())
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
+    };
+    others.retain(|&other| other != position);
+    let siblings: Vec<&Listener> = others
         .iter()
-        .enumerate()
-        .filter(|&(other, sibling)| {
-            other != index
-                && sibling.host == listener.host
-                && sibling.processes.iter().any(|p| pids.contains(&p.pid))
-        })
-        .map(|(_, sibling)| sibling)
+        .filter_map(|&other| listeners.get(other))
         .collect();
     if siblings.is_empty() || siblings.iter().any(|s| s.exposure.beyond_loopback()) {
         return None;
@@ -308,7 +364,7 @@ fn loopback_intended(listeners: &[Listener], index: usize) -> Option<Finding> {
     let owner = listener.processes.first()?;
     let ports: Vec<String> = siblings.iter().map(|s| s.endpoint()).collect();
     Some(Finding {
-        listener: index,
+        listener: position,
         rule: LOOPBACK_INTENDED,
         severity: Severity::Info,
         service: None,
@@ -494,5 +550,92 @@ mod tests {
         assert_eq!(FailOn::Medium.threshold(), Some(Severity::Medium));
         assert_eq!(FailOn::Never.threshold(), None);
         assert_eq!(FailOn::Never.as_str(), "never");
+    }
+
+    /// The pairwise comparison `Index` replaced: every listener against every other.
+    fn loopback_intended_pairwise(listeners: &[Listener], index: usize) -> Option<String> {
+        let listener = &listeners[index];
+        if listener.proto != Proto::Tcp || listener.exposure.class != Class::AllInterfaces {
+            return None;
+        }
+        let pids: Vec<u32> = listener.processes.iter().map(|p| p.pid).collect();
+        let siblings: Vec<&Listener> = listeners
+            .iter()
+            .enumerate()
+            .filter(|&(other, sibling)| {
+                other != index
+                    && sibling.host == listener.host
+                    && sibling.processes.iter().any(|p| pids.contains(&p.pid))
+            })
+            .map(|(_, sibling)| sibling)
+            .collect();
+        if siblings.is_empty() || siblings.iter().any(|s| s.exposure.beyond_loopback()) {
+            return None;
+        }
+        let ports: Vec<String> = siblings.iter().map(|s| s.endpoint()).collect();
+        Some(ports.join(", "))
+    }
+
+    #[test]
+    fn the_index_answers_as_the_pairwise_comparison_did() {
+        // A small deterministic mix: two hosts, a few pids (one socket held by two of them,
+        // one by the same pid twice), loopback, wildcard and specific addresses, both protocols.
+        let addresses = ["127.0.0.1", "0.0.0.0", "127.0.0.1", "::", "10.0.0.5", "::1"];
+        let mut seed = 14u32;
+        let mut next = |n: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 16) % n
+        };
+        let mut found = 0;
+        for round in 0..200 {
+            let count = 1 + round % 12;
+            let mut listeners: Vec<Listener> = (0..count)
+                .map(|_| {
+                    let host = ["h", "g"][next(2) as usize];
+                    let proto = [Proto::Tcp, Proto::Tcp, Proto::Udp][next(3) as usize];
+                    let address = addresses[next(addresses.len() as u32) as usize];
+                    let port = [80, 443, 110, 995, 3000, 3001, 6379][next(7) as usize];
+                    let pid = [None, Some(1), Some(2), Some(3)][next(4) as usize];
+                    listener(host, proto, address, port, pid)
+                })
+                .collect();
+            if let Some(shared) = listeners.iter_mut().find(|l| !l.processes.is_empty()) {
+                let again = Arc::clone(&shared.processes[0]);
+                shared.processes.push(again);
+                let mut other = (*shared.processes[0]).clone();
+                other.pid += 1;
+                shared.processes.push(Arc::new(other));
+            }
+            let index = Index::new(&listeners);
+            for (position, of) in listeners.iter().enumerate() {
+                let indexed = loopback_intended(&listeners, &index, position);
+                let expected = loopback_intended_pairwise(&listeners, position);
+                found += usize::from(expected.is_some());
+                assert_eq!(
+                    indexed.as_ref().map(|f| f.reason.clone()),
+                    expected.map(|ports| {
+                        let owner = &of.processes[0];
+                        format!(
+                            "{} (pid {}) binds its other listeners to loopback only ({ports}): bind this one to 127.0.0.1 too unless other hosts need it",
+                            owner.name, owner.pid
+                        )
+                    }),
+                    "round {round}, listener {position}: {listeners:?}"
+                );
+                for port in [443, 995, 3000] {
+                    let pairwise = listeners.iter().any(|other| {
+                        other.host == of.host
+                            && other.proto == of.proto
+                            && other.port == port
+                            && other.exposure.beyond_loopback()
+                    });
+                    assert_eq!(index.listens_beyond_loopback(of, port), pairwise);
+                }
+            }
+        }
+        assert!(
+            found >= 10,
+            "only {found} loopback-intended cases were compared"
+        );
     }
 }
