@@ -41,24 +41,19 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
 mod tests {
     use super::*;
     use crate::core::model::{Process, Proto, State};
-    use crate::core::watch::Kind;
+    use crate::core::watch::{Change, Kind};
 
     fn line(kind: Kind, socket: &Socket, previous: Option<State>) -> String {
-        let event = Event {
-            time: "2026-11-25T08:00:01.000Z".into(),
-            event: kind,
-            proto: socket.proto.as_str(),
-            family: socket.family().as_str(),
-            local_address: socket.local.ip().to_string(),
-            local_port: socket.local.port(),
-            remote_address: socket.remote.map(|remote| remote.ip().to_string()),
-            remote_port: socket.remote.map(|remote| remote.port()),
-            state: socket.state.as_str(),
-            previous_state: previous.map(State::as_str),
+        let change = Change {
+            kind,
+            socket: socket.clone(),
+            previous,
             processes: vec![Process::example(1301, "postgres", None)],
         };
+        let time = humantime::parse_rfc3339("2026-11-25T08:00:01.000Z").expect("a time");
+        let (event, socket) = Event::of(change, time);
         let mut out = Vec::new();
-        write(&event, socket, false, &mut out).expect("write");
+        write(&event, &socket, false, &mut out).expect("write");
         String::from_utf8(out).expect("utf-8")
     }
 
