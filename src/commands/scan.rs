@@ -28,6 +28,8 @@ pub struct Names {
 
 pub struct Scan {
     pub entries: Vec<Entry>,
+    /// The ephemeral range the entries were given meaning with.
+    pub ephemeral: EphemeralRange,
     /// What could not be seen: said once, shortly, to the user.
     pub warnings: Vec<String>,
 }
@@ -45,7 +47,11 @@ pub fn scan(
     let (entries, owner_warnings) = reading.describe(os, candidates, query, names);
     let mut warnings = reading.warnings;
     warnings.extend(owner_warnings);
-    Ok(Scan { entries, warnings })
+    Ok(Scan {
+        entries,
+        ephemeral: reading.ephemeral,
+        warnings,
+    })
 }
 
 /// The socket tables as read, before any owner is looked up.

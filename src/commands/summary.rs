@@ -25,8 +25,7 @@ pub fn run(args: &SummaryArgs, context: &mut Context) -> Result<Outcome> {
         &args.scan.netns(),
         names,
     )?;
-    let ephemeral = os.host_facts(None)?.ephemeral;
-    let summary = summarize(&scan.entries, ephemeral, args.top);
+    let summary = summarize(&scan.entries, scan.ephemeral, args.top);
     let mut warnings = scan.warnings;
     warnings.extend(pressure_warnings(&summary));
     let captured_at = context.captured_at();
