@@ -257,3 +257,34 @@ golden!(list_locked_init_json, "locked-init", ["-l", "--json"]);
 // Root may not read pid 1's descriptors: who and audit say so, and never tell root to run as root.
 golden!(who_locked_init, "locked-init", ["who", "2024"]);
 golden!(audit_locked_init, "locked-init", ["audit", "--listeners"]);
+
+// Issue 14 #4: a malformed `ip_local_port_range` is a warning naming it, not a silent default.
+#[test]
+fn a_malformed_port_range_is_a_warning_naming_what_it_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = root().join("fixtures/hosts/web-1");
+    for file in std::fs::read_dir(&source).expect("web-1") {
+        let path = file.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let toml = dir.path().join("host.toml");
+    let text = std::fs::read_to_string(&toml).expect("host.toml");
+    assert!(text.contains("ephemeral = [32768, 60999]"));
+    let text = text
+        .replace("ephemeral = [32768, 60999]", "ephemeral = \"60999 32768\"")
+        .replace("readings = [\".\", \"later\"]", "readings = [\".\"]");
+    std::fs::write(&toml, text).expect("write host.toml");
+    let os = FakeOs::load(dir.path()).expect("fake host");
+    let warning = "net.ipv4.ip_local_port_range reads \"60999 32768\", not two ports in order: \
+                   assuming Linux's default, 32768-60999";
+    for args in [&["-a"][..], &["who", "8080"], &["summary"]] {
+        let actual = run_with(&os, PIPED, args);
+        let stderr = actual.split("--- stderr\n").nth(1).expect("stderr part");
+        assert_eq!(stderr.matches(warning).count(), 1, "{actual}");
+    }
+    // The well-formed range of the same host says nothing about it.
+    let actual = run_with(&host("web-1"), PIPED, &["-a"]);
+    assert!(!actual.contains("ip_local_port_range"), "{actual}");
+}

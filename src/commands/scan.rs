@@ -90,7 +90,10 @@ pub fn read(
         }
         (selection, Source::Live) => read_namespaces(os, selection, backend, query)?,
     };
-    let ephemeral = os.host_facts(None)?.ephemeral;
+    let facts = os.host_facts(None)?;
+    let ephemeral = facts.ephemeral;
+    let mut warnings = read.warnings;
+    warnings.extend(facts.warnings);
     let listeners = Listeners::index(&read.sockets);
     let candidates = read
         .sockets
@@ -102,7 +105,7 @@ pub fn read(
         listeners,
         ephemeral,
         inodes_known: read.inodes_known,
-        warnings: read.warnings,
+        warnings,
         labels,
     })
 }

@@ -75,6 +75,13 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
         .collect();
 
     let facts = os.host_facts(namespace.as_ref())?;
+    // The scan read the host's own settings; a namespace has its own port range.
+    let mut warnings = scan.warnings;
+    for warning in &facts.warnings {
+        if !warnings.contains(warning) {
+            warnings.push(warning.clone());
+        }
+    }
     let test =
         (!args.no_bind).then(|| test_bind(os, namespace.as_ref(), &target, &entries, &facts));
     let connect = args
@@ -93,7 +100,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
             &verdict,
             test.as_ref(),
             connect.as_ref(),
-            &scan.warnings,
+            &warnings,
         );
         let output = &mut context.output;
         if args.json.json {
@@ -101,7 +108,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
         } else {
             who::text(&report, &output.style, output.out)?;
         }
-        output.warnings(&scan.warnings)?;
+        output.warnings(&warnings)?;
     }
     Ok(if verdict.can_bind {
         Outcome::Pass

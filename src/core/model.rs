@@ -230,6 +230,25 @@ impl EphemeralRange {
         (self.first..=self.last).contains(&port)
     }
 
+    /// The range `net.ipv4.ip_local_port_range` holds; where its text is not two ports in order,
+    /// Linux's default stands in and the warning says so (a guess must never pass for a reading).
+    pub fn from_sysctl(text: &str) -> (EphemeralRange, Option<String>) {
+        match EphemeralRange::parse(text) {
+            Some(range) => (range, None),
+            None => {
+                let default = EphemeralRange::LINUX_DEFAULT;
+                let warning = format!(
+                    "net.ipv4.ip_local_port_range reads {}, not two ports in order: \
+                     assuming Linux's default, {}-{}",
+                    crate::core::text::quoted(text.trim()),
+                    default.first,
+                    default.last
+                );
+                (default, Some(warning))
+            }
+        }
+    }
+
     /// Parses the sysctl's `first<whitespace>last` form.
     pub fn parse(text: &str) -> Option<EphemeralRange> {
         let mut numbers = text.split_ascii_whitespace().map(str::parse::<u16>);

@@ -79,6 +79,8 @@ pub struct HostFacts {
     pub ephemeral: EphemeralRange,
     /// `net.ipv4.ip_local_reserved_ports`: ports outgoing connections never take.
     pub reserved: PortSpec,
+    /// Settings that could not be read as they should be, and what stands in for them.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1002,6 +1004,7 @@ mod tests {
         may_bind_privileged: true,
         ephemeral: EphemeralRange::LINUX_DEFAULT,
         reserved: PortSpec::EMPTY,
+        warnings: Vec::new(),
     };
 
     fn entry(proto: Proto, local: &str, remote: Option<&str>, state: State, pids: &[u32]) -> Entry {

@@ -86,6 +86,7 @@ impl Default for FakeOs {
                 may_bind_privileged: true,
                 ephemeral: EphemeralRange::LINUX_DEFAULT,
                 reserved: PortSpec::EMPTY,
+                warnings: Vec::new(),
             },
             euid: Some(0),
             hostname: "fake".into(),
@@ -163,12 +164,20 @@ fn first_reading() -> Vec<String> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FactsFile {
-    ephemeral: [u16; 2],
+    ephemeral: EphemeralFile,
     unprivileged_port_start: u16,
     bindv6only: bool,
     may_bind_privileged: bool,
     #[serde(default)]
     reserved: String,
+}
+
+/// The ephemeral range as two ports, or as the sysctl's own text (which may be malformed).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EphemeralFile {
+    Ports([u16; 2]),
+    Sysctl(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,13 +262,17 @@ impl FakeOs {
             fake.readings.push(read.sockets);
         }
         if let Some(facts) = host.facts {
-            let [first, last] = facts.ephemeral;
+            let (ephemeral, warning) = match facts.ephemeral {
+                EphemeralFile::Ports([first, last]) => (EphemeralRange { first, last }, None),
+                EphemeralFile::Sysctl(text) => EphemeralRange::from_sysctl(&text),
+            };
             fake.facts = HostFacts {
                 bindv6only: facts.bindv6only,
                 unprivileged_port_start: facts.unprivileged_port_start,
                 may_bind_privileged: facts.may_bind_privileged,
-                ephemeral: EphemeralRange { first, last },
+                ephemeral,
                 reserved: facts.reserved.parse().unwrap_or_default(),
+                warnings: warning.into_iter().collect(),
             };
         }
         for user in host.user {

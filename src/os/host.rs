@@ -13,13 +13,24 @@ use crate::core::verdict::HostFacts;
 
 const PORT_RANGE_SYSCTL: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
-/// The ephemeral port range outgoing connections draw from. Where the sysctl can't be read (not
-/// Linux, or a locked-down /proc), Linux's default range stands in.
-pub fn ephemeral_range() -> EphemeralRange {
-    std::fs::read_to_string(PORT_RANGE_SYSCTL)
-        .ok()
-        .and_then(|text| EphemeralRange::parse(&text))
-        .unwrap_or(EphemeralRange::LINUX_DEFAULT)
+/// The ephemeral port range outgoing connections draw from. Where the sysctl does not exist (not
+/// Linux) Linux's default range stands in; where it can't be read or makes no sense, the default
+/// stands in with a warning.
+pub fn ephemeral_range() -> (EphemeralRange, Option<String>) {
+    match std::fs::read_to_string(PORT_RANGE_SYSCTL) {
+        Ok(text) => EphemeralRange::from_sysctl(&text),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            (EphemeralRange::LINUX_DEFAULT, None)
+        }
+        Err(error) => {
+            let default = EphemeralRange::LINUX_DEFAULT;
+            let warning = format!(
+                "could not read {PORT_RANGE_SYSCTL} ({error}): assuming Linux's default, {}-{}",
+                default.first, default.last
+            );
+            (default, Some(warning))
+        }
+    }
 }
 
 /// The effective uid of this process, where the platform has one.
@@ -173,11 +184,13 @@ pub(super) fn is_special_file(error: &io::Error) -> bool {
 /// The settings that bear on binding a port, read now (in the calling thread's namespace).
 pub fn facts() -> HostFacts {
     let reserved = reserved_ports();
+    let (ephemeral, warning) = ephemeral_range();
     HostFacts {
         bindv6only: bindv6only(),
         unprivileged_port_start: unprivileged_port_start(),
         may_bind_privileged: may_bind_privileged_ports(),
-        ephemeral: ephemeral_range(),
+        ephemeral,
+        warnings: warning.into_iter().collect(),
         // An unreadable or odd list reserves nothing portstat can name.
         reserved: reserved.parse().unwrap_or_default(),
     }
