@@ -12,6 +12,8 @@ mod audit;
 #[cfg(target_os = "linux")]
 mod backends;
 #[cfg(target_os = "linux")]
+mod churn;
+#[cfg(target_os = "linux")]
 mod cli;
 #[cfg(target_os = "linux")]
 mod escapes;

@@ -186,7 +186,8 @@ enum Tool {
 struct Spec {
     label: &'static str,
     tool: Tool,
-    /// Arguments; `{P}` stands for the farm's listener port.
+    /// Arguments; `{P}` stands for the farm's listener port, `{S}` for a snapshot of the farm
+    /// (`portstat -a -n --json`, taken once per session, untimed).
     args: &'static [&'static str],
     /// The `ss` command this one is compared with.
     counterpart: Option<&'static str>,
@@ -227,6 +228,14 @@ const SPECS: &[Spec] = &[
         args: &["who", "{P}"],
         counterpart: Some("ss -tlnp 'sport = :P'"),
         may_be_missing: true,
+        one_is_ok: true,
+    },
+    Spec {
+        label: "portstat audit --input S",
+        tool: Tool::Portstat,
+        args: &["audit", "--input", "{S}", "--json"],
+        counterpart: Some("portstat -a -n --json"),
+        may_be_missing: false,
         one_is_ok: true,
     },
     Spec {
@@ -284,10 +293,13 @@ impl Spec {
         matches!(self.tool, Tool::Netstat | Tool::Lsof)
     }
 
-    fn args(&self, port: u16) -> Vec<String> {
+    fn args(&self, port: u16, snapshot: &Path) -> Vec<String> {
         self.args
             .iter()
-            .map(|a| a.replace("{P}", &port.to_string()))
+            .map(|a| {
+                a.replace("{P}", &port.to_string())
+                    .replace("{S}", &snapshot.to_string_lossy())
+            })
             .collect()
     }
 }
@@ -717,6 +729,8 @@ fn run_scale(
         })
         .collect();
     let stderr_file = tempfile::tempfile().map_err(|error| format!("temporary file: {error}"))?;
+    let snapshot_dir = tempfile::tempdir().map_err(|error| format!("temporary dir: {error}"))?;
+    let snapshot = snapshot_dir.path().join("snapshot.json");
     let mut sessions = Vec::new();
     let mut round = 0;
     while round < runs {
@@ -727,6 +741,7 @@ fn run_scale(
         if first {
             walked = processes_and_descriptors();
         }
+        take_snapshot(&programs.portstat, &snapshot)?;
         eprintln!(
             "bench: {name}: farm ready (port {}): {}",
             farm.port,
@@ -743,7 +758,7 @@ fn run_scale(
                 let run = measure(
                     &programs.measure,
                     program,
-                    &spec.args(farm.port),
+                    &spec.args(farm.port, &snapshot),
                     Some(file),
                 )
                 .map_err(|error| format!("{}: {error}", spec.label))?;
@@ -794,8 +809,13 @@ fn run_scale(
                 let program = programs
                     .of(spec.tool)
                     .expect("usable commands are installed");
-                let run = measure(&programs.measure, program, &spec.args(farm.port), None)
-                    .map_err(|error| format!("{}: {error}", spec.label))?;
+                let run = measure(
+                    &programs.measure,
+                    program,
+                    &spec.args(farm.port, &snapshot),
+                    None,
+                )
+                .map_err(|error| format!("{}: {error}", spec.label))?;
                 let fine = run.status == 0 || (run.status == 1 && spec.one_is_ok);
                 if !fine {
                     eprintln!("bench: {} failed with status {}", spec.label, run.status);
@@ -839,6 +859,21 @@ fn run_scale(
             .map(|(before, after)| (after - before) as f64 / 1e6 / started.elapsed().as_secs_f64()),
         walked,
     })
+}
+
+/// Saves the farm as `portstat -a -n --json` sees it, for `audit --input`.
+fn take_snapshot(portstat: &Path, path: &Path) -> Result<(), String> {
+    let file =
+        std::fs::File::create(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let status = Command::new(portstat)
+        .args(["-a", "-n", "--json"])
+        .stdout(file)
+        .status()
+        .map_err(|error| format!("portstat: {error}"))?;
+    if !status.success() {
+        return Err(format!("portstat -a -n --json for the snapshot: {status}"));
+    }
+    Ok(())
 }
 
 /// What measuring costs: `true` run through the measurer, the least any command can show.
@@ -1200,6 +1235,7 @@ fn targets(results: &[ScaleResult]) -> Vec<Target> {
     );
     ratio_target("portstat -a -n --json", find(10_000), 0.7);
     ratio_target("portstat -a -n --json", find(100_000), 0.5);
+    ratio_target("portstat audit --input S", find(100_000), 2.0);
     for result in results.iter().filter(|r| r.sockets > 100) {
         ratio_target("portstat -l --port P", Some(result), 0.4);
         ratio_target("portstat who P", Some(result), 0.4);

@@ -13,7 +13,8 @@
 //! `-- --include-ignored` (ignored tests of no group then run too); when none is, the ignored
 //! tests stay ignored and show as such in cargo's summary; when only some are, a second run
 //! takes the ignored tests of the groups whose need is met (`--ignored --exact NAME...`). The
-//! exit status is cargo test's (the first failing run's).
+//! exit status is cargo test's (the first failing run's). As root it first installs the Debian
+//! packages the tests run, when missing (`.ci/install`).
 
 use std::process::{Command, ExitCode, Stdio};
 
@@ -72,6 +73,15 @@ pub fn run(args: &TestArgs) -> ExitCode {
             args.args.join(" ")
         );
         return status(cargo_test().arg("--").args(&args.args));
+    }
+    // A fresh machine gets the packages the tests run (servers, firewalls, runtimes) first;
+    // only root can install them, and without them those tests fail rather than skip.
+    if is_root() {
+        let installed = status(Command::new(root.join(".ci/install")).current_dir(&root));
+        if installed != ExitCode::SUCCESS {
+            eprintln!("xtask test: .ci/install could not install the packages the tests need");
+            return installed;
+        }
     }
     // Build first, with cargo's usual progress, then list the ignored tests quietly.
     let built = status(cargo_test().arg("--no-run"));
