@@ -1,0 +1,2 @@
+//! Readers of the host's firewall rules, one per tool, into [`crate::core::firewall`]'s model.
+pub mod nft;
