@@ -1,0 +1,357 @@
+//! End-to-end: portstat's firewall verdicts against the ground truth. Each test loads a firewall
+//! into the server namespace of a [`Lab`], asks `portstat audit --json` and `portstat who`
+//! there, and compares the verdict with real connections from the client namespace, from two
+//! sources (10.231.0.2 and 10.231.0.3). Published ports come from real rootful podman
+//! ([`Podman`]), so the forward is netavark's own DNAT. Root only.
+//!
+//! The JSON is read through the small helpers below, so the field names are in one place:
+//! each listener of `audit --json` has `"firewall": {"verdict", "sources", "rule": {"family",
+//! "table", "chain", "handle", "text"} | null}`; a published port is an extra listener with
+//! `"forward": {"to_address", "to_port", "netns", "container", "runtime"}`.
+// These tests drive real namespaces, firewalls and containers.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::lab::*;
+
+// ----- reading portstat's answers -----
+
+/// `portstat audit --json --fail-on never` in the lab's server namespace.
+fn audit(lab: &Lab) -> Value {
+    let output = lab
+        .portstat(&["audit", "--json", "--fail-on", "never"])
+        .output()
+        .expect("portstat runs");
+    assert!(
+        output.status.success(),
+        "portstat audit: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("audit prints JSON")
+}
+
+fn listeners(report: &Value) -> &Vec<Value> {
+    report["listeners"]
+        .as_array()
+        .expect("listeners is an array")
+}
+
+fn is_forward(listener: &Value) -> bool {
+    !listener["forward"].is_null()
+}
+
+/// The socket listening on `port` (TCP), not a forward.
+fn listener_on(report: &Value, port: u16) -> &Value {
+    listeners(report)
+        .iter()
+        .find(|l| l["port"] == port && l["proto"] == "tcp" && !is_forward(l))
+        .unwrap_or_else(|| panic!("no listener on {port} in {report:#}"))
+}
+
+/// The published port `port`: a forward to a container.
+fn forward_on(report: &Value, port: u16) -> &Value {
+    listeners(report)
+        .iter()
+        .find(|l| l["port"] == port && is_forward(l))
+        .unwrap_or_else(|| panic!("no forward on {port} in {report:#}"))
+}
+
+fn verdict(listener: &Value) -> &str {
+    listener["firewall"]["verdict"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no firewall verdict in {listener:#}"))
+}
+
+fn sources(listener: &Value) -> Vec<&str> {
+    listener["firewall"]["sources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no firewall sources in {listener:#}"))
+        .iter()
+        .map(|s| s.as_str().expect("a source is a string"))
+        .collect()
+}
+
+/// The deciding rule's field (`family`, `table`, `chain`, `handle`, `text`).
+fn rule_field<'a>(listener: &'a Value, field: &str) -> &'a Value {
+    let rule = &listener["firewall"]["rule"];
+    assert!(rule.is_object(), "no deciding rule in {listener:#}");
+    &rule[field]
+}
+
+fn rule_text(listener: &Value) -> &str {
+    rule_field(listener, "text")
+        .as_str()
+        .expect("the rule's text is a string")
+}
+
+fn forward_field<'a>(listener: &'a Value, field: &str) -> &'a Value {
+    &listener["forward"][field]
+}
+
+/// `portstat who PORT` in the server namespace: what it prints.
+fn who(lab: &Lab, port: u16) -> String {
+    let output = lab
+        .portstat(&["who", &port.to_string()])
+        .output()
+        .expect("portstat runs");
+    let code = output.status.code();
+    // 1 when the port is taken, as it is in every test here.
+    assert!(
+        matches!(code, Some(0 | 1)),
+        "portstat who: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// who's `Firewall: ` line.
+fn firewall_line(text: &str) -> &str {
+    text.lines()
+        .find(|line| line.starts_with("Firewall: "))
+        .unwrap_or_else(|| panic!("no Firewall: line in\n{text}"))
+}
+
+// ----- the ground truth -----
+
+/// Whether a connection to `port` on the server is established from each client address.
+struct Truth {
+    from_client: bool,
+    from_other_client: bool,
+}
+
+fn measure(lab: &Lab, port: u16) -> Truth {
+    Truth {
+        from_client: lab.connects(CLIENT, addr(SERVER, port)),
+        from_other_client: lab.connects(OTHER_CLIENT, addr(SERVER, port)),
+    }
+}
+
+/// The verdict the ground truth calls for.
+fn verdict_of(truth: &Truth) -> &'static str {
+    match (truth.from_client, truth.from_other_client) {
+        (true, true) => "open",
+        (false, false) => "blocked",
+        _ => "restricted",
+    }
+}
+
+/// portstat's verdict on `listener` is `expected`, and the measured truth agrees: a test whose
+/// firewall does not do what it says fails here, not in portstat.
+fn assert_verdict(listener: &Value, expected: &str, truth: &Truth) {
+    assert_eq!(
+        verdict_of(truth),
+        expected,
+        "the lab's firewall does not do what the test says"
+    );
+    assert_eq!(verdict(listener), expected, "{listener:#}");
+}
+
+fn http_answers(lab: &Lab, source: IpAddr, port: u16) -> bool {
+    lab.http_get(source, addr(SERVER, port))
+        .is_some_and(|page| page.contains(INDEX_MARKER))
+}
+
+// ----- plain listeners -----
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_no_firewall_is_open() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let _web = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+    let truth = measure(&lab, 5000);
+
+    let report = audit(&lab);
+    let web = listener_on(&report, 5000);
+    assert_verdict(web, "open", &truth);
+    assert_eq!(web["firewall"]["rule"], Value::Null, "{web:#}");
+    let text = who(&lab, 5000);
+    assert!(firewall_line(&text).contains("open"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_nft_drop_is_blocked() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let _web = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+    let _other = lab.listen(Proto::Tcp, addr(SERVER, 5001));
+    lab.nft(DROP_5000_NFT);
+
+    let report = audit(&lab);
+    let web = listener_on(&report, 5000);
+    assert_verdict(web, "blocked", &measure(&lab, 5000));
+    assert_eq!(rule_field(web, "family"), "inet");
+    assert_eq!(rule_field(web, "table"), "pstest");
+    assert_eq!(rule_field(web, "chain"), "input");
+    assert!(rule_field(web, "handle").is_u64(), "{web:#}");
+    assert!(rule_text(web).contains("tcp dport 5000 drop"), "{web:#}");
+    // The rule is about 5000 only.
+    assert_verdict(listener_on(&report, 5001), "open", &measure(&lab, 5001));
+    let text = who(&lab, 5000);
+    assert!(firewall_line(&text).contains("blocked"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_nft_accept_from_one_source_is_restricted() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let _web = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+    lab.nft(ONLY_FROM_OTHER_CLIENT_NFT);
+
+    let report = audit(&lab);
+    let web = listener_on(&report, 5000);
+    assert_verdict(web, "restricted", &measure(&lab, 5000));
+    assert_eq!(sources(web), ["10.231.0.3/32"]);
+    assert_eq!(rule_field(web, "chain"), "input");
+    assert!(
+        rule_text(web).contains("ip saddr 10.231.0.3 accept"),
+        "{web:#}"
+    );
+    let text = who(&lab, 5000);
+    let line = firewall_line(&text);
+    assert!(
+        line.contains("restricted") && line.contains("10.231.0.3"),
+        "{text}"
+    );
+}
+
+/// The iptables variants of the two rulesets above; `legacy` picks the backend.
+fn iptables_case(legacy: bool) {
+    {
+        let lab = Lab::new();
+        let _web = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+        lab.iptables_restore(DROP_5000_IPTABLES, legacy, false);
+        let report = audit(&lab);
+        let web = listener_on(&report, 5000);
+        assert_verdict(web, "blocked", &measure(&lab, 5000));
+        assert_eq!(rule_field(web, "family"), "ip");
+        assert_eq!(rule_field(web, "table"), "filter");
+        assert_eq!(rule_field(web, "chain"), "INPUT");
+        assert_eq!(rule_field(web, "handle"), 1);
+        assert_eq!(
+            rule_text(web),
+            "-A INPUT -p tcp -m tcp --dport 5000 -j DROP"
+        );
+    }
+    {
+        let lab = Lab::new();
+        let _web = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+        lab.iptables_restore(ONLY_FROM_OTHER_CLIENT_IPTABLES, legacy, false);
+        let report = audit(&lab);
+        let web = listener_on(&report, 5000);
+        assert_verdict(web, "restricted", &measure(&lab, 5000));
+        assert_eq!(sources(web), ["10.231.0.3/32"]);
+        assert_eq!(rule_text(web), "-A INPUT -s 10.231.0.3/32 -j ACCEPT");
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_iptables_nft_blocked_and_restricted() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    iptables_case(false);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_iptables_legacy_blocked_and_restricted() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    iptables_case(true);
+}
+
+// ----- a port published by podman -----
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_podman_published_port_is_a_forward_to_the_container() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let podman = Podman::start(&lab);
+    assert!(http_answers(&lab, CLIENT, 8080));
+
+    let report = audit(&lab);
+    let published = forward_on(&report, 8080);
+    assert_eq!(
+        forward_field(published, "to_address"),
+        podman.address().to_string().as_str()
+    );
+    assert!(
+        podman.address().to_string().starts_with("10.88."),
+        "podman's default network"
+    );
+    assert_eq!(forward_field(published, "to_port"), 80);
+    assert_eq!(forward_field(published, "container"), podman.name());
+    assert_eq!(forward_field(published, "runtime"), "podman");
+    assert!(
+        !forward_field(published, "netns").is_null(),
+        "{published:#}"
+    );
+    assert_verdict(published, "open", &measure(&lab, 8080));
+
+    let text = who(&lab, 8080);
+    assert!(firewall_line(&text).contains("open"), "{text}");
+    assert!(text.contains(podman.name()), "{text}");
+    assert!(
+        text.contains(&format!("podman stop {}", podman.name())),
+        "{text}"
+    );
+    // conmon holds the host-side socket, but killing it is no way to free the port.
+    let conmon = podman.conmon_pid().to_string();
+    assert!(
+        !text
+            .lines()
+            .any(|line| line.contains("kill") && line.contains(&conmon)),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_an_input_drop_does_not_block_a_published_port() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let podman = Podman::start(&lab);
+    let _plain = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+    lab.nft(INPUT_POLICY_DROP_NFT);
+    // The DNAT comes first: the published port is forwarded, never delivered locally.
+    assert!(http_answers(&lab, CLIENT, 8080));
+
+    let report = audit(&lab);
+    assert_verdict(forward_on(&report, 8080), "open", &measure(&lab, 8080));
+    assert_verdict(listener_on(&report, 5000), "blocked", &measure(&lab, 5000));
+    drop(podman);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_a_forward_drop_blocks_a_published_port() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let podman = Podman::start(&lab);
+    let _plain = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+    lab.nft(FORWARD_TO_CONTAINERS_DROP_NFT);
+
+    let report = audit(&lab);
+    let published = forward_on(&report, 8080);
+    assert_verdict(published, "blocked", &measure(&lab, 8080));
+    assert_eq!(rule_field(published, "chain"), "forward");
+    assert_verdict(listener_on(&report, 5000), "open", &measure(&lab, 5000));
+    let text = who(&lab, 8080);
+    assert!(firewall_line(&text).contains("blocked"), "{text}");
+    drop(podman);
+}
