@@ -21,6 +21,7 @@ use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 pub mod fake;
 #[cfg(target_os = "linux")]
 mod fd_walk;
+mod firewall;
 mod host;
 #[cfg(target_os = "linux")]
 mod kernel;

@@ -1,0 +1,3 @@
+//! Readers of the firewall tools' output into `core::firewall`'s model.
+
+pub mod iptables;
