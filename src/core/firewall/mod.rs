@@ -244,6 +244,13 @@ pub enum ConnectionState {
     Related,
     Invalid,
     Untracked,
+    /// iptables' `--ctstate DNAT`, nft's `ct status dnat`: the connection's destination was
+    /// translated (for a new packet: by a nat chain it has already been through). firewalld's
+    /// input accepts these first thing, netavark's forward chain too.
+    Dnat,
+    /// `--ctstate SNAT`, `ct status snat`: its source was (set in postrouting, so never yet for
+    /// a new inbound packet).
+    Snat,
 }
 
 /// The kernel's address types (`RTN_*`), as `fib daddr type` and `addrtype` name them.
