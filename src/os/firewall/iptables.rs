@@ -15,14 +15,6 @@
 //! came from; a rule line that can't be read is kept as a rule with an unknown test saying why,
 //! so an answer that depends on it is unknown rather than a guess.
 
-#![cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "called by the firewall reader, which is wired in separately"
-    )
-)]
-
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -1501,7 +1493,9 @@ fn states(list: &str) -> Result<Vec<ConnectionState>, String> {
                 "RELATED" => ConnectionState::Related,
                 "INVALID" => ConnectionState::Invalid,
                 "UNTRACKED" => ConnectionState::Untracked,
-                // SNAT and DNAT are conntrack's virtual states: translated connections.
+                // conntrack's virtual states: translated connections.
+                "DNAT" => ConnectionState::Dnat,
+                "SNAT" => ConnectionState::Snat,
                 _ => {
                     return Err(format!(
                         "`{}` is a state portstat does not model",
@@ -2439,7 +2433,7 @@ mod tests {
                 "carrier-pigeon",
                 "`carrier-pigeon` is a protocol portstat does not know",
             ),
-            ("NEW,DNAT", "`DNAT` is a state portstat does not model"),
+            ("NEW,BOGUS", "`BOGUS` is a state portstat does not model"),
             (
                 "THROW",
                 "`THROW` is an address type portstat does not model",

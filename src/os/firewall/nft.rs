@@ -634,7 +634,10 @@ fn field_of(left: &Value) -> Option<Field> {
             "oif" | "oifname" => Field::OutInterface,
             _ => return None,
         },
-        "ct" if text("key")? == "state" && body.get("dir").is_none() => Field::ConnectionState,
+        // `ct status dnat|snat` are the model's virtual states; other status bits are not.
+        "ct" if matches!(text("key")?, "state" | "status") && body.get("dir").is_none() => {
+            Field::ConnectionState
+        }
         "fib" => {
             let flags: Vec<&str> = body
                 .get("flags")?
@@ -806,6 +809,8 @@ fn connection_state(value: &Value) -> Option<ConnectionState> {
         "related" => ConnectionState::Related,
         "invalid" => ConnectionState::Invalid,
         "untracked" => ConnectionState::Untracked,
+        "dnat" => ConnectionState::Dnat,
+        "snat" => ConnectionState::Snat,
         _ => return None,
     })
 }
@@ -1736,7 +1741,10 @@ mod tests {
             "reject with icmpx admin-prohibited",
         ];
         assert_eq!(texts, expected);
-        assert_eq!(unknown_test(&input.rules[1]), vec!["ct status dnat"]);
+        assert_eq!(
+            input.rules[1].matches[0].test,
+            Test::ConnectionState(vec![ConnectionState::Dnat])
+        );
         assert_eq!(input.rules[5].action, Action::Reject);
 
         let allow = chain(
