@@ -191,7 +191,14 @@ fn tables_fit_the_terminal_without_cutting_words() {
         check(name, &actual);
         // Every row and command line fits; sentences and the facts about an owner are left to the
         // terminal to wrap.
-        let sentences = ["Summary:", "Verdict:", "  Note:", "Test bind"];
+        let sentences = [
+            "Summary:",
+            "Verdict:",
+            "  Note:",
+            "Test bind",
+            "Firewall:",
+            "Published:",
+        ];
         let body = actual.split("--- stderr").next().unwrap_or_default();
         for line in body.lines().skip(1) {
             let columns = line.chars().count();

@@ -30,6 +30,8 @@ mod netns;
 #[cfg(target_os = "linux")]
 mod props;
 #[cfg(target_os = "linux")]
+mod reach;
+#[cfg(target_os = "linux")]
 mod root;
 #[cfg(target_os = "linux")]
 mod summary;

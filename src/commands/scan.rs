@@ -2,6 +2,7 @@
 //! owners, and give each its meaning. Every command starts here.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -10,10 +11,10 @@ use crate::core::cgroup;
 use crate::core::error::UsageError;
 use crate::core::meaning::{self, Listeners, Meaning, WalkLimits};
 use crate::core::model::{
-    Backend, ContainerLabel, Entry, EphemeralRange, NetnsLabel, Process, Socket, Source, TableRead,
-    Zones, zone_of,
+    Backend, ContainerLabel, Entry, EphemeralRange, Namespace, NetnsLabel, Process, Proto, Socket,
+    Source, State, TableRead, Zones, zone_of,
 };
-use crate::core::query::{NetnsSelection, Query};
+use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::services::Services;
 use crate::os::Os;
 
@@ -32,6 +33,20 @@ pub struct Scan {
     pub ephemeral: EphemeralRange,
     /// What could not be seen: said once, shortly, to the user.
     pub warnings: Vec<String>,
+    /// The namespaces read, when `--netns` asked for any; empty for portstat's own.
+    pub namespaces: Vec<Namespace>,
+}
+
+impl Scan {
+    /// The namespace an entry was read in: `None` for portstat's own.
+    pub fn namespace_of(&self, entry: &Entry) -> Option<&Namespace> {
+        match (&self.namespaces[..], &entry.netns) {
+            ([only], _) => Some(only),
+            (all, Some(label)) => all.iter().find(|ns| ns.inode == label.inode),
+            _ => None,
+        }
+        .filter(|namespace| !namespace.own)
+    }
 }
 
 pub fn scan(
@@ -51,6 +66,7 @@ pub fn scan(
         entries,
         ephemeral: reading.ephemeral,
         warnings,
+        namespaces: reading.namespaces,
     })
 }
 
@@ -66,6 +82,8 @@ pub struct Reading {
     pub warnings: Vec<String>,
     /// Namespace labels by inode, when more than one namespace was read.
     pub labels: HashMap<u64, Arc<NetnsLabel>>,
+    /// The namespaces read, when `--netns` asked for any.
+    pub namespaces: Vec<Namespace>,
 }
 
 /// Reads the tables the query needs, in the namespaces asked for, and keeps the sockets it can
@@ -77,10 +95,11 @@ pub fn read(
     source: &Source,
     netns: &NetnsSelection,
 ) -> Result<Reading> {
-    let (read, labels) = match (netns, source) {
+    let (read, labels, namespaces) = match (netns, source) {
         (NetnsSelection::Own, _) => (
             os.read_tables(backend, source, None, query.tables())?,
             HashMap::new(),
+            Vec::new(),
         ),
         (_, Source::Recorded(_)) => {
             return Err(UsageError(
@@ -107,8 +126,105 @@ pub fn read(
         inodes_known: read.inodes_known,
         warnings,
         labels,
+        namespaces,
     })
 }
+
+/// The container a namespace belongs to: that of a process inside, when its cgroup names one.
+pub fn container_of(os: &dyn Os, namespace: &Namespace) -> Option<ContainerLabel> {
+    namespace
+        .pid
+        .filter(|_| !namespace.own)
+        .and_then(|pid| os.cgroup(pid))
+        .and_then(|text| cgroup::parse(&text).container)
+        .map(ContainerLabel::from)
+}
+
+/// What listens at a forward's target.
+#[derive(Default)]
+pub struct Server {
+    /// The namespace's label, as the NETNS column shows it.
+    pub netns: Option<String>,
+    pub container: Option<ContainerLabel>,
+    pub processes: Vec<Arc<Process>>,
+}
+
+/// The namespaces a forward's target may be in, with their addresses, looked up once.
+#[derive(Default)]
+pub struct Servers {
+    namespaces: Option<Vec<(Namespace, Vec<IpAddr>)>>,
+}
+
+impl Servers {
+    /// The namespace that holds a forward's target address, and what listens there on its
+    /// port. Nothing when no namespace holds it (another host) or they can't be listed.
+    pub fn behind(
+        &mut self,
+        os: &dyn Os,
+        backend: Backend,
+        proto: Proto,
+        address: IpAddr,
+        port: u16,
+        services: &'static Services,
+    ) -> Server {
+        let namespaces = self.namespaces.get_or_insert_with(|| {
+            let (found, _) = os.namespaces(&NetnsSelection::All).unwrap_or_default();
+            found
+                .into_iter()
+                .filter(|ns| !ns.own)
+                .map(|ns| {
+                    let addresses = os.interfaces(Some(&ns)).unwrap_or_default();
+                    (ns, addresses.into_iter().map(|a| a.address).collect())
+                })
+                .collect()
+        });
+        let Some((namespace, _)) = namespaces
+            .iter()
+            .find(|(_, addresses)| addresses.contains(&address))
+        else {
+            return Server::default();
+        };
+        let container = container_of(os, namespace);
+        let query = Query {
+            states: vec![State::Listen, State::Unconn],
+            protos: vec![proto],
+            ports: Some(PortSpec::from(port)),
+            local_ports_only: true,
+            ..Query::default()
+        };
+        let names = Names {
+            services: Some(services),
+            users: true,
+        };
+        let selection = NetnsSelection::One(namespace.path.display().to_string());
+        let processes = scan(os, &query, backend, &Source::Live, &selection, names)
+            .map(|found| {
+                let mut processes: Vec<Arc<Process>> = found
+                    .entries
+                    .iter()
+                    .flat_map(|entry| entry.processes.iter().cloned())
+                    .collect();
+                processes.sort_by_key(|p| p.pid);
+                processes.dedup_by_key(|p| p.pid);
+                processes
+            })
+            .unwrap_or_default();
+        let label = NetnsLabel {
+            inode: namespace.inode,
+            name: namespace.name.clone(),
+            container: container.clone(),
+            host: false,
+        };
+        Server {
+            netns: Some(label.short()),
+            container,
+            processes,
+        }
+    }
+}
+
+/// Namespace labels by namespace inode.
+type Labels = HashMap<u64, Arc<NetnsLabel>>;
 
 /// Reads every selected namespace's tables from inside it, each socket marked with its
 /// namespace. A namespace that can't be read is a warning, unless it is the only one asked.
@@ -117,7 +233,7 @@ fn read_namespaces(
     selection: &NetnsSelection,
     backend: Backend,
     query: &Query,
-) -> Result<(TableRead, HashMap<u64, Arc<NetnsLabel>>)> {
+) -> Result<(TableRead, Labels, Vec<Namespace>)> {
     let (namespaces, mut warnings) = os.namespaces(selection)?;
     let mut read = TableRead {
         inodes_known: true,
@@ -126,13 +242,7 @@ fn read_namespaces(
     let mut labels = HashMap::new();
     let only_one = namespaces.len() == 1;
     for namespace in &namespaces {
-        // The container is that of a process inside, when its cgroup names one.
-        let container = namespace
-            .pid
-            .filter(|_| !namespace.own)
-            .and_then(|pid| os.cgroup(pid))
-            .and_then(|text| cgroup::parse(&text).container)
-            .map(ContainerLabel::from);
+        let container = container_of(os, namespace);
         let label = NetnsLabel {
             inode: namespace.inode,
             name: namespace.name.clone(),
@@ -161,7 +271,7 @@ fn read_namespaces(
     if labels.len() < 2 {
         labels.clear();
     }
-    Ok((read, labels))
+    Ok((read, labels, namespaces))
 }
 
 impl Reading {

@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::scan::{self, Names};
+use super::scan::{self, Names, Servers};
 use super::{Context, Outcome};
 use crate::cli::WhoArgs;
 use crate::core::cgroup;
 use crate::core::error::UsageError;
-use crate::core::model::{Entry, Namespace, Source};
+use crate::core::firewall::eval::Reach;
+use crate::core::firewall::judge::{Judge, Network};
+use crate::core::firewall::published;
+use crate::core::model::{Backend, Entry, Namespace, Source};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::target::Target;
 use crate::core::verdict::{self, BindOutcome, BindTest, ConnectTest, HostFacts};
 use crate::os::Os;
-use crate::render::who::{self, WhoReport};
+use crate::render::who::{self, Published, WhoReport};
 
 /// How long `--connect` waits for an answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -102,6 +105,17 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
             connect.as_ref(),
             &warnings,
         );
+        let mut report = report;
+        let (firewall, published) = firewall(
+            context,
+            args.scan.backend,
+            namespace.as_ref(),
+            &target,
+            &facts,
+            &entries,
+        );
+        report.firewall = firewall;
+        report.published = published;
         let output = &mut context.output;
         if args.json.json {
             output.json(&report)?;
@@ -115,6 +129,74 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
     } else {
         Outcome::Fail
     })
+}
+
+/// The firewall's verdict on new connections to the target from beyond the host, and the
+/// forwards of its port with what serves them.
+fn firewall(
+    context: &Context,
+    backend: Backend,
+    namespace: Option<&Namespace>,
+    target: &Target,
+    facts: &HostFacts,
+    entries: &[Entry],
+) -> (Option<Reach>, Vec<Published>) {
+    let os = context.os;
+    let addresses = os.interfaces(namespace).unwrap_or_default();
+    let network = Network::of(&addresses);
+    let ruleset = os.firewall(namespace);
+    let judge = Judge::new(&ruleset, &network);
+    let dual_stack = target.address.is_ipv6() && !facts.bindv6only;
+    let reach = judge.listener(target.proto, target.address, target.port, dual_stack);
+    let placeholder = entries
+        .iter()
+        .filter(|e| e.socket.state.is_listening())
+        .flat_map(|e| e.processes.iter())
+        .find_map(|process| published::placeholder(process));
+    let mut servers = Servers::default();
+    let published = judge
+        .forwards()
+        .into_iter()
+        .filter(|(forward, _)| {
+            forward.proto == target.proto && forward.host_ports.contains(target.port)
+        })
+        .map(|(forward, firewall)| {
+            let to_port = forward
+                .to_port
+                .saturating_add(target.port - forward.host_ports.first);
+            let server = servers.behind(
+                os,
+                backend,
+                forward.proto,
+                forward.to_address,
+                to_port,
+                context.services(),
+            );
+            let runtime = placeholder
+                .as_ref()
+                .map(|p| p.runtime.to_string())
+                .or_else(|| server.container.as_ref().map(|c| c.runtime.clone()));
+            let container_id = placeholder
+                .as_ref()
+                .and_then(|p| p.container_id.clone())
+                .or_else(|| server.container.as_ref().map(|c| c.id.clone()));
+            Published {
+                to_address: forward.to_address,
+                to_port,
+                rule: forward.rule,
+                firewall,
+                runtime,
+                container: placeholder
+                    .as_ref()
+                    .and_then(|p| p.container_name.clone())
+                    .or_else(|| container_id.clone()),
+                container_id,
+                netns: server.netns,
+                processes: server.processes,
+            }
+        })
+        .collect();
+    (reach, published)
 }
 
 /// A server's two usual ways to bind: without SO_REUSEADDR, then with it where that is safe

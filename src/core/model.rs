@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -613,7 +613,7 @@ impl Unreadable {
 }
 
 /// One network namespace, and how to get into it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
     /// The namespace's inode: what `/proc/PID/ns/net` links to (`net:[INODE]`).
     pub inode: u64,
@@ -625,6 +625,15 @@ pub struct Namespace {
     pub pid: Option<u32>,
     /// portstat's own namespace.
     pub own: bool,
+}
+
+/// An address an interface holds, with its prefix length: the interface's directly connected
+/// network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    pub address: IpAddr,
+    pub prefix: u8,
+    pub interface: String,
 }
 
 /// The zone of an IPv6 address that needs one to mean anything (link-local `fe80::/10`, and

@@ -1,6 +1,7 @@
 //! Could a new server bind the asked address and port now, and if not, why: decided from the
 //! socket tables and the host's settings, then checked against a real test bind. Pure.
 
+use crate::core::firewall::published::{self, Placeholder};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -538,6 +539,12 @@ fn clause_addresses(members: &[&(&Entry, Overlap)], target: &Target, explain: bo
 enum Stop {
     Unit(String),
     Container(&'static str, String),
+    /// A container runtime's process (conmon, docker-proxy, ...) holds the port only to
+    /// reserve it for a published port: the container must stop, not the placeholder.
+    Published {
+        placeholder: Placeholder,
+        port: u16,
+    },
     Kill {
         tops: Vec<u32>,
         rest: Vec<u32>,
@@ -558,6 +565,12 @@ fn stop_for(entry: &Entry, managers: &HashMap<u32, Manager>) -> Stop {
         };
     }
     let holders = holders(&entry.processes);
+    if let Some(placeholder) = holders.tops.iter().find_map(|p| published::placeholder(p)) {
+        return Stop::Published {
+            placeholder,
+            port: entry.socket.local.port(),
+        };
+    }
     let of_tops: Vec<Option<&Manager>> =
         holders.tops.iter().map(|p| managers.get(&p.pid)).collect();
     let units: HashSet<Option<&str>> = of_tops
@@ -593,6 +606,31 @@ impl Stop {
                 format!("{runtime} stop {short}")
             }
             Stop::Container(runtime, short) => format!("stop its {runtime} container ({short})"),
+            Stop::Published { placeholder, port } => {
+                let why = if placeholder.holder == "dockerd" {
+                    "dockerd holds the port for a container it publishes; stopping dockerd \
+                     would stop every container"
+                        .to_string()
+                } else {
+                    format!(
+                        "{} only holds the port for a container it publishes; killing it would \
+                         not stop the server",
+                        placeholder.holder
+                    )
+                };
+                let name = placeholder
+                    .container_name
+                    .as_deref()
+                    .or(placeholder.container_id.as_deref());
+                match published::stop_command(placeholder.runtime, name, None) {
+                    Some(stop) => format!("{stop} ({why})"),
+                    None => format!(
+                        "stop the {runtime} container that publishes it, found with `{runtime} \
+                         ps --filter publish={port}` ({why})",
+                        runtime = placeholder.runtime
+                    ),
+                }
+            }
             Stop::Kill { tops, rest, forked } => {
                 let kill = tops
                     .iter()
@@ -637,6 +675,7 @@ impl Stop {
     fn sentence(&self) -> String {
         match self {
             Stop::Unit(_) | Stop::Container(..) => format!("To free it: {}", self.action()),
+            Stop::Published { .. } => format!("To free it: {}.", self.action()),
             Stop::Kill { .. } => format!("To free it: {}.", self.action()),
             Stop::Hidden => "Run as root to see which process holds it.".into(),
             Stop::HiddenFromRoot => "Its holder is most likely a process whose /proc/PID/fd even \

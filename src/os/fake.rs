@@ -20,9 +20,10 @@ use serde::Deserialize;
 
 use super::{Os, Wait};
 use crate::core::error::UsageError;
+use crate::core::firewall::Ruleset;
 use crate::core::model::{
-    Backend, EphemeralRange, Holders, Namespace, Process, Proto, Socket, Source, TableRead,
-    TableRequest, Unreadable,
+    Backend, EphemeralRange, Holders, InterfaceAddress, Namespace, Process, Proto, Socket, Source,
+    TableRead, TableRequest, Unreadable,
 };
 use crate::core::query::{NetnsSelection, PortSpec};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
@@ -51,7 +52,8 @@ pub struct FakeOs {
     pub facts: HostFacts,
     pub euid: Option<u32>,
     pub hostname: String,
-    pub interfaces: Vec<(IpAddr, String)>,
+    pub interfaces: Vec<InterfaceAddress>,
+    pub firewall: Result<Ruleset, String>,
     pub etc_services: Option<String>,
     /// Test binds that end otherwise than the tables suggest, by address and SO_REUSEADDR.
     /// Every other one fails with EADDRINUSE where a listener of the current reading holds the
@@ -91,6 +93,7 @@ impl Default for FakeOs {
             euid: Some(0),
             hostname: "fake".into(),
             interfaces: Vec::new(),
+            firewall: Ok(Ruleset::default()),
             etc_services: None,
             binds: HashMap::new(),
             accepting: HashSet::new(),
@@ -129,6 +132,32 @@ struct HostFile {
     bind: Vec<BindFile>,
     #[serde(default)]
     accepting: Vec<SocketAddr>,
+    /// Why the firewall can't be read; otherwise it is read from `firewall/` beside this file
+    /// (`nft.json`, `iptables-nft.v4`, `iptables-nft.v6`, `iptables-legacy.v4`,
+    /// `iptables-legacy.v6`: what each tool printed), and a host without that directory has
+    /// no firewall at all.
+    firewall_unreadable: Option<String>,
+}
+
+/// The firewall recorded in `dir`, assembled as the live one is.
+fn read_firewall(dir: &Path) -> Result<Result<Ruleset, String>> {
+    let mut dumps = super::firewall::Dumps::default();
+    if !dir.is_dir() {
+        return Ok(Ok(Ruleset::default()));
+    }
+    let read = |name: &str| -> Result<Option<String>> {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        std::fs::read_to_string(&path)
+            .map(Some)
+            .with_context(|| format!("could not read {}", path.display()))
+    };
+    dumps.nft = read("nft.json")?.map(String::into_bytes);
+    dumps.iptables_nft = [read("iptables-nft.v4")?, read("iptables-nft.v6")?];
+    dumps.iptables_legacy = [read("iptables-legacy.v4")?, read("iptables-legacy.v6")?];
+    Ok(super::firewall::assemble(&dumps))
 }
 
 /// `unreadable = N`: N processes whose descriptors can't be read, nothing known of them (they
@@ -209,6 +238,8 @@ struct UserFile {
 #[serde(deny_unknown_fields)]
 struct InterfaceFile {
     address: IpAddr,
+    /// The prefix length; a host route (32 or 128) when left out.
+    prefix: Option<u8>,
     name: String,
 }
 
@@ -303,8 +334,20 @@ impl FakeOs {
         fake.interfaces = host
             .interface
             .into_iter()
-            .map(|interface| (interface.address, interface.name))
+            .map(|interface| InterfaceAddress {
+                address: interface.address,
+                prefix: interface.prefix.unwrap_or(if interface.address.is_ipv4() {
+                    32
+                } else {
+                    128
+                }),
+                interface: interface.name,
+            })
             .collect();
+        fake.firewall = match host.firewall_unreadable {
+            Some(reason) => Err(reason),
+            None => read_firewall(&dir.join("firewall"))?,
+        };
         for bind in host.bind {
             let outcome = match bind.outcome.as_str() {
                 "in-use" => BindOutcome::InUse,
@@ -458,17 +501,21 @@ impl Os for FakeOs {
         self.hostname.clone()
     }
 
-    fn interfaces(&self) -> io::Result<Vec<(IpAddr, String)>> {
+    fn interfaces(&self, _netns: Option<&Namespace>) -> Result<Vec<InterfaceAddress>> {
         Ok(self.interfaces.clone())
+    }
+
+    fn firewall(&self, _netns: Option<&Namespace>) -> Result<Ruleset, String> {
+        self.firewall.clone()
     }
 
     /// The interfaces of `interfaces` numbered 1, 2, ... in the order they first appear
     /// (`lo` first, as on Linux, when the host lists it first).
     fn interface_names(&self, _netns: Option<&Namespace>) -> Result<Vec<(u32, String)>> {
         let mut names: Vec<String> = Vec::new();
-        for (_, name) in &self.interfaces {
-            if !names.contains(name) {
-                names.push(name.clone());
+        for InterfaceAddress { interface, .. } in &self.interfaces {
+            if !names.contains(interface) {
+                names.push(interface.clone());
             }
         }
         Ok((1..).zip(names).collect())

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 
 use super::host::{self, UserNames};
 use super::{Os, Wait, probe, processes, tables};
+use crate::core::firewall::Ruleset;
 use crate::core::model::{
-    Backend, Holders, Namespace, Process, Proto, Source, TableRead, TableRequest,
+    Backend, Holders, InterfaceAddress, Namespace, Process, Proto, Source, TableRead, TableRequest,
 };
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
@@ -117,12 +118,40 @@ impl Os for LiveOs {
         host::hostname()
     }
 
-    fn interfaces(&self) -> io::Result<Vec<(IpAddr, String)>> {
-        let found = if_addrs::get_if_addrs()?;
+    fn interfaces(&self, netns: Option<&Namespace>) -> Result<Vec<InterfaceAddress>> {
+        let found = self
+            .inside(netns, if_addrs::get_if_addrs)?
+            .context("could not list the network interfaces")?;
         Ok(found
             .into_iter()
-            .map(|interface| (interface.ip(), interface.name))
+            .map(|interface| InterfaceAddress {
+                address: interface.ip(),
+                prefix: prefix_of(&interface.addr),
+                interface: interface.name,
+            })
             .collect())
+    }
+
+    fn firewall(&self, netns: Option<&Namespace>) -> Result<Ruleset, String> {
+        #[cfg(target_os = "linux")]
+        {
+            if host::effective_uid() != Some(0) {
+                return Err(
+                    "reading the firewall needs root (nft and iptables-save need \
+                            CAP_NET_ADMIN)"
+                        .into(),
+                );
+            }
+            let dumps = self
+                .inside(netns, super::firewall::dump)
+                .map_err(|error| format!("{error:#}"))??;
+            super::firewall::assemble(&dumps)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = netns;
+            Err("portstat reads the firewall on Linux only".into())
+        }
     }
 
     fn interface_names(&self, netns: Option<&Namespace>) -> Result<Vec<(u32, String)>> {
@@ -218,4 +247,13 @@ impl Os for LiveOs {
             )
         })
     }
+}
+
+/// The prefix length of an interface address's netmask (its count of leading ones).
+fn prefix_of(address: &if_addrs::IfAddr) -> u8 {
+    let ones = match address {
+        if_addrs::IfAddr::V4(v4) => u32::from(v4.netmask).leading_ones(),
+        if_addrs::IfAddr::V6(v6) => u128::from(v6.netmask).leading_ones(),
+    };
+    u8::try_from(ones).unwrap_or(0)
 }

@@ -5,15 +5,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
+use crate::core::firewall::Ruleset;
 use crate::core::model::{
-    Backend, Holders, Namespace, Process, Proto, Source, TableRead, TableRequest,
+    Backend, Holders, InterfaceAddress, Namespace, Process, Proto, Source, TableRead, TableRequest,
 };
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
@@ -90,8 +91,12 @@ pub trait Os: Sync {
 
     fn hostname(&self) -> String;
 
-    /// Every address an interface holds, with the interface's name.
-    fn interfaces(&self) -> io::Result<Vec<(IpAddr, String)>>;
+    /// Every address an interface holds inside `netns`, with its prefix and interface.
+    fn interfaces(&self, netns: Option<&Namespace>) -> Result<Vec<InterfaceAddress>>;
+
+    /// The firewall inside `netns`: nftables and iptables (nft and legacy) rules as one
+    /// ruleset, or why it could not be read (not root, a tool missing).
+    fn firewall(&self, netns: Option<&Namespace>) -> Result<Ruleset, String>;
 
     /// Every interface with an address, as its index and name, inside `netns`: the zones of
     /// link-local addresses (a socket's scope id is its interface's index).

@@ -11,6 +11,7 @@ use crate::core::audit::listener::Listener;
 use crate::core::audit::outcome::AuditSummary;
 use crate::core::audit::policy::{Policy, Violation};
 use crate::core::audit::rules::{Finding, Severity};
+use crate::core::firewall::eval::Verdict;
 use crate::core::model::Proto;
 use crate::core::snapshot::SCHEMA;
 use crate::core::text::plural;
@@ -54,10 +55,20 @@ fn summary_line(summary: &AuditSummary) -> String {
         .iter()
         .map(|&s| format!("{} {}", summary.findings.of(s), s.as_str()))
         .collect();
-    let allowed = if summary.allowed > 0 {
-        format!(" ({} allowed by policy)", summary.allowed)
-    } else {
+    let mut excused = Vec::new();
+    if summary.allowed > 0 {
+        excused.push(format!("{} allowed by policy", summary.allowed));
+    }
+    if summary.blocked > 0 {
+        excused.push(format!(
+            "{} on listeners the firewall blocks",
+            summary.blocked
+        ));
+    }
+    let allowed = if excused.is_empty() {
         String::new()
+    } else {
+        format!(" ({})", excused.join(", "))
     };
     let mut parts = vec![
         format!(
@@ -148,10 +159,11 @@ fn finding_table(
         Column::new("SEVERITY", Give::Whole),
         Column::new("PORT", Give::Whole),
         Column::new("ADDRESS", Give::Whole),
-        Column::new("EXPOSURE", Give::Shorten(10)),
+        Column::new("EXPOSURE", Give::Shorten(9)),
+        Column::new("FIREWALL", Give::Shorten(7)),
         Column::new("SERVICE", Give::Drop(1)),
-        Column::new("PROCESS", Give::Shorten(10)),
-        Column::new("REASON", Give::Wrap(20)),
+        Column::new("PROCESS", Give::Shorten(9)),
+        Column::new("REASON", Give::Wrap(18)),
     ];
     if several_hosts {
         columns.insert(0, Column::new("HOST", Give::Shorten(10)));
@@ -161,6 +173,7 @@ fn finding_table(
         let Some(listener) = audit.listeners.get(finding.listener) else {
             continue;
         };
+        // A finding on a blocked listener needs no mark: its FIREWALL cell says `blocked`.
         let severity = if finding.allowed {
             format!("{} (allowed)", finding.severity.as_str())
         } else {
@@ -174,8 +187,9 @@ fn finding_table(
         let mut row = vec![
             severity,
             format!("{}/{}", listener.port, listener.proto.as_str()),
-            listener.address.to_string(),
+            address(listener),
             listener.exposure.describe(),
+            firewall(listener),
             service,
             owners(listener),
             finding.reason.clone(),
@@ -198,6 +212,7 @@ fn listener_table(
         Column::new("PORT", Give::Whole),
         Column::new("ADDRESS", Give::Whole),
         Column::new("EXPOSURE", Give::Shorten(10)),
+        Column::new("FIREWALL", Give::Shorten(7)),
         Column::new("SERVICE", Give::Drop(1)),
         Column::new("PROCESS", Give::Shorten(10)),
     ];
@@ -212,8 +227,9 @@ fn listener_table(
     for listener in listeners {
         let mut row = vec![
             format!("{}/{}", listener.port, listener.proto.as_str()),
-            listener.address.to_string(),
+            address(listener),
             listener.exposure.describe(),
+            firewall(listener),
             listener.service.clone().unwrap_or_else(|| "-".into()),
             owners(listener),
         ];
@@ -223,6 +239,29 @@ fn listener_table(
         rows.push(row);
     }
     Grid::new(columns, rows).write(style, out)
+}
+
+/// The listener's address; for a published port, also where it is forwarded to.
+fn address(listener: &Listener) -> String {
+    match &listener.forward {
+        Some(forward) => format!(
+            "{} -> {}",
+            listener.address,
+            std::net::SocketAddr::new(forward.to_address, forward.to_port)
+        ),
+        None => listener.address.to_string(),
+    }
+}
+
+/// The firewall's verdict, `restricted` with who gets through; `-` where none was asked.
+fn firewall(listener: &Listener) -> String {
+    match &listener.firewall {
+        None => "-".into(),
+        Some(reach) if reach.verdict == Verdict::Restricted => {
+            format!("restricted: {}", reach.sources.join(", "))
+        }
+        Some(reach) => reach.verdict.as_str().into(),
+    }
 }
 
 /// `pid/name`, or why no owner is shown, as the listing prints it.
@@ -296,6 +335,8 @@ struct JsonFinding<'a> {
     processes: Vec<JsonOwner<'a>>,
     reason: &'a str,
     allowed: bool,
+    /// The firewall blocks every new connection to the listener: the finding does not fail.
+    blocked: bool,
 }
 
 #[derive(Serialize)]
@@ -357,6 +398,7 @@ pub fn json(audit: &Audit, output: &mut Output) -> io::Result<()> {
                     .collect(),
                 reason: &finding.reason,
                 allowed: finding.allowed,
+                blocked: finding.blocked,
             })
         })
         .collect();
@@ -455,6 +497,8 @@ mod tests {
                 ppid: None,
             })],
             owner_note: None,
+            firewall: None,
+            forward: None,
         }
     }
 

@@ -2,12 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::core::cgroup::{Container, Manager};
-use crate::core::model::{Entry, PortRange, Proto, State, Zones};
+use crate::core::firewall::eval::{Reach, RuleRef};
+use crate::core::model::{Entry, PortRange, Process, Proto, State, Zones};
 use crate::core::services::Services;
 use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
@@ -26,7 +29,31 @@ pub struct WhoReport<'a> {
     pub verdict: &'a Verdict,
     pub test_bind: Option<&'a BindTest>,
     pub connect: Option<&'a ConnectTest>,
+    /// Whether new connections from beyond the host get through the firewall to the asked
+    /// address and port; `null` for loopback, and with `-q`.
+    pub firewall: Option<Reach>,
+    /// The forwards (DNAT) of the asked port: where its connections really go.
+    pub published: Vec<Published>,
     pub warnings: &'a [String],
+}
+
+/// A forward of the asked port, and whether new connections get through it.
+#[derive(Debug, Serialize)]
+pub struct Published {
+    pub to_address: IpAddr,
+    pub to_port: u16,
+    /// The DNAT rule.
+    pub rule: RuleRef,
+    pub firewall: Reach,
+    /// `podman` or `docker`, where the placeholder holding the port or the target's cgroup
+    /// says so.
+    pub runtime: Option<String>,
+    pub container: Option<String>,
+    pub container_id: Option<String>,
+    /// The target's network namespace, as the NETNS column names it.
+    pub netns: Option<String>,
+    /// What listens at the target: the server.
+    pub processes: Vec<Arc<Process>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +172,8 @@ impl<'a> WhoReport<'a> {
             verdict,
             test_bind,
             connect,
+            firewall: None,
+            published: Vec::new(),
             warnings,
         }
     }
@@ -330,6 +359,51 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
             "Connect {}: {outcome} in {:.1} ms.",
             connect.address, connect.millis
         )?;
+    }
+    match (&report.firewall, report.published.first()) {
+        // The DNAT comes before any input rule: what reaches the port is the forward's fate.
+        (_, Some(forward)) => writeln!(
+            out,
+            "Firewall: {}, through the forward below (connections from beyond this host never \
+             reach a socket here: they are forwarded first)",
+            printable(&forward.firewall.describe())
+        )?,
+        (Some(firewall), None) => writeln!(out, "Firewall: {}", printable(&firewall.describe()))?,
+        (None, None) => {}
+    }
+    for forward in &report.published {
+        let to = SocketAddr::new(forward.to_address, forward.to_port);
+        let container = match (&forward.runtime, &forward.container, &forward.container_id) {
+            (Some(runtime), Some(name), Some(id)) if name != id => {
+                format!(
+                    " {runtime} container {name} ({})",
+                    id.get(..12).unwrap_or(id)
+                )
+            }
+            (Some(runtime), Some(name), _) => format!(" {runtime} container {name}"),
+            (Some(runtime), None, Some(id)) => {
+                format!(" {runtime} container {}", id.get(..12).unwrap_or(id))
+            }
+            _ => String::new(),
+        };
+        let netns = forward.netns.as_ref().map_or(String::new(), |netns| {
+            format!(", network namespace {netns}")
+        });
+        writeln!(
+            out,
+            "Published: port {} is forwarded to{} {to}{netns}",
+            report.target.port,
+            printable(&container)
+        )?;
+        let servers: Vec<String> = forward
+            .processes
+            .iter()
+            .map(|p| format!("{} (pid {})", p.name, p.pid))
+            .collect();
+        if !servers.is_empty() {
+            writeln!(out, "  served there by {}", printable(&servers.join(", ")))?;
+        }
+        writeln!(out, "  by {}", printable(&forward.rule.describe()))?;
     }
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::exposure::{self, Exposure, HostView};
+use crate::core::firewall::eval::Reach;
+pub use crate::core::firewall::judge::ForwardTarget;
 use crate::core::model::{Entry, OwnerNote, Process, Proto};
 use crate::core::services::Services;
 use crate::core::snapshot::{SCHEMA, Snapshot, SocketRecord, from_json, schema_of};
@@ -27,6 +29,12 @@ pub struct Listener {
     pub processes: Vec<Arc<Process>>,
     /// Why no process is shown (`hidden`, `not-found`, `exited`), as in the snapshot.
     pub owner_note: Option<OwnerNote>,
+    /// Whether new connections from beyond the host get through its firewall: `null` offline,
+    /// and for what only loopback reaches.
+    pub firewall: Option<Reach>,
+    /// For a published port (a DNAT): where connections to it really go. The listener is then
+    /// the host side of the forward, and its processes are the server's at the target.
+    pub forward: Option<Arc<ForwardTarget>>,
 }
 
 impl Listener {
@@ -73,6 +81,8 @@ impl Listener {
             user: record.user.as_deref().map(str::to_string),
             processes: record.processes.to_vec(),
             owner_note: record.owner_note,
+            firewall: None,
+            forward: None,
         }
     }
 

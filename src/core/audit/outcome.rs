@@ -34,6 +34,8 @@ pub struct AuditSummary {
     pub findings: Counts,
     /// Findings on listeners a policy `[[allow]]` accepts: they do not fail the run.
     pub allowed: usize,
+    /// Findings on listeners the firewall blocks: they do not fail the run either.
+    pub blocked: usize,
     /// Findings that are not allowed and at or above `fail_on`.
     pub failing_findings: usize,
     /// `null` without `--policy`.
@@ -58,7 +60,7 @@ impl AuditSummary {
         let failing_findings = fail_on.threshold().map_or(0, |threshold| {
             findings
                 .iter()
-                .filter(|f| !f.allowed && f.severity >= threshold)
+                .filter(|f| !f.allowed && !f.blocked && f.severity >= threshold)
                 .count()
         });
         let passed = failing_findings == 0
@@ -77,6 +79,7 @@ impl AuditSummary {
                 info: count(Severity::Info),
             },
             allowed: findings.iter().filter(|f| f.allowed).count(),
+            blocked: findings.iter().filter(|f| f.blocked).count(),
             failing_findings,
             violations,
             new: drift.map(|d| d.new.len()),

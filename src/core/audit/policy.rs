@@ -312,6 +312,8 @@ mod tests {
                 .into_iter()
                 .collect(),
             owner_note: None,
+            firewall: None,
+            forward: None,
         }
     }
 

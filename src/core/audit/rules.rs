@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::exposure::Class;
 use super::listener::Listener;
+use crate::core::firewall::eval::Verdict;
 use crate::core::model::{OwnerNote, Proto};
 
 /// Ordered from least to most serious, so `>=` compares against `--fail-on`.
@@ -201,6 +202,9 @@ pub struct Finding {
     pub reason: String,
     /// A policy `[[allow]]` accepts this listener: reported, but it does not fail the run.
     pub allowed: bool,
+    /// The firewall lets no new connection through to this listener: reported, but it does
+    /// not fail the run.
+    pub blocked: bool,
 }
 
 /// Every finding about `listeners`, most severe first.
@@ -225,6 +229,7 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
                     service: Some(rule.service),
                     reason: rule.reason.to_string(),
                     allowed: false,
+                    blocked: false,
                 });
             }
         }
@@ -237,10 +242,25 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
                 service: None,
                 reason: why_no_owner(listener.owner_note).to_string(),
                 allowed: false,
+                blocked: false,
             });
         } else if !port_rule_fired {
             // A port rule's reason already says where to bind: one finding says it once.
             findings.extend(loopback_intended(listeners, &index, position));
+        }
+    }
+    for finding in &mut findings {
+        finding.blocked = listeners[finding.listener]
+            .firewall
+            .as_ref()
+            .is_some_and(|reach| reach.verdict == Verdict::Blocked);
+        if let Some(forward) = &listeners[finding.listener].forward {
+            // DNAT happens before the INPUT chain: rules there never see these connections.
+            finding.reason = format!(
+                "{} (published: forwarded to {}, around the INPUT chain)",
+                finding.reason,
+                std::net::SocketAddr::new(forward.to_address, forward.to_port)
+            );
         }
     }
     findings.sort_by_cached_key(|finding| {
@@ -253,7 +273,12 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
 }
 
 fn applies(rule: &PortRule, listener: &Listener) -> bool {
-    rule.ports.contains(&listener.port) && rule.proto.is_none_or(|proto| proto == listener.proto)
+    // A published port is the service behind it: Redis published on 16379 is still Redis.
+    let port = listener
+        .forward
+        .as_ref()
+        .map_or(listener.port, |f| f.to_port);
+    rule.ports.contains(&port) && rule.proto.is_none_or(|proto| proto == listener.proto)
 }
 
 /// Who listens where, gathered once per audit, so that the questions asked of each listener are
@@ -375,6 +400,7 @@ fn loopback_intended(listeners: &[Listener], index: &Index, position: usize) -> 
             ports.join(", ")
         ),
         allowed: false,
+        blocked: false,
     })
 }
 
@@ -411,6 +437,8 @@ mod tests {
                 .into_iter()
                 .collect(),
             owner_note: pid.is_none().then_some(OwnerNote::Hidden),
+            firewall: None,
+            forward: None,
         }
     }
 
@@ -434,6 +462,60 @@ mod tests {
             );
             assert!(rule.ports.start() <= rule.ports.end(), "{}", rule.id);
         }
+    }
+
+    #[test]
+    fn a_blocked_listener_is_marked_and_a_published_one_is_judged_by_its_target() {
+        use crate::core::firewall::eval::{Reach, RuleRef, Verdict};
+        use crate::core::firewall::judge::ForwardTarget;
+        use crate::core::firewall::{Origin, TableFamily};
+        let rule = RuleRef {
+            origin: Origin::IptablesNft,
+            family: TableFamily::Ip,
+            table: "nat".into(),
+            chain: "DOCKER".into(),
+            handle: Some(2),
+            text: "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 16379 -j DNAT".into(),
+        };
+        let reach = |verdict| Reach {
+            verdict,
+            sources: Vec::new(),
+            rule: None,
+            reason: None,
+        };
+        let mut blocked = listener("h", Proto::Tcp, "0.0.0.0", 6379, Some(1));
+        blocked.firewall = Some(reach(Verdict::Blocked));
+        // Redis in a container, published on host port 16379: no rule knows 16379.
+        let mut published = listener("h", Proto::Tcp, "0.0.0.0", 16379, Some(2));
+        published.firewall = Some(reach(Verdict::Open));
+        published.forward = Some(Arc::new(ForwardTarget {
+            to_address: "172.17.0.2".parse().unwrap(),
+            to_port: 6379,
+            netns: None,
+            container: Some("cache".into()),
+            runtime: Some("docker".into()),
+            rule,
+        }));
+        let findings = evaluate(&[blocked, published]);
+        assert_eq!(rules_of(&findings), ["redis", "redis"]);
+        // Listener 0 is the blocked one on 6379, listener 1 the published one on 16379.
+        let on = |port: u16| {
+            let index = usize::from(port == 16379);
+            findings
+                .iter()
+                .find(|f| f.listener == index)
+                .expect("finding")
+        };
+        assert!(on(6379).blocked);
+        assert!(!on(16379).blocked);
+        assert!(
+            on(16379)
+                .reason
+                .contains("forwarded to 172.17.0.2:6379, around the INPUT chain"),
+            "{}",
+            on(16379).reason
+        );
+        assert!(!on(6379).reason.contains("forwarded"));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 pub mod eval;
+pub mod judge;
+pub mod published;
 
 /// Every chain that was read, from every tool, and what could not be read.
 #[derive(Debug, Clone, Default, PartialEq)]
