@@ -28,8 +28,9 @@ pub struct ForwardTarget {
 pub struct Network {
     /// Every address, loopback included.
     local: Vec<IpAddr>,
-    /// The interfaces that hold an address beyond loopback: where a packet from elsewhere can
-    /// come in (a bridge's ports hold none; their bridge does).
+    /// The interfaces that hold an address beyond loopback and IPv6 link-local, container
+    /// bridges aside: where a packet from beyond the host can come in (a bridge's ports hold
+    /// none, or only a link-local one; their bridge holds the addresses).
     interfaces: Vec<String>,
     networks: Vec<(AddressRange, String)>,
 }
@@ -42,7 +43,14 @@ impl Network {
             if address.address.is_loopback() {
                 continue;
             }
-            if !network.interfaces.contains(&address.interface) {
+            // An interface with only an IPv6 link-local address is most often a bridge's port
+            // (a container's host-side veth): packets on it arrive through the bridge.
+            let link_local =
+                matches!(address.address, IpAddr::V6(v6) if v6.is_unicast_link_local());
+            if !link_local
+                && !is_container_bridge(&address.interface)
+                && !network.interfaces.contains(&address.interface)
+            {
                 network.interfaces.push(address.interface.clone());
             }
             if let Some(range) = AddressRange::prefix(address.address, address.prefix) {
@@ -67,6 +75,21 @@ impl Network {
             .filter(|local| local.is_ipv4() == address.is_ipv4() || (dual_stack && local.is_ipv4()))
             .collect()
     }
+}
+
+/// The bridges container runtimes make for their containers (docker0 and docker's `br-ID`
+/// networks, podman0 and CNI's `cni-podman0`, `cni0`): what comes in on them comes from this
+/// host's own containers, not from beyond the host, so they are not where the question's
+/// packets arrive. (A hand-made LAN bridge, `br0`, is not one of these.)
+fn is_container_bridge(name: &str) -> bool {
+    let docker_network = name
+        .strip_prefix("br-")
+        .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    docker_network
+        || name == "docker0"
+        || name == "cni0"
+        || name.starts_with("podman")
+        || name.starts_with("cni-podman")
 }
 
 /// A namespace's firewall with its addresses: the verdicts of its listeners and forwards.
