@@ -295,3 +295,37 @@ fn a_malformed_port_range_is_a_warning_naming_what_it_read() {
     let actual = run_with(&host("web-1"), PIPED, &["-a"]);
     assert!(!actual.contains("ip_local_port_range"), "{actual}");
 }
+
+// Issue 15: drift reports a listener the firewall now judges differently.
+#[test]
+fn drift_reports_a_firewall_verdict_that_changed() {
+    let mut os = host("web-1");
+    let actual = run_with(&os, PIPED, &["audit", "--json"]);
+    let json = actual.split('\n').nth(1).expect("the JSON line");
+    let mut saved: serde_json::Value = serde_json::from_str(json).expect("audit JSON");
+    let redis = saved["listeners"]
+        .as_array_mut()
+        .expect("listeners")
+        .iter_mut()
+        .find(|l| l["port"] == 6379)
+        .expect("redis");
+    assert_eq!(redis["firewall"]["verdict"], "blocked");
+    // As approved, Redis was open to the world.
+    redis["firewall"]["verdict"] = "open".into();
+    os.files
+        .insert(PathBuf::from("approved.json"), saved.to_string());
+    let actual = run_with(
+        &os,
+        PIPED,
+        &["audit", "--baseline", "approved.json", "--fail-on", "never"],
+    );
+    assert!(
+        actual.contains("Drift since ")
+            && actual.contains("approved.json: 0 new, 0 gone, 1 firewall change")
+            && actual
+                .contains("  changed tcp 0.0.0.0:6379 (redis-server): firewall open -> blocked"),
+        "{actual}"
+    );
+    // Drift fails the run whatever --fail-on says.
+    assert!(actual.ends_with("--- exit status 1\n"), "{actual}");
+}

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::core::audit::drift::{Drift, Endpoint};
+use crate::core::audit::drift::{Drift, Endpoint, VerdictChange};
 use crate::core::audit::listener::Listener;
 use crate::core::audit::outcome::AuditSummary;
 use crate::core::audit::policy::{Policy, Violation};
@@ -86,7 +86,13 @@ fn summary_line(summary: &AuditSummary) -> String {
         ));
     }
     if let (Some(new), Some(gone)) = (summary.new, summary.gone) {
-        parts.push(format!("drift {new} new, {gone} gone"));
+        let changed = match summary.changed {
+            Some(changed) if changed > 0 => {
+                format!(", {changed} firewall {}", plural(changed, "change"))
+            }
+            _ => String::new(),
+        };
+        parts.push(format!("drift {new} new, {gone} gone{changed}"));
     }
     let verdict = if summary.passed { "pass" } else { "FAIL" };
     format!(
@@ -128,10 +134,12 @@ pub fn text(
     if let Some(drift) = &audit.drift {
         writeln!(
             out,
-            "\nDrift since {}: {} new, {} gone",
+            "\nDrift since {}: {} new, {} gone, {} firewall {}",
             printable(drift.file),
             drift.drift.new.len(),
-            drift.drift.gone.len()
+            drift.drift.gone.len(),
+            drift.drift.changed.len(),
+            plural(drift.drift.changed.len(), "change")
         )?;
         let changes = [("new", &drift.drift.new), ("gone", &drift.drift.gone)];
         for (change, endpoints) in changes {
@@ -144,6 +152,20 @@ pub fn text(
                 let line = format!("{host}{}", endpoint.label());
                 writeln!(out, "  {change:<5} {}", printable(&line))?;
             }
+        }
+        for change in &drift.drift.changed {
+            let host = if several_hosts {
+                format!("{}: ", change.now.host)
+            } else {
+                String::new()
+            };
+            let line = format!(
+                "{host}{}: firewall {} -> {}",
+                change.now.label(),
+                change.before.as_str(),
+                change.after.as_str()
+            );
+            writeln!(out, "  changed {}", printable(&line))?;
         }
     }
     writeln!(out, "\n{}", summary_line(audit.summary))
@@ -371,6 +393,7 @@ struct JsonDrift<'a> {
     baseline: &'a str,
     new: &'a [Endpoint],
     gone: &'a [Endpoint],
+    changed: &'a [VerdictChange],
 }
 
 pub fn json(audit: &Audit, output: &mut Output) -> io::Result<()> {
@@ -420,6 +443,7 @@ pub fn json(audit: &Audit, output: &mut Output) -> io::Result<()> {
             baseline: drift.file,
             new: &drift.drift.new,
             gone: &drift.drift.gone,
+            changed: &drift.drift.changed,
         }),
         summary: audit.summary,
         warnings: audit.warnings,
@@ -533,6 +557,7 @@ mod tests {
         let drift = Drift {
             new: vec![Endpoint::of(&listeners[0])],
             gone: Vec::new(),
+            changed: Vec::new(),
         };
         let drifted = AuditSummary::of(&listeners, &findings, Some(0), Some(&drift), FailOn::Never);
         assert!(!drifted.passed);

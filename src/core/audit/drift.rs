@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::listener::{self, Listener};
+use crate::core::firewall::eval::Verdict;
 use crate::core::model::Proto;
 use crate::core::services::Services;
 use crate::core::snapshot;
@@ -21,6 +22,9 @@ pub struct Endpoint {
     pub port: u16,
     /// Sorted, without repeats; empty when the owner was not seen.
     pub processes: Vec<String>,
+    /// The firewall's verdict on it, where one was reached (a live audit, or a saved
+    /// `audit --json`); a listing snapshot has none.
+    pub firewall: Option<Verdict>,
 }
 
 impl Endpoint {
@@ -35,6 +39,7 @@ impl Endpoint {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+            firewall: listener.firewall.as_ref().map(|reach| reach.verdict),
         }
     }
 
@@ -64,11 +69,23 @@ impl Endpoint {
 pub struct Drift {
     pub new: Vec<Endpoint>,
     pub gone: Vec<Endpoint>,
+    /// Listeners still there whose firewall verdict changed (a port that was blocked and is now
+    /// open), where both sides have one.
+    pub changed: Vec<VerdictChange>,
+}
+
+/// A listener of both the baseline and now, judged differently by the firewall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerdictChange {
+    #[serde(flatten)]
+    pub now: Endpoint,
+    pub before: Verdict,
+    pub after: Verdict,
 }
 
 impl Drift {
     pub fn len(&self) -> usize {
-        self.new.len() + self.gone.len()
+        self.new.len() + self.gone.len() + self.changed.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,6 +111,13 @@ struct SavedListener {
     port: u16,
     #[serde(default)]
     processes: Vec<SavedProcess>,
+    #[serde(default)]
+    firewall: Option<SavedFirewall>,
+}
+
+#[derive(Deserialize)]
+struct SavedFirewall {
+    verdict: Verdict,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +156,7 @@ pub fn parse_baseline(text: &str, services: &Services) -> Result<Vec<Endpoint>, 
                 address: saved.address,
                 port: saved.port,
                 processes: names.into_iter().collect(),
+                firewall: saved.firewall.map(|f| f.verdict),
             }
         })
         .collect())
@@ -148,6 +173,7 @@ pub fn compare(baseline: &[Endpoint], current: &[Endpoint]) -> Drift {
     };
     let ignore_host = hosts(baseline).len() <= 1 && hosts(current).len() <= 1;
     let mut used = vec![false; baseline.len()];
+    let mut changed = Vec::new();
     let mut matched = vec![false; current.len()];
     // Exact owners first, so an unnamed socket does not take the match a named one needed.
     let passes: [fn(&Endpoint, &Endpoint) -> bool; 2] = [
@@ -169,9 +195,18 @@ pub fn compare(baseline: &[Endpoint], current: &[Endpoint]) -> Drift {
                 .find(|(before, taken)| {
                     !**taken && now.same_socket(before, ignore_host) && owners_agree(now, before)
                 });
-            if let Some((_, taken)) = partner {
+            if let Some((before, taken)) = partner {
                 *taken = true;
                 *done = true;
+                if let (Some(before), Some(after)) = (before.firewall, now.firewall)
+                    && before != after
+                {
+                    changed.push(VerdictChange {
+                        now: now.clone(),
+                        before,
+                        after,
+                    });
+                }
             }
         }
     }
@@ -191,9 +226,11 @@ pub fn compare(baseline: &[Endpoint], current: &[Endpoint]) -> Drift {
             .filter(|(_, taken)| !**taken)
             .map(|(e, _)| e.clone())
             .collect(),
+        changed,
     };
     drift.new.sort_by(order);
     drift.gone.sort_by(order);
+    drift.changed.sort_by(|a, b| order(&a.now, &b.now));
     drift
 }
 
@@ -208,7 +245,45 @@ mod tests {
             address: address.parse().expect("test address"),
             port,
             processes: names.iter().map(|n| n.to_string()).collect(),
+            firewall: None,
         }
+    }
+
+    #[test]
+    fn a_port_the_firewall_opened_is_drift_and_an_unjudged_side_is_not() {
+        let judged = |port, verdict| Endpoint {
+            firewall: Some(verdict),
+            ..endpoint("h", Proto::Tcp, "0.0.0.0", port, &["redis-server"])
+        };
+        let before = vec![judged(6379, Verdict::Blocked), judged(22, Verdict::Open)];
+        let now = vec![judged(6379, Verdict::Open), judged(22, Verdict::Open)];
+        let drift = compare(&before, &now);
+        assert!(drift.new.is_empty() && drift.gone.is_empty());
+        assert_eq!(drift.changed.len(), 1);
+        assert_eq!(drift.changed[0].now.port, 6379);
+        assert_eq!(
+            (drift.changed[0].before, drift.changed[0].after),
+            (Verdict::Blocked, Verdict::Open)
+        );
+        assert_eq!(drift.len(), 1);
+        // A listing snapshot as baseline has no verdicts: nothing to compare.
+        let listing = vec![
+            endpoint("h", Proto::Tcp, "0.0.0.0", 6379, &["redis-server"]),
+            endpoint("h", Proto::Tcp, "0.0.0.0", 22, &["redis-server"]),
+        ];
+        assert!(compare(&listing, &now).is_empty());
+    }
+
+    #[test]
+    fn saved_audit_verdicts_are_read_back() {
+        let text = r#"{"schema":1,"listeners":[{"host":"h","proto":"tcp","address":"0.0.0.0",
+            "port":6379,"processes":[{"name":"redis-server"}],
+            "firewall":{"verdict":"blocked","sources":[],"rule":null,"reason":null}},
+            {"host":"h","proto":"tcp","address":"0.0.0.0","port":22,"firewall":null}]}"#;
+        let endpoints =
+            parse_baseline(text, &Services::with_system_services(None)).expect("baseline");
+        assert_eq!(endpoints[0].firewall, Some(Verdict::Blocked));
+        assert_eq!(endpoints[1].firewall, None);
     }
 
     #[test]

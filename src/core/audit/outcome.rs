@@ -43,6 +43,8 @@ pub struct AuditSummary {
     /// `null` without `--baseline`.
     pub new: Option<usize>,
     pub gone: Option<usize>,
+    /// Listeners whose firewall verdict changed since the baseline; `null` without it.
+    pub changed: Option<usize>,
     pub fail_on: &'static str,
     /// Exit status 0 when true, 1 when false.
     pub passed: bool,
@@ -84,6 +86,7 @@ impl AuditSummary {
             violations,
             new: drift.map(|d| d.new.len()),
             gone: drift.map(|d| d.gone.len()),
+            changed: drift.map(|d| d.changed.len()),
             fail_on: fail_on.as_str(),
             passed,
         }

@@ -67,7 +67,7 @@ pub struct Question<'a> {
     pub networks: &'a [(AddressRange, String)],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Open,
