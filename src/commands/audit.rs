@@ -5,24 +5,20 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Result;
 
 use super::scan;
-use super::scan::{Names, Scan, Server, Servers};
+use super::scan::{Names, PublishedPort};
 use super::{Context, Outcome};
 use crate::cli::AuditArgs;
 use crate::core::audit::drift;
 use crate::core::audit::exposure::{self, HostView};
-use crate::core::audit::listener::{self, ForwardTarget, Listener};
+use crate::core::audit::listener::{self, Listener};
 use crate::core::audit::outcome::AuditSummary;
 use crate::core::audit::{policy, rules};
 use crate::core::error::UsageError;
-use crate::core::firewall::eval::{Forward, Reach};
-use crate::core::firewall::judge::{Judge, Network};
-use crate::core::firewall::published::{self, Placeholder};
-use crate::core::model::{Backend, Entry, Namespace, Source, State};
+use crate::core::model::{Backend, Entry, Source, State};
 use crate::core::query::{NetnsSelection, Query};
 use crate::core::services::Services;
 use crate::os::Os;
@@ -170,15 +166,26 @@ fn gather_live(context: &Context, backend: Backend, netns: &NetnsSelection) -> R
         .map(|entry| Listener::from_entry(&host_of(entry), entry, &view, services))
         .collect::<Result<Vec<_>, String>>()
         .map_err(|why| UsageError(format!("a socket of this host could not be audited: {why}")))?;
-    let forwards = judge_firewalls(
-        context,
+    let firewalls = scan::judge_firewalls(
+        os,
+        services,
         &scan,
-        &mut listeners,
-        &view,
         backend,
-        &mut warnings,
+        view.bindv6only.unwrap_or(false),
     );
-    listeners.extend(forwards);
+    warnings.extend(firewalls.warnings);
+    for (listener, verdict) in listeners.iter_mut().zip(firewalls.verdicts) {
+        listener.firewall = verdict;
+    }
+    for published in &firewalls.published {
+        // Named as the namespace's other listeners are: the host, or the host and namespace.
+        let host = scan
+            .entries
+            .iter()
+            .find(|e| scan.namespace_of(e).map(|ns| ns.inode) == published.netns)
+            .map_or_else(|| host.clone(), host_of);
+        listeners.push(forward_listener(&host, published, &view, services));
+    }
     sort(&mut listeners);
     let captured_at = context.captured_at();
     let mut names: Vec<String> = scan.entries.iter().map(host_of).collect();
@@ -201,108 +208,20 @@ fn gather_live(context: &Context, backend: Backend, netns: &NetnsSelection) -> R
     })
 }
 
-/// Each namespace's firewall verdict on its listeners (in `listeners`, one per entry of the
-/// scan, in order), and the ports it forwards, as listeners of their own.
-fn judge_firewalls(
-    context: &Context,
-    scan: &Scan,
-    listeners: &mut [Listener],
-    view: &HostView,
-    backend: Backend,
-    warnings: &mut Vec<String>,
-) -> Vec<Listener> {
-    let os = context.os;
-    let mut namespaces: Vec<Option<&Namespace>> = Vec::new();
-    for entry in &scan.entries {
-        let namespace = scan.namespace_of(entry);
-        if !namespaces.contains(&namespace) {
-            namespaces.push(namespace);
-        }
-    }
-    let mut forwarded = Vec::new();
-    let mut servers = Servers::default();
-    for namespace in namespaces {
-        let addresses = os.interfaces(namespace).unwrap_or_default();
-        let network = Network::of(&addresses);
-        let firewall = os.firewall(namespace);
-        if let Err(why) = &firewall {
-            warnings.push(format!(
-                "the firewall{} was not read, so its verdicts are unknown and the ports it \
-                 forwards are not shown: {why}",
-                namespace.map_or(String::new(), |ns| format!(
-                    " of network namespace {}",
-                    ns.inode
-                ))
-            ));
-        }
-        let judge = Judge::new(&firewall, &network);
-        for (listener, entry) in listeners.iter_mut().zip(&scan.entries) {
-            if scan.namespace_of(entry) != namespace {
-                continue;
-            }
-            let dual_stack = listener.exposure.dual_stack.unwrap_or(false);
-            listener.firewall =
-                judge.listener(listener.proto, listener.address, listener.port, dual_stack);
-        }
-        let host = listeners
-            .iter()
-            .zip(&scan.entries)
-            .find(|(_, entry)| scan.namespace_of(entry) == namespace)
-            .map(|(listener, _)| listener.host.clone())
-            .unwrap_or_else(|| os.hostname());
-        for (forward, reach) in judge.forwards() {
-            let target = servers.behind(
-                os,
-                backend,
-                forward.proto,
-                forward.to_address,
-                forward.to_port,
-                context.services(),
-            );
-            let placeholder = listeners
-                .iter()
-                .filter(|l| l.host == host && l.proto == forward.proto)
-                .filter(|l| forward.host_ports.contains(l.port))
-                .flat_map(|l| l.processes.iter())
-                .find_map(|process| published::placeholder(process));
-            forwarded.push(forward_listener(
-                &host,
-                &forward,
-                reach,
-                target,
-                placeholder,
-                view,
-                context.services(),
-            ));
-        }
-    }
-    forwarded
-}
-
 /// The listener a published port stands for: its host side, with the server at its target.
 fn forward_listener(
     host: &str,
-    forward: &Forward,
-    reach: Reach,
-    target: Server,
-    placeholder: Option<Placeholder>,
+    published: &PublishedPort,
     view: &HostView,
     services: &Services,
 ) -> Listener {
+    let forward = &published.forward;
     let address = match &forward.host_addresses[..] {
         [only] if only.first == only.last => only.first,
         _ if forward.to_address.is_ipv4() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
-    let runtime = placeholder
-        .as_ref()
-        .map(|p| p.runtime.to_string())
-        .or_else(|| target.container.as_ref().map(|c| c.runtime.clone()));
-    let container = placeholder
-        .as_ref()
-        .and_then(|p| p.container_name.clone().or(p.container_id.clone()))
-        .or_else(|| target.container.as_ref().map(|c| c.id.clone()));
-    let server = target.processes.first();
+    let server = published.processes.first();
     Listener {
         host: host.to_string(),
         proto: forward.proto,
@@ -315,17 +234,10 @@ fn forward_listener(
             .map(str::to_string),
         uid: None,
         user: server.and_then(|p| p.user.as_deref().map(str::to_string)),
-        processes: target.processes.clone(),
+        processes: published.processes.clone(),
         owner_note: None,
-        firewall: Some(reach),
-        forward: Some(Arc::new(ForwardTarget {
-            to_address: forward.to_address,
-            to_port: forward.to_port,
-            netns: target.netns,
-            container,
-            runtime,
-            rule: forward.rule.clone(),
-        })),
+        firewall: Some(published.reach.clone()),
+        forward: Some(published.target.clone()),
     }
 }
 

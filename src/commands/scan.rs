@@ -9,6 +9,9 @@ use anyhow::Result;
 
 use crate::core::cgroup;
 use crate::core::error::UsageError;
+use crate::core::firewall::eval::{Forward, Reach};
+use crate::core::firewall::judge::{ForwardTarget, Judge, Network};
+use crate::core::firewall::published;
 use crate::core::meaning::{self, Listeners, Meaning, WalkLimits};
 use crate::core::model::{
     Backend, ContainerLabel, Entry, EphemeralRange, Namespace, NetnsLabel, Process, Proto, Socket,
@@ -138,6 +141,161 @@ pub fn container_of(os: &dyn Os, namespace: &Namespace) -> Option<ContainerLabel
         .and_then(|pid| os.cgroup(pid))
         .and_then(|text| cgroup::parse(&text).container)
         .map(ContainerLabel::from)
+}
+
+/// What the firewalls of a scan's namespaces say of it.
+pub struct Firewalls {
+    /// The verdict on each entry of the scan, in order: listeners (and bound UDP sockets)
+    /// only, and none for what only loopback reaches.
+    pub verdicts: Vec<Option<Reach>>,
+    /// Every port the firewalls forward (DNAT), with what serves it.
+    pub published: Vec<PublishedPort>,
+    /// Namespaces whose firewall could not be read, and why.
+    pub warnings: Vec<String>,
+}
+
+/// A forward of one namespace's firewall.
+pub struct PublishedPort {
+    /// The inode of the namespace whose firewall forwards it; `None` for portstat's own.
+    pub netns: Option<u64>,
+    pub forward: Forward,
+    /// Whether new connections from beyond the host get through.
+    pub reach: Reach,
+    pub target: Arc<ForwardTarget>,
+    /// What listens at the target.
+    pub processes: Vec<Arc<Process>>,
+}
+
+impl PublishedPort {
+    /// Whether this forward takes the connections meant for an entry's port.
+    pub fn covers(&self, scan: &Scan, entry: &Entry) -> bool {
+        scan.namespace_of(entry).map(|ns| ns.inode) == self.netns
+            && entry.socket.state.is_listening()
+            && entry.socket.proto == self.forward.proto
+            && self.forward.host_ports.contains(entry.socket.local.port())
+    }
+}
+
+/// Reads the firewall of every namespace the scan saw and judges its listeners, and finds the
+/// ports each forwards, the server behind each and the container that publishes it.
+pub fn judge_firewalls(
+    os: &dyn Os,
+    services: &'static Services,
+    scan: &Scan,
+    backend: Backend,
+    bindv6only: bool,
+) -> Firewalls {
+    let mut namespaces: Vec<Option<&Namespace>> = Vec::new();
+    for entry in &scan.entries {
+        let namespace = scan.namespace_of(entry);
+        if !namespaces.contains(&namespace) {
+            namespaces.push(namespace);
+        }
+    }
+    let mut firewalls = Firewalls {
+        verdicts: vec![None; scan.entries.len()],
+        published: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut servers = Servers::default();
+    for namespace in namespaces {
+        let addresses = os.interfaces(namespace).unwrap_or_default();
+        let network = Network::of(&addresses);
+        let ruleset = os.firewall(namespace);
+        if let Err(why) = &ruleset {
+            firewalls.warnings.push(format!(
+                "the firewall{} was not read, so its verdicts are unknown and the ports it \
+                 forwards are not shown: {why}",
+                namespace.map_or(String::new(), |ns| format!(
+                    " of network namespace {}",
+                    ns.inode
+                ))
+            ));
+        }
+        let judge = Judge::new(&ruleset, &network);
+        let in_namespace = |entry: &&Entry| scan.namespace_of(entry) == namespace;
+        for (verdict, entry) in firewalls.verdicts.iter_mut().zip(&scan.entries) {
+            let socket = &entry.socket;
+            if !in_namespace(&entry) || !socket.state.is_listening() {
+                continue;
+            }
+            let address = socket.local.ip();
+            let dual_stack = address.is_ipv6()
+                && address.is_unspecified()
+                && !socket.v6only.unwrap_or(bindv6only);
+            *verdict = judge.listener(socket.proto, address, socket.local.port(), dual_stack);
+        }
+        let entries: Vec<&Entry> = scan.entries.iter().filter(in_namespace).collect();
+        firewalls.published.extend(published_ports(
+            os,
+            services,
+            backend,
+            &judge,
+            &entries,
+            namespace,
+            &mut servers,
+        ));
+    }
+    firewalls
+}
+
+/// The ports a namespace's firewall forwards, each with the server behind it and the
+/// container that publishes it (named by the placeholder among `entries` that holds the port,
+/// or by the target's cgroup).
+pub fn published_ports(
+    os: &dyn Os,
+    services: &'static Services,
+    backend: Backend,
+    judge: &Judge,
+    entries: &[&Entry],
+    namespace: Option<&Namespace>,
+    servers: &mut Servers,
+) -> Vec<PublishedPort> {
+    let mut published = Vec::new();
+    for (forward, reach) in judge.forwards() {
+        let server = servers.behind(
+            os,
+            backend,
+            forward.proto,
+            forward.to_address,
+            forward.to_port,
+            services,
+        );
+        let placeholder = entries
+            .iter()
+            .filter(|e| e.socket.state.is_listening() && e.socket.proto == forward.proto)
+            .filter(|e| forward.host_ports.contains(e.socket.local.port()))
+            .flat_map(|e| e.processes.iter())
+            .find_map(|process| published::placeholder(process));
+        let runtime = placeholder
+            .as_ref()
+            .map(|p| p.runtime.to_string())
+            .or_else(|| server.container.as_ref().map(|c| c.runtime.clone()));
+        let container_id = placeholder
+            .as_ref()
+            .and_then(|p| p.container_id.clone())
+            .or_else(|| server.container.as_ref().map(|c| c.id.clone()));
+        let target = Arc::new(ForwardTarget {
+            to_address: forward.to_address,
+            to_port: forward.to_port,
+            netns: server.netns,
+            container: placeholder
+                .as_ref()
+                .and_then(|p| p.container_name.clone())
+                .or_else(|| container_id.clone()),
+            container_id,
+            runtime,
+            rule: forward.rule.clone(),
+        });
+        published.push(PublishedPort {
+            netns: namespace.map(|ns| ns.inode),
+            forward,
+            reach,
+            target,
+            processes: server.processes,
+        });
+    }
+    published
 }
 
 /// What listens at a forward's target.

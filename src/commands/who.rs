@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -13,7 +14,6 @@ use crate::core::cgroup;
 use crate::core::error::UsageError;
 use crate::core::firewall::eval::Reach;
 use crate::core::firewall::judge::{Judge, Network};
-use crate::core::firewall::published;
 use crate::core::model::{Backend, Entry, Namespace, Source};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::target::Target;
@@ -148,54 +148,39 @@ fn firewall(
     let judge = Judge::new(&ruleset, &network);
     let dual_stack = target.address.is_ipv6() && !facts.bindv6only;
     let reach = judge.listener(target.proto, target.address, target.port, dual_stack);
-    let placeholder = entries
-        .iter()
-        .filter(|e| e.socket.state.is_listening())
-        .flat_map(|e| e.processes.iter())
-        .find_map(|process| published::placeholder(process));
-    let mut servers = Servers::default();
-    let published = judge
-        .forwards()
-        .into_iter()
-        .filter(|(forward, _)| {
-            forward.proto == target.proto && forward.host_ports.contains(target.port)
-        })
-        .map(|(forward, firewall)| {
-            let to_port = forward
-                .to_port
-                .saturating_add(target.port - forward.host_ports.first);
-            let server = servers.behind(
-                os,
-                backend,
-                forward.proto,
-                forward.to_address,
-                to_port,
-                context.services(),
-            );
-            let runtime = placeholder
-                .as_ref()
-                .map(|p| p.runtime.to_string())
-                .or_else(|| server.container.as_ref().map(|c| c.runtime.clone()));
-            let container_id = placeholder
-                .as_ref()
-                .and_then(|p| p.container_id.clone())
-                .or_else(|| server.container.as_ref().map(|c| c.id.clone()));
-            Published {
-                to_address: forward.to_address,
-                to_port,
-                rule: forward.rule,
-                firewall,
-                runtime,
-                container: placeholder
-                    .as_ref()
-                    .and_then(|p| p.container_name.clone())
-                    .or_else(|| container_id.clone()),
-                container_id,
-                netns: server.netns,
-                processes: server.processes,
-            }
-        })
-        .collect();
+    let entries: Vec<&Entry> = entries.iter().collect();
+    let published = scan::published_ports(
+        os,
+        context.services(),
+        backend,
+        &judge,
+        &entries,
+        namespace,
+        &mut Servers::default(),
+    )
+    .into_iter()
+    .filter(|port| {
+        port.forward.proto == target.proto && port.forward.host_ports.contains(target.port)
+    })
+    .map(|port| {
+        let target_port = port
+            .target
+            .to_port
+            .saturating_add(target.port - port.forward.host_ports.first);
+        let forward = Arc::unwrap_or_clone(port.target);
+        Published {
+            to_address: forward.to_address,
+            to_port: target_port,
+            rule: forward.rule,
+            firewall: port.reach,
+            runtime: forward.runtime,
+            container: forward.container,
+            container_id: forward.container_id,
+            netns: forward.netns,
+            processes: port.processes,
+        }
+    })
+    .collect();
     (reach, published)
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::exposure::{self, Exposure, HostView};
 use crate::core::firewall::eval::Reach;
-pub use crate::core::firewall::judge::ForwardTarget;
+use crate::core::firewall::judge::ForwardTarget;
 use crate::core::model::{Entry, OwnerNote, Process, Proto};
 use crate::core::services::Services;
 use crate::core::snapshot::{SCHEMA, Snapshot, SocketRecord, from_json, schema_of};

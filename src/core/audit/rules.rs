@@ -493,6 +493,7 @@ mod tests {
             to_port: 6379,
             netns: None,
             container: Some("cache".into()),
+            container_id: None,
             runtime: Some("docker".into()),
             rule,
         }));

@@ -18,6 +18,8 @@ pub struct ForwardTarget {
     pub netns: Option<String>,
     /// The container's name where its runtime's processes say it, else its id.
     pub container: Option<String>,
+    /// Its full id, where known.
+    pub container_id: Option<String>,
     pub runtime: Option<String>,
     /// The DNAT rule.
     pub rule: RuleRef,
