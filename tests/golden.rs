@@ -105,6 +105,14 @@ golden!(list_table, "web-1", []);
 golden!(list_all, "web-1", ["-a"]);
 golden!(list_json, "web-1", ["-a", "--json"]);
 golden!(list_csv, "web-1", ["-a", "--format", "csv"]);
+// Issue 15: --firewall adds each listener's verdict (web-1's recorded nftables ruleset).
+golden!(list_firewall, "web-1", ["-l", "--firewall"]);
+golden!(list_firewall_json, "web-1", ["-l", "--firewall", "--json"]);
+golden!(
+    list_firewall_csv,
+    "web-1",
+    ["-l", "--firewall", "--format", "csv"]
+);
 golden!(list_listening_numeric, "web-1", ["-l", "-n"]);
 golden!(list_port_80, "web-1", ["-a", "80"]);
 golden!(

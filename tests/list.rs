@@ -389,3 +389,43 @@ fn ss_habits_work() {
     let document = json(&["-uln", "--port", &port]);
     assert!(sockets(&document).is_empty());
 }
+
+// Issue 15: the listing shows where a published port's connections really go.
+#[test]
+#[ignore = "needs root"]
+fn root_list_firewall_shows_a_published_port_forwarded_to_its_container() {
+    use crate::lab::*;
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let podman = Podman::start(&lab);
+    let document = json_from(&mut lab.portstat(&["-l", "--firewall", "--json"]));
+    let conmon = sockets(&document)
+        .iter()
+        .find(|s| s["local_port"] == 8080 && s["proto"] == "tcp")
+        .unwrap_or_else(|| panic!("no 8080 in {document:#}"));
+    assert_eq!(conmon["processes"][0]["name"], "conmon", "{conmon:#}");
+    assert_eq!(
+        conmon["forward"]["to_address"],
+        podman.address().to_string().as_str()
+    );
+    assert_eq!(conmon["forward"]["to_port"], 80);
+    assert_eq!(conmon["forward"]["container"], podman.name());
+    assert_eq!(conmon["firewall"]["verdict"], "open", "{conmon:#}");
+    // Without --firewall the listing never reads it.
+    let plain = json_from(&mut lab.portstat(&["-l", "--json"]));
+    assert!(sockets(&plain).iter().all(|s| s.get("firewall").is_none()));
+    let table = lab
+        .portstat(&["-l", "--firewall"])
+        .output()
+        .expect("portstat runs");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains(&format!(
+            "open, forwarded to {}:80 (podman {})",
+            podman.address(),
+            podman.name()
+        )),
+        "{text}"
+    );
+}

@@ -352,6 +352,11 @@ pub struct ListArgs {
     #[command(flatten)]
     pub json: JsonArg,
 
+    /// Also read the firewall (needs root): whether each listener is reachable from beyond
+    /// this host, and where published ports are forwarded (as audit does)
+    #[arg(long, help_heading = "Output", conflicts_with = "proc_net")]
+    pub firewall: bool,
+
     /// Read recorded tables (files tcp, tcp6, udp, udp6) from DIR instead of /proc/net
     #[arg(long, value_name = "DIR", hide = true)]
     pub proc_net: Option<PathBuf>,

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::core::firewall::eval::Reach;
+use crate::core::firewall::judge::{ForwardTarget, Passage};
 use crate::core::model::{
     Direction, Entry, Family, NetnsLabel, OwnerNote, PortRange, Process, Proto, State, Zones,
     zone_of,
@@ -50,7 +52,7 @@ impl<'a> Snapshot<'a, Records<'a>> {
             schema: SCHEMA,
             host: host.into(),
             captured_at: captured_at.into(),
-            sockets: Records(entries, None),
+            sockets: Records(entries, None, None),
             warnings: warnings.iter().map(|w| Cow::from(w.as_str())).collect(),
         }
     }
@@ -60,9 +62,20 @@ impl<'a> Snapshot<'a, Records<'a>> {
 /// serialized.
 #[derive(Debug)]
 /// With the interface names of the zones, when they were looked up.
-pub struct Records<'a>(pub &'a [Entry], pub Option<&'a Zones>);
+/// And with what the firewall says of each entry, in order, when it was asked (`--firewall`).
+pub struct Records<'a>(
+    pub &'a [Entry],
+    pub Option<&'a Zones>,
+    pub Option<&'a [Passage]>,
+);
 
 impl<'a> Snapshot<'a, Records<'a>> {
+    /// With what the firewall says of each entry, in order (`--firewall`).
+    pub fn with_firewall(mut self, passages: Option<&'a [Passage]>) -> Snapshot<'a, Records<'a>> {
+        self.sockets.2 = passages;
+        self
+    }
+
     /// Zones (of link-local addresses) are written by interface name, from `zones`.
     pub fn with_zones(mut self, zones: &'a Zones) -> Snapshot<'a, Records<'a>> {
         self.sockets.1 = Some(zones);
@@ -73,11 +86,15 @@ impl<'a> Snapshot<'a, Records<'a>> {
 impl Serialize for Records<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let zones = self.1;
-        serializer.collect_seq(
-            self.0
-                .iter()
-                .map(|entry| SocketRecord::from_entry_in(entry, zones)),
-        )
+        let passages = self.2;
+        serializer.collect_seq(self.0.iter().enumerate().map(|(index, entry)| {
+            let mut record = SocketRecord::from_entry_in(entry, zones);
+            if let Some(passage) = passages.and_then(|all| all.get(index)) {
+                record.firewall = passage.firewall.as_ref().map(Cow::Borrowed);
+                record.forward = passage.forward.as_deref().map(Cow::Borrowed);
+            }
+            record
+        }))
     }
 }
 
@@ -127,6 +144,13 @@ pub struct SocketRecord<'a> {
     /// The same for `remote_address`.
     #[serde(borrow, default, deserialize_with = "optional_text")]
     pub remote_zone: Option<Cow<'a, str>>,
+    /// With `--firewall` only: whether new connections from beyond the host reach this
+    /// listener (for a published port, through its forward). Written, never read back.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Cow<'a, Reach>>,
+    /// With `--firewall` only: where a forward takes this port's connections.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Cow<'a, ForwardTarget>>,
 }
 
 impl<'a> SocketRecord<'a> {
@@ -169,6 +193,8 @@ impl<'a> SocketRecord<'a> {
             netns: entry.netns.as_deref().map(Cow::Borrowed),
             local_zone: zone(socket.local),
             remote_zone: socket.remote.and_then(zone),
+            firewall: None,
+            forward: None,
         }
     }
 }

@@ -11,12 +11,12 @@ use crate::core::audit::listener::Listener;
 use crate::core::audit::outcome::AuditSummary;
 use crate::core::audit::policy::{Policy, Violation};
 use crate::core::audit::rules::{Finding, Severity};
-use crate::core::firewall::eval::Verdict;
+
 use crate::core::model::Proto;
 use crate::core::snapshot::SCHEMA;
 use crate::core::text::plural;
 use crate::render::table::{Column, Give, Grid};
-use crate::render::{Output, Style, printable};
+use crate::render::{Output, Style, printable, verdict_cell};
 
 /// A host the audit looked at, and where its listeners came from.
 #[derive(Debug, Clone, Serialize)]
@@ -275,15 +275,8 @@ fn address(listener: &Listener) -> String {
     }
 }
 
-/// The firewall's verdict, `restricted` with who gets through; `-` where none was asked.
 fn firewall(listener: &Listener) -> String {
-    match &listener.firewall {
-        None => "-".into(),
-        Some(reach) if reach.verdict == Verdict::Restricted => {
-            format!("restricted: {}", reach.sources.join(", "))
-        }
-        Some(reach) => reach.verdict.as_str().into(),
-    }
+    verdict_cell(listener.firewall.as_ref())
 }
 
 /// `pid/name`, or why no owner is shown, as the listing prints it.

@@ -29,7 +29,7 @@ fn io_error(error: ::csv::Error) -> io::Error {
 
 fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
     let mut writer = ::csv::Writer::from_writer(out);
-    writer.write_record([
+    let mut header = vec![
         "proto",
         "family",
         "local_address",
@@ -51,8 +51,13 @@ fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
         "netns",
         "local_zone",
         "remote_zone",
-    ])?;
-    for entry in report.entries {
+    ];
+    // With --firewall: the verdict, and where a forward takes the port (`10.88.0.2:80`).
+    if report.firewall.is_some() {
+        header.extend(["firewall", "forwarded_to"]);
+    }
+    writer.write_record(header)?;
+    for (index, entry) in report.entries.iter().enumerate() {
         let record = SocketRecord::from_entry_in(entry, Some(report.zones));
         let processes = record
             .processes
@@ -62,7 +67,7 @@ fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
             .join(";");
         let text = |value: Option<&str>| value.unwrap_or_default().to_string();
         let number = |value: Option<u16>| value.map(|v| v.to_string()).unwrap_or_default();
-        let fields = [
+        let mut fields = vec![
             record.proto.as_str().to_string(),
             record.family.as_str().to_string(),
             record.local_address.to_string(),
@@ -92,6 +97,19 @@ fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
             text(record.local_zone.as_deref()),
             text(record.remote_zone.as_deref()),
         ];
+        if let Some(passages) = report.firewall {
+            let passage = passages.get(index);
+            let verdict = passage
+                .and_then(|p| p.firewall.as_ref())
+                .map(|reach| reach.verdict.as_str());
+            fields.push(text(verdict));
+            fields.push(
+                passage
+                    .and_then(|p| p.forward.as_ref())
+                    .map(|f| std::net::SocketAddr::new(f.to_address, f.to_port).to_string())
+                    .unwrap_or_default(),
+            );
+        }
         writer.write_record(fields.iter().map(|field| printable(field).into_owned()))?;
     }
     writer.flush()?;

@@ -26,7 +26,8 @@ pub fn write(report: &Report, output: &mut Output) -> io::Result<()> {
         report.entries,
         report.warnings,
     )
-    .with_zones(report.zones);
+    .with_zones(report.zones)
+    .with_firewall(report.firewall);
     output.json(&snapshot)
 }
 
@@ -73,6 +74,7 @@ mod tests {
             warnings: &["a warning".to_string()],
             numeric: false,
             zones: &Default::default(),
+            firewall: None,
         };
         for pretty in [false, true] {
             let style = crate::render::Style {

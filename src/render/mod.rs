@@ -8,6 +8,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::core::firewall::eval::{Reach, Verdict};
+use crate::core::firewall::judge::Passage;
 use crate::core::model::{Entry, Zones};
 
 pub mod audit;
@@ -137,6 +139,8 @@ pub struct Report<'a> {
     pub numeric: bool,
     /// The interface names of link-local addresses' zones.
     pub zones: &'a Zones,
+    /// What the firewall says of each entry, in order, when it was asked (`--firewall`).
+    pub firewall: Option<&'a [Passage]>,
 }
 
 pub fn write(format: Format, report: &Report, output: &mut Output) -> io::Result<()> {
@@ -144,6 +148,18 @@ pub fn write(format: Format, report: &Report, output: &mut Output) -> io::Result
         Format::Table => table::write(report, &output.style, output.out),
         Format::Json => json::write(report, output),
         Format::Csv => csv::write(report, output.out),
+    }
+}
+
+/// A FIREWALL cell: the verdict, `restricted` with who gets through; `-` where none was
+/// reached (loopback, or the firewall was not asked).
+pub fn verdict_cell(reach: Option<&Reach>) -> String {
+    match reach {
+        None => "-".into(),
+        Some(reach) if reach.verdict == Verdict::Restricted => {
+            format!("restricted: {}", reach.sources.join(", "))
+        }
+        Some(reach) => reach.verdict.as_str().into(),
     }
 }
 

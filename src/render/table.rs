@@ -8,6 +8,7 @@ use comfy_table::{
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{Report, Style, owner_cell, printable};
+use crate::core::firewall::judge::Passage;
 use crate::core::model::{Direction, Entry, Family, Zones};
 
 /// A bold header underlined, and nothing else: rows stay easy to scan and to copy.
@@ -35,7 +36,10 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
         Column::new("PID/PROGRAM", Give::Shorten(12)),
         Column::new("USER", Give::Drop(2)),
     ]);
-    let rows = report.entries.iter().map(|entry| {
+    if report.firewall.is_some() {
+        columns.push(Column::new("FIREWALL", Give::Shorten(10)));
+    }
+    let rows = report.entries.iter().enumerate().map(|(index, entry)| {
         let mut cells = Vec::new();
         if with_netns {
             cells.push(
@@ -46,9 +50,30 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
             );
         }
         cells.extend(row(entry, report.numeric, report.zones));
+        if let Some(passages) = report.firewall {
+            cells.push(passages.get(index).map_or_else(|| "-".into(), passage));
+        }
         cells
     });
     Grid::new(columns, rows.collect()).write(style, out)
+}
+
+/// The FIREWALL cell: the verdict, and for a published port where it is forwarded.
+fn passage(passage: &Passage) -> String {
+    let verdict = super::verdict_cell(passage.firewall.as_ref());
+    match &passage.forward {
+        Some(forward) => {
+            let container = match (&forward.runtime, &forward.container) {
+                (Some(runtime), Some(name)) => format!(" ({runtime} {name})"),
+                _ => String::new(),
+            };
+            format!(
+                "{verdict}, forwarded to {}{container}",
+                std::net::SocketAddr::new(forward.to_address, forward.to_port)
+            )
+        }
+        None => verdict.to_string(),
+    }
 }
 
 /// How a column gives way when the terminal is narrower than the table would be.

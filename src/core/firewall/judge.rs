@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::eval::{Evaluator, Forward, Question, Reach, RuleRef, Verdict};
@@ -23,6 +25,15 @@ pub struct ForwardTarget {
     pub runtime: Option<String>,
     /// The DNAT rule.
     pub rule: RuleRef,
+}
+
+/// What the firewall says of one socket of a listing (`--firewall`): whether new connections
+/// from beyond the host reach it, and, for a port a forward takes, where they really go (the
+/// verdict is then the forward's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Passage {
+    pub firewall: Option<Reach>,
+    pub forward: Option<Arc<ForwardTarget>>,
 }
 
 /// One network namespace's addresses, as the evaluator's questions need them.
