@@ -92,3 +92,27 @@ pub fn run(cli: &Cli, context: &mut Context) -> Result<Outcome> {
         Some(Command::Watch(args)) => watch::run(args, context),
     }
 }
+
+/// Runs `side` on another thread while `main` runs on this one, or after it when no thread can
+/// be started (a host at its pids limit): both results, either way.
+pub fn alongside<A, B: Send>(main: impl FnOnce() -> A, side: impl FnOnce() -> B + Send) -> (A, B) {
+    let slot = std::sync::Mutex::new(Some(side));
+    let take = || {
+        slot.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    };
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new().spawn_scoped(scope, || take().map(|f| f()));
+        let first = main();
+        let ran = match thread {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => None,
+        };
+        // The thread takes `side` only to run it: what it did not run is still here.
+        let second = ran.or_else(|| take().map(|f| f()));
+        (first, second.expect("side ran on the thread or runs here"))
+    })
+}

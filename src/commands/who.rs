@@ -12,6 +12,7 @@ use super::{Context, Outcome};
 use crate::cli::WhoArgs;
 use crate::core::cgroup;
 use crate::core::error::UsageError;
+use crate::core::firewall::Ruleset;
 use crate::core::firewall::eval::Reach;
 use crate::core::firewall::judge::{Judge, Network};
 use crate::core::model::{Backend, Entry, Namespace, Source};
@@ -64,7 +65,12 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
     };
     // Every holder of a listener matters here (a shared socket changes the verdict): the walk
     // over the processes is complete, as for every command.
-    let scan = scan::scan(os, &query, args.scan.backend, &Source::Live, &netns, names)?;
+    // The firewall's tools take milliseconds to start and dump: they run while the scan does.
+    let (scan, ruleset) = super::alongside(
+        || scan::scan(os, &query, args.scan.backend, &Source::Live, &netns, names),
+        || (!args.quiet).then(|| os.firewall(namespace.as_ref())),
+    );
+    let scan = scan?;
     let entries = scan.entries;
 
     let managers: HashMap<u32, cgroup::Manager> = entries
@@ -110,6 +116,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
             context,
             args.scan.backend,
             namespace.as_ref(),
+            ruleset.unwrap_or_else(|| Err("not read".into())),
             &target,
             &facts,
             &entries,
@@ -137,6 +144,7 @@ fn firewall(
     context: &Context,
     backend: Backend,
     namespace: Option<&Namespace>,
+    ruleset: Result<Ruleset, String>,
     target: &Target,
     facts: &HostFacts,
     entries: &[Entry],
@@ -144,7 +152,6 @@ fn firewall(
     let os = context.os;
     let addresses = os.interfaces(namespace).unwrap_or_default();
     let network = Network::of(&addresses);
-    let ruleset = os.firewall(namespace);
     let judge = Judge::new(&ruleset, &network);
     let dual_stack = target.address.is_ipv6() && !facts.bindv6only;
     let reach = judge.listener(target.proto, target.address, target.port, dual_stack);

@@ -970,11 +970,25 @@ fn bench(options: &Options) -> Result<(), String> {
         println!("{}", scale_table(&result));
         results.push(result);
     }
+    // Needs nft; measured in this process's private namespace, after the farms are gone.
+    let firewall = match which("nft") {
+        Some(_) => {
+            eprintln!("bench: firewall cost: audit with no ruleset and with 1,000 rules");
+            let cost = crate::firewall_cost::measure(&programs.portstat, 1000, 15)?;
+            println!("{}", cost.section());
+            Some(cost)
+        }
+        None => {
+            eprintln!("bench: nft is not installed: the firewall cost is not measured");
+            None
+        }
+    };
     let total = started.elapsed().as_secs_f64();
     let report = report(options, &programs, &floor, &results, &date, total);
     println!("{}", summary(&results));
     let old = std::fs::read_to_string(&options.out).unwrap_or_default();
-    let document = format!("{report}\n{}", changes_section(&old));
+    let firewall = firewall.map_or(String::new(), |cost| format!("{}\n", cost.section()));
+    let document = format!("{report}\n{firewall}{}", changes_section(&old));
     std::fs::write(&options.out, document)
         .map_err(|error| format!("write {}: {error}", options.out.display()))?;
     eprintln!("bench: wrote {} after {total:.0} s", options.out.display());

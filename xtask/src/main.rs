@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod farm;
+mod firewall_cost;
 mod fixtures;
 #[cfg(test)] // the bench compiles it on its own (measure.rs says why); a module for the tests
 mod measure;

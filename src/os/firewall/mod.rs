@@ -82,17 +82,19 @@ fn save_tool(family: TableFamily, variant: &str) -> String {
 /// tables without the tool that reads them, is an error: the ruleset would be partial, and a
 /// verdict on part of a firewall is a guess.
 pub fn dump() -> Result<Dumps, String> {
-    let mut dumps = Dumps::default();
     let nft = tool("nft")
         .ok_or("nft is not installed, so the nftables ruleset can't be read (install nftables)")?;
-    dumps.nft = Some(run(&nft, &["-j", "list", "ruleset"])?);
+    // Every tool at once: each is a process start and a netlink dump, and who waits for all.
+    let nft = start(&nft, &["-j", "list", "ruleset"])?;
+    let mut saves = Vec::new();
     for (index, family) in FAMILIES.into_iter().enumerate() {
         // Without iptables-nft-save its tables stay in nft's dump as `xt` expressions, which
         // the evaluator treats as unknown: partial, but never wrong.
         if let Some(save) = tool(&save_tool(family, "nft")) {
-            dumps.iptables_nft[index] = Some(text(run(&save, &[])?));
+            saves.push((false, index, start(&save, &[])?));
         }
-        if !legacy_tables(family).is_empty() {
+        let legacy = legacy_tables(family);
+        if !legacy.is_empty() {
             let name = save_tool(family, "legacy");
             let save = tool(&name).ok_or_else(|| {
                 format!(
@@ -103,10 +105,22 @@ pub fn dump() -> Result<Dumps, String> {
                     } else {
                         "iptables"
                     },
-                    legacy_tables(family).join(", ")
+                    legacy.join(", ")
                 )
             })?;
-            dumps.iptables_legacy[index] = Some(text(run(&save, &[])?));
+            saves.push((true, index, start(&save, &[])?));
+        }
+    }
+    let mut dumps = Dumps {
+        nft: Some(finish(nft)?),
+        ..Dumps::default()
+    };
+    for (legacy, index, child) in saves {
+        let text = Some(text(finish(child)?));
+        if legacy {
+            dumps.iptables_legacy[index] = text;
+        } else {
+            dumps.iptables_nft[index] = text;
         }
     }
     Ok(dumps)
@@ -134,15 +148,31 @@ fn tool(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn run(program: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+/// A tool started, with its name for messages.
+struct Running {
+    name: String,
+    child: std::process::Child,
+}
+
+fn start(program: &Path, args: &[&str]) -> Result<Running, String> {
     let name = program.file_name().map_or_else(
         || program.display().to_string(),
         |n| n.to_string_lossy().into(),
     );
-    let output = Command::new(program)
+    let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("{name} could not run: {error}"))?;
+    Ok(Running { name, child })
+}
+
+fn finish(running: Running) -> Result<Vec<u8>, String> {
+    let Running { name, child } = running;
+    let output = child
+        .wait_with_output()
         .map_err(|error| format!("{name} could not run: {error}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
