@@ -337,3 +337,30 @@ fn drift_reports_a_firewall_verdict_that_changed() {
     // Drift fails the run whatever --fail-on says.
     assert!(actual.ends_with("--- exit status 1\n"), "{actual}");
 }
+
+// Issue 15: a firewall that can't be read makes every verdict unknown, and says why once.
+#[test]
+fn an_unreadable_firewall_is_unknown_never_a_guess() {
+    let mut os = host("web-1");
+    os.firewall =
+        Err("reading the firewall needs root (nft and iptables-save need CAP_NET_ADMIN)".into());
+    let audit = run_with(&os, PIPED, &["audit", "--listeners", "--fail-on", "never"]);
+    let stderr = audit.split("--- stderr\n").nth(1).expect("stderr");
+    assert_eq!(
+        stderr.matches("the firewall was not read, so its verdicts are unknown").count(),
+        1,
+        "{audit}"
+    );
+    assert!(stderr.contains("reading the firewall needs root"), "{audit}");
+    let redis = audit
+        .lines()
+        .find(|line| line.starts_with("6379/tcp"))
+        .expect("redis row");
+    assert!(redis.contains("unknown"), "{redis}");
+    assert!(!audit.contains("blocked") && !audit.contains("open "), "{audit}");
+    let who = run_with(&os, PIPED, &["who", "6379"]);
+    assert!(
+        who.contains("Firewall: unknown: reading the firewall needs root"),
+        "{who}"
+    );
+}
