@@ -347,17 +347,25 @@ fn an_unreadable_firewall_is_unknown_never_a_guess() {
     let audit = run_with(&os, PIPED, &["audit", "--listeners", "--fail-on", "never"]);
     let stderr = audit.split("--- stderr\n").nth(1).expect("stderr");
     assert_eq!(
-        stderr.matches("the firewall was not read, so its verdicts are unknown").count(),
+        stderr
+            .matches("the firewall was not read, so its verdicts are unknown")
+            .count(),
         1,
         "{audit}"
     );
-    assert!(stderr.contains("reading the firewall needs root"), "{audit}");
+    assert!(
+        stderr.contains("reading the firewall needs root"),
+        "{audit}"
+    );
     let redis = audit
         .lines()
         .find(|line| line.starts_with("6379/tcp"))
         .expect("redis row");
     assert!(redis.contains("unknown"), "{redis}");
-    assert!(!audit.contains("blocked") && !audit.contains("open "), "{audit}");
+    assert!(
+        !audit.contains("blocked") && !audit.contains("open "),
+        "{audit}"
+    );
     let who = run_with(&os, PIPED, &["who", "6379"]);
     assert!(
         who.contains("Firewall: unknown: reading the firewall needs root"),

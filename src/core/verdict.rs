@@ -1263,6 +1263,55 @@ mod tests {
     }
 
     #[test]
+    fn a_port_a_runtime_holds_for_a_container_is_freed_by_stopping_the_container() {
+        let placeholder = |name: &str, cmdline: &str| {
+            Arc::new(Process {
+                pid: 5594,
+                name: name.into(),
+                user: Some(Arc::from("root")),
+                cmdline: cmdline.into(),
+                started: None,
+                ppid: None,
+            })
+        };
+        let conmon = placeholder(
+            "conmon",
+            "/usr/bin/conmon --api-version 1 -c 2b2536aa99 -u 2b2536aa99 -r /usr/bin/runc -n web",
+        );
+        let entries = [held_by(Proto::Tcp, "0.0.0.0:8080", vec![conmon])];
+        let verdict = decide_tables("8080", &entries, &HOST);
+        assert!(!verdict.can_bind);
+        assert!(
+            verdict.message.ends_with(
+                "To free it: podman stop web (conmon only holds the port for a container it \
+                 publishes; killing it would not stop the server)."
+            ),
+            "{}",
+            verdict.message
+        );
+        assert!(
+            !verdict.message.contains("kill 5594"),
+            "{}",
+            verdict.message
+        );
+        // docker-proxy names no container: the advice says how to find it.
+        let proxy = placeholder(
+            "docker-proxy",
+            "/usr/sbin/docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 8080 -container-ip \
+             172.17.0.2 -container-port 80",
+        );
+        let entries = [held_by(Proto::Tcp, "0.0.0.0:8080", vec![proxy])];
+        let verdict = decide_tables("8080", &entries, &HOST);
+        assert!(
+            verdict
+                .message
+                .contains("stop the docker container that publishes it, found with `docker ps --filter publish=8080`"),
+            "{}",
+            verdict.message
+        );
+    }
+
+    #[test]
     fn listeners_on_different_addresses_are_not_a_reuseport_group_and_all_are_named() {
         let unbound = held_by(
             Proto::Udp,
