@@ -135,6 +135,24 @@ pub struct Match {
     pub test: Test,
 }
 
+impl Match {
+    /// A match that holds when `test` does.
+    pub fn is(test: Test) -> Match {
+        Match {
+            negated: false,
+            test,
+        }
+    }
+
+    /// A match that holds when `test` does not.
+    pub fn not(test: Test) -> Match {
+        Match {
+            negated: true,
+            test,
+        }
+    }
+}
+
 /// What a rule can test that portstat models. Lists hold when any element does (nft anonymous
 /// and named sets are resolved by the reader into these lists).
 #[derive(Debug, Clone, PartialEq)]

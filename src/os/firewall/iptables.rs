@@ -1625,17 +1625,11 @@ mod tests {
     }
 
     fn is(test: Test) -> Match {
-        Match {
-            negated: false,
-            test,
-        }
+        Match::is(test)
     }
 
     fn not(test: Test) -> Match {
-        Match {
-            negated: true,
-            test,
-        }
+        Match::not(test)
     }
 
     fn proto(number: u8) -> Match {

@@ -1257,17 +1257,11 @@ mod tests {
     }
 
     fn is(test: Test) -> Match {
-        Match {
-            negated: false,
-            test,
-        }
+        Match::is(test)
     }
 
     fn not(test: Test) -> Match {
-        Match {
-            negated: true,
-            test,
-        }
+        Match::not(test)
     }
 
     fn tcp() -> Match {

@@ -19,17 +19,11 @@ fn net(text: &str) -> AddressRange {
 }
 
 fn is(test: Test) -> Match {
-    Match {
-        negated: false,
-        test,
-    }
+    Match::is(test)
 }
 
 fn not(test: Test) -> Match {
-    Match {
-        negated: true,
-        test,
-    }
+    Match::not(test)
 }
 
 fn tcp() -> Match {
