@@ -1,11 +1,11 @@
 //! A reachability lab: two network namespaces joined by a veth pair, a server and a client, so a
 //! test can load a firewall into the server and learn from a real connection whether a listener
 //! is reachable (the ground truth portstat's firewall verdicts are compared with); and rootful
-//! podman kept entirely inside the lab, publishing a container's port as podman does on a host.
-//! Root only.
+//! podman kept entirely inside the lab, publishing a container's port as podman does on a host;
+//! and real dockerd, likewise ([`Docker`]). Root only.
 //!
-//! Nothing here changes the root network namespace: every `ip`, `nft`, `iptables*` and podman
-//! command runs inside a namespace of the lab, and traffic only ever flows over the lab's veth.
+//! Nothing here changes the root network namespace: every `ip`, `nft`, `iptables*`, podman
+//! and dockerd command runs inside a namespace of the lab, and traffic only ever flows over the lab's veth.
 // These tests drive real namespaces, firewalls and containers.
 
 use std::io::{Read, Write};
@@ -822,6 +822,629 @@ fn remove_stale_podman_dirs() {
     }
 }
 
+// ----- docker -----
+
+const DOCKER_IMAGE: &str = "pstest-busybox:latest";
+const DOCKER_DIR_PREFIX: &str = "pstest-docker-";
+/// Where dockerd's private directories go: not under /run, /var or /etc/docker, which it sees
+/// as private tmpfs mounts (see [`Docker::start`]).
+const DOCKER_DIR_BASE: &str = "/tmp";
+/// dockerd's own search path: Debian's iptables (whichever variant the alternatives pick),
+/// docker-proxy, containerd and runc, never a copy elsewhere on the test's PATH.
+const DOCKERD_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One dockerd at a time, as with podman (the reach tests are serial anyway): the start and
+/// stop times [`Docker`] reports are then one daemon's.
+static DOCKER: Mutex<()> = Mutex::new(());
+static DOCKER_DAEMONS: AtomicU32 = AtomicU32::new(0);
+
+/// A real dockerd (docker.io 20.10, which starts its own containerd) running `busybox httpd`
+/// in a container with `-p 8080:80`, everything network-related inside the lab's server
+/// namespace: docker0, the container's veth, docker's iptables rules and `ip_forward`.
+///
+/// dockerd runs (`nsenter`) in the server namespace and in a mount namespace of its own whose
+/// /run, /var and /etc/docker are private tmpfs, so what docker keeps in fixed places
+/// (/run/docker/libnetwork, /run/docker/plugins, containerd's shim sockets in
+/// /run/containerd/s, runc's state, /etc/docker/key.json) never touches the host's, and
+/// firewalld (whose D-Bus socket is under /run) is never asked. Its socket, data root (vfs
+/// storage), exec root, pidfile, configuration and log, and containerd's root and state (which
+/// dockerd puts in its data and exec roots), live in a directory of its own, removed on drop.
+/// The container's cgroups are under a parent of this instance's own
+/// (`/pstest-docker-PID-N/<id>`), removed on drop. The `docker` client runs outside, talking
+/// to the socket.
+pub struct Docker<'lab> {
+    lab: &'lab Lab,
+    dir: PathBuf,
+    holder: Option<Child>,
+    /// The holder's mount namespace (`mnt:[N]`): whatever is still in it on drop is ours.
+    mount_namespace: String,
+    dockerd: Option<Child>,
+    userland_proxy: bool,
+    name: String,
+    id: String,
+    dockerd_pid: u32,
+    containerd_pid: u32,
+    shim_pid: u32,
+    container_pid: u32,
+    proxy_pids: Vec<u32>,
+    address: IpAddr,
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+impl<'lab> Docker<'lab> {
+    /// Starts dockerd (`--userland-proxy` as asked), imports the image, runs the container,
+    /// and returns once its published port answers HTTP from the client namespace.
+    pub fn start(lab: &'lab Lab, userland_proxy: bool) -> Docker<'lab> {
+        let one_at_a_time = DOCKER
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        remove_stale_docker_dirs();
+        let started = Instant::now();
+        let number = DOCKER_DAEMONS.fetch_add(1, Ordering::Relaxed);
+        let dir = Path::new(DOCKER_DIR_BASE).join(format!(
+            "{DOCKER_DIR_PREFIX}{}-{number}",
+            std::process::id()
+        ));
+        let mut docker = Docker {
+            lab,
+            dir,
+            holder: None,
+            mount_namespace: String::new(),
+            dockerd: None,
+            userland_proxy,
+            name: format!("pstest-dk-{number}"),
+            id: String::new(),
+            dockerd_pid: 0,
+            containerd_pid: 0,
+            shim_pid: 0,
+            container_pid: 0,
+            proxy_pids: Vec::new(),
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            _one_at_a_time: one_at_a_time,
+        };
+        docker.write_configuration();
+        docker.spawn_holder();
+        docker.spawn_dockerd();
+        docker.wait_until_up();
+        let up = started.elapsed();
+
+        let tarball = docker.dir.join("rootfs.tar");
+        docker.run(&[
+            "import",
+            "--change",
+            r#"CMD ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"]"#,
+            &tarball.to_string_lossy(),
+            DOCKER_IMAGE,
+        ]);
+        let imported = started.elapsed();
+        let name = docker.name.clone();
+        docker.run(&[
+            "run",
+            "--detach",
+            "--pull=never",
+            "--name",
+            &name,
+            "--publish",
+            "8080:80",
+            DOCKER_IMAGE,
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ]);
+        let running = started.elapsed();
+
+        let inspect = docker.inspect();
+        docker.id = inspect["Id"].as_str().expect("Id").to_string();
+        docker.container_pid = pid_in(&inspect["State"]["Pid"]);
+        docker.address = inspect["NetworkSettings"]["IPAddress"]
+            .as_str()
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("the container's address in {inspect:#}"));
+        let processes = all_processes();
+        let parent_of = |pid: u32| processes.iter().find(|p| p.pid == pid).map(|p| p.ppid);
+        docker.shim_pid = parent_of(docker.container_pid).unwrap_or(0);
+        docker.containerd_pid = children_named(&processes, docker.dockerd_pid, "containerd")
+            .first()
+            .copied()
+            .unwrap_or_else(|| panic!("no containerd under dockerd {}", docker.dockerd_pid));
+        docker.proxy_pids = children_named(&processes, docker.dockerd_pid, "docker-proxy");
+
+        // httpd may not listen yet when `run` returns: until then the DNAT'd SYN is refused.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let published = addr(SERVER, 8080);
+        loop {
+            let answer = lab.http_get(CLIENT, published);
+            if answer.is_some_and(|page| page.contains(INDEX_MARKER)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{published} never answered with the index page from {CLIENT}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "docker (userland proxy {}): dockerd up in {up:?}, imported by {imported:?}, \
+             running by {running:?}, answering by {:?}",
+            if userland_proxy { "on" } else { "off" },
+            started.elapsed()
+        );
+        docker
+    }
+
+    /// The container's name (`pstest-dk-N`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The container's id (64 hex digits).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn dockerd_pid(&self) -> u32 {
+        self.dockerd_pid
+    }
+
+    /// The containerd dockerd started for itself.
+    pub fn containerd_pid(&self) -> u32 {
+        self.containerd_pid
+    }
+
+    /// containerd-shim-runc-v2, the container's parent.
+    pub fn shim_pid(&self) -> u32 {
+        self.shim_pid
+    }
+
+    /// The container's first process (httpd), as the host sees it.
+    pub fn container_pid(&self) -> u32 {
+        self.container_pid
+    }
+
+    /// The docker-proxy processes holding the published port's host side (one for 0.0.0.0,
+    /// one for [::]); none without the userland proxy.
+    pub fn proxy_pids(&self) -> &[u32] {
+        &self.proxy_pids
+    }
+
+    /// The container's address on docker0 (172.17.0.0/16 by default).
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// This instance's directory (sockets, data and exec roots, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The `docker` client, talking to this instance's dockerd and nothing else, with a
+    /// configuration directory of its own (not ~/.docker).
+    pub fn command(&self) -> Command {
+        let client = if Path::new("/usr/bin/docker").exists() {
+            "/usr/bin/docker"
+        } else {
+            "docker"
+        };
+        let mut command = Command::new(client);
+        command
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.join("client"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `docker ARGS`, which must succeed; its standard output.
+    pub fn run(&self, args: &[&str]) -> String {
+        let output = self.command().args(args).output().expect("run docker");
+        assert!(
+            output.status.success(),
+            "docker {}: {}\n{}\ndockerd's log ends:\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `docker inspect` of the container.
+    pub fn inspect(&self) -> Value {
+        let text = self.run(&["inspect", &self.name]);
+        let document: Value = serde_json::from_str(&text).expect("docker inspect prints JSON");
+        document[0].clone()
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
+    /// The last lines dockerd (and containerd, whose output it passes on) logged.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// `/pstest-docker-PID-N`: the directory's name, so a later run can tell whose it was.
+    fn cgroup_parent(&self) -> String {
+        format!(
+            "/{}",
+            self.dir
+                .file_name()
+                .expect("a directory name")
+                .to_string_lossy()
+        )
+    }
+
+    fn write_configuration(&self) {
+        let dir = &self.dir;
+        for sub in ["data", "exec", "client", "rootfs/bin", "rootfs/www"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create dockerd's directories");
+        }
+        // dockerd 20.10 writes its trust key to /etc/docker/key.json unless told otherwise;
+        // /etc/docker is a private tmpfs too, this keeps it out of even that.
+        let configuration = serde_json::json!({
+            "deprecated-key-path": dir.join("key.json"),
+        });
+        write_json(&dir.join("daemon.json"), &configuration);
+        write(&dir.join("client/config.json"), "{}\n");
+
+        let rootfs = dir.join("rootfs");
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("copy /bin/busybox (busybox-static) into the image");
+        for applet in ["sh", "httpd", "cat", "ls", "wget"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+                .expect("link a busybox applet");
+        }
+        write(
+            &rootfs.join("www/index.html"),
+            &format!("<h1>{INDEX_MARKER} {}</h1>\n", self.name),
+        );
+        let tarred = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(dir.join("rootfs.tar"))
+            .arg(".")
+            .status()
+            .expect("run tar");
+        assert!(tarred.success(), "tar the image's root filesystem");
+    }
+
+    /// A process in the server's network namespace and a new mount namespace (private tmpfs
+    /// on /run, /var and /etc/docker) that dockerd joins. `nsenter` rather than `ip netns
+    /// exec`, which remounts /sys and so loses the cgroup mounts dockerd needs. It dies with
+    /// the test (PR_SET_PDEATHSIG) if the test is killed before the drop.
+    fn spawn_holder(&mut self) {
+        let script = "mount -t tmpfs -o mode=0755 pstest-run /run && \
+             mount -t tmpfs -o mode=0755 pstest-var /var && \
+             mkdir -m 1777 /var/tmp && ln -s /run /var/run && \
+             { [ ! -d /etc/docker ] || mount -t tmpfs -o mode=0755 pstest-etc /etc/docker; } && \
+             echo up && exec sleep 3600";
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.lab.server_path()))
+            .args(["--", "unshare", "--mount", "--propagation", "slave"])
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        die_with_parent(&mut command);
+        let mut holder = command.spawn().expect("spawn dockerd's namespace holder");
+        let mut ready = [0u8; 3];
+        let read = holder
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .read_exact(&mut ready);
+        self.mount_namespace = std::fs::read_link(format!("/proc/{}/ns/mnt", holder.id()))
+            .map(|link| link.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.holder = Some(holder);
+        assert!(
+            read.is_ok() && &ready == b"up\n",
+            "dockerd's mount namespace did not come up"
+        );
+    }
+
+    fn spawn_dockerd(&mut self) {
+        let holder = self.holder.as_ref().expect("the holder runs").id();
+        let log = std::fs::File::create(self.dir.join("dockerd.log")).expect("create the log");
+        let dir = &self.dir;
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--target={holder}"))
+            .args(["--mount", "--net", "--", "dockerd"])
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket().display()))
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            // vfs needs no mounts and works on any filesystem, overlay-on-overlay CI roots
+            // included; the image is one static busybox.
+            .args(["--storage-driver", "vfs"])
+            .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
+            .arg("--cgroup-parent")
+            .arg(self.cgroup_parent())
+            .arg("--iptables=true")
+            .arg(format!("--userland-proxy={}", self.userland_proxy))
+            // Containers still running when it stops (after a failed `rm`) get 2 s, not 15.
+            .args(["--shutdown-timeout", "2"])
+            .env("PATH", DOCKERD_PATH)
+            // dockerd asks firewalld over the system bus when it can reach it: the private
+            // /run has no bus socket, and this leaves no other address to find one at.
+            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log, twice"))
+            .stderr(log);
+        die_with_parent(&mut command);
+        let dockerd = command.spawn().expect("spawn dockerd");
+        // nsenter forks only to enter a PID namespace: it became dockerd.
+        self.dockerd_pid = dockerd.id();
+        self.dockerd = Some(dockerd);
+    }
+
+    /// Polls the API (`GET /_ping`) until dockerd answers; fails at once if it exited.
+    fn wait_until_up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .dockerd
+                .as_mut()
+                .and_then(|dockerd| dockerd.try_wait().ok().flatten())
+            {
+                panic!(
+                    "dockerd exited ({status}) before it answered:\n{}",
+                    self.log_tail()
+                );
+            }
+            if ping_docker(&self.socket()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not answer on {} within 30 s:\n{}",
+                self.socket().display(),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Mount points under this instance's directory in dockerd's mount namespace, deepest
+    /// first. docker unmounts its own when it stops; what is left is unmounted on drop.
+    fn mounts_under_dir(&self, holder: u32) -> Vec<String> {
+        let dir = self.dir.to_string_lossy().into_owned();
+        let mountinfo =
+            std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap_or_default();
+        let mut points: Vec<String> = mountinfo
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .map(|point| point.replace("\\040", " "))
+            .filter(|point| point == &dir || point.starts_with(&format!("{dir}/")))
+            .collect();
+        points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+        points
+    }
+}
+
+impl Drop for Docker<'_> {
+    fn drop(&mut self) {
+        let started = Instant::now();
+        let dockerd_running = self
+            .dockerd
+            .as_mut()
+            .is_some_and(|dockerd| matches!(dockerd.try_wait(), Ok(None)));
+        if dockerd_running && !self.name.is_empty() {
+            // A dockerd that hangs must not hang the drop: the client gets 10 s.
+            let mut command = self.command();
+            command
+                .args(["rm", "--force", &self.name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Ok(mut client) = command.spawn() {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while matches!(client.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = client.kill();
+                let _ = client.wait();
+            }
+        }
+        let removed = started.elapsed();
+
+        // dockerd stops containerd (SIGTERM) and waits for it on SIGTERM.
+        if let Some(mut dockerd) = self.dockerd.take() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(dockerd.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while matches!(dockerd.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(dockerd.try_wait(), Ok(None)) {
+                eprintln!("docker: dockerd ignored SIGTERM for 15 s; killing it");
+                let _ = dockerd.kill();
+            }
+            let _ = dockerd.wait();
+        }
+        // Once dockerd is gone, what it started must be too; whatever is not gets SIGKILL.
+        let mut rest: Vec<u32> = vec![self.containerd_pid, self.shim_pid, self.container_pid];
+        rest.extend(&self.proxy_pids);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for pid in rest.into_iter().filter(|&pid| pid != 0) {
+            while is_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if is_alive(pid) {
+                eprintln!("docker: {pid} outlived dockerd; killing it");
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
+        let leftovers = docker_processes_left(&self.dir);
+        if !leftovers.is_empty() {
+            eprintln!(
+                "docker: {leftovers:?} name its directory after dockerd exited; killing them"
+            );
+            kill_processes_mentioning(&self.dir);
+            wait_until_gone(&leftovers);
+        }
+        let stopped = started.elapsed();
+
+        if let Some(mut holder) = self.holder.take() {
+            for point in self.mounts_under_dir(holder.id()) {
+                eprintln!("docker: unmounting {point}, left by dockerd");
+                let _ = Command::new("nsenter")
+                    .arg(format!("--target={}", holder.id()))
+                    .args(["--mount", "--", "umount", "--lazy", &point])
+                    .status();
+            }
+            let _ = holder.kill();
+            let _ = holder.wait();
+        }
+        // Anything still in the private mount namespace was started from it, by this test.
+        if !self.mount_namespace.is_empty() {
+            let leftovers = kill_processes_in_mount_namespace(&self.mount_namespace);
+            if !leftovers.is_empty() {
+                eprintln!("docker: killed {leftovers:?}, left in its mount namespace");
+                wait_until_gone(&leftovers);
+            }
+        }
+        remove_cgroup_parents(&self.cgroup_parent());
+        let _ = std::fs::remove_dir_all(&self.dir);
+        eprintln!(
+            "docker: container removed in {removed:?}, dockerd and containerd exited by \
+             {stopped:?}, all removed by {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// SIGKILL for the child when the thread that spawned it ends (the test, killed or done).
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl between fork and exec; async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// Whether dockerd answers `GET /_ping` on its socket.
+fn ping_docker(socket: &Path) -> bool {
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.") && answer.contains(" 200 ") && answer.ends_with("OK")
+}
+
+/// The children of `parent` whose program is `name` (the basename of argv\[0\]).
+fn children_named(processes: &[ProcessEntry], parent: u32, name: &str) -> Vec<u32> {
+    processes
+        .iter()
+        .filter(|p| p.ppid == parent)
+        .filter(|p| {
+            p.cmdline
+                .split(' ')
+                .next()
+                .and_then(|program| program.rsplit('/').next())
+                == Some(name)
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// SIGKILL for every process in the mount namespace `namespace` (`mnt:[N]`).
+/// Returns their pids.
+fn kill_processes_in_mount_namespace(namespace: &str) -> Vec<u32> {
+    let mut killed = Vec::new();
+    for process in all_processes() {
+        let link = std::fs::read_link(format!("/proc/{}/ns/mnt", process.pid));
+        if link.is_ok_and(|link| link.to_string_lossy() == namespace) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(process.pid as libc::pid_t, libc::SIGKILL) };
+            killed.push(process.pid);
+        }
+    }
+    killed
+}
+
+/// Waits (up to 5 s) until none of `pids` is alive.
+fn wait_until_gone(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&pid| is_alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes the cgroup `parent` (`/pstest-docker-PID-N`) and what is under it, in every
+/// hierarchy mounted.
+fn remove_cgroup_parents(parent: &str) {
+    let root = Path::new("/sys/fs/cgroup");
+    let relative = parent.trim_start_matches('/');
+    remove_cgroup_tree(&root.join(relative));
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            if entry.path().is_dir() {
+                remove_cgroup_tree(&entry.path().join(relative));
+            }
+        }
+    }
+}
+
+/// Directories of dockerd instances whose test process is gone: dockerd, containerd, the
+/// shims and their children (docker-proxy, the container) are killed, the cgroup parent and
+/// the directory removed. The namespaces died with their processes.
+fn remove_stale_docker_dirs() {
+    let Ok(entries) = std::fs::read_dir(DOCKER_DIR_BASE) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = owner_pid(&name, DOCKER_DIR_PREFIX).is_some_and(|pid| {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if stale {
+            kill_processes_mentioning(&entry.path());
+            remove_cgroup_parents(&format!("/{name}"));
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Every process of a dockerd instance: its dockerd, containerd, shim and docker-proxy
+/// processes, by what their command lines name.
+pub fn docker_processes_left(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    all_processes()
+        .into_iter()
+        .filter(|p| p.cmdline.contains(&needle))
+        .map(|p| p.pid)
+        .collect()
+}
+
 // ----- fixtures -----
 
 /// The tools whose rulesets a capture records, and the file each goes to.
@@ -1225,6 +1848,103 @@ fn root_lab_podman_publishes_8080() {
     assert!(!is_alive(conmon) && !is_alive(httpd));
     assert!(!dir.exists(), "{} is left behind", dir.display());
     assert_eq!(root_namespace_rules(), root_rules_before);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_lab_docker_publishes_8080_and_cleans_up() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let root_before = root_namespace_state();
+    let global_before = docker_global_paths();
+    for userland_proxy in [true, false] {
+        let lab = Lab::new();
+        let docker = Docker::start(&lab, userland_proxy);
+        let page = lab
+            .http_get(CLIENT, addr(SERVER, 8080))
+            .expect("the published port answers");
+        assert!(page.contains(INDEX_MARKER), "{page}");
+        // docker's rules, docker0 and the container's address are in the lab.
+        let rules = lab.server_stdout(&["iptables-nft-save"]);
+        let dnat = format!("--to-destination {}:80", docker.address());
+        assert!(rules.contains(&dnat), "{rules}");
+        assert!(
+            lab.server_stdout(&["ip", "-br", "addr"])
+                .contains("172.17.0.1/16")
+        );
+        // Who holds the host side: docker-proxy, or dockerd itself without it.
+        let ss = lab.server_stdout(&["ss", "-tlnp"]);
+        let holder = holder_of(&ss, "0.0.0.0:8080");
+        if userland_proxy {
+            assert_eq!(holder["name"], "docker-proxy", "{ss}");
+            assert_eq!(docker.proxy_pids().len(), 2, "0.0.0.0 and [::]");
+        } else {
+            assert_eq!(holder["name"], "dockerd", "{ss}");
+            assert_eq!(holder["pid"], u64::from(docker.dockerd_pid()), "{ss}");
+            assert!(docker.proxy_pids().is_empty());
+        }
+        let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", docker.container_pid()))
+            .expect("the container's cgroup");
+        assert!(
+            cgroup.contains(&format!("/pstest-docker-{}-", std::process::id())),
+            "{cgroup}"
+        );
+        assert_eq!(root_namespace_state(), root_before);
+
+        let pids = [
+            docker.dockerd_pid(),
+            docker.containerd_pid(),
+            docker.shim_pid(),
+            docker.container_pid(),
+        ];
+        assert!(pids.iter().all(|&pid| is_alive(pid)), "{pids:?}");
+        let dir = docker.dir().to_path_buf();
+        let parent = format!(
+            "/sys/fs/cgroup/memory/{}",
+            dir.file_name().expect("a name").to_string_lossy()
+        );
+        drop(docker);
+        assert!(pids.iter().all(|&pid| !is_alive(pid)), "{pids:?}");
+        assert_eq!(docker_processes_left(&dir), Vec::<u32>::new());
+        assert!(!dir.exists(), "{} is left behind", dir.display());
+        assert!(!Path::new(&parent).exists(), "{parent} is left behind");
+        assert_eq!(root_namespace_state(), root_before);
+        assert_eq!(docker_global_paths(), global_before);
+    }
+}
+
+/// The root namespace's firewall and links, to show the lab left them alone.
+fn root_namespace_state() -> String {
+    let links = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("run ip link");
+    format!(
+        "{}{}",
+        root_namespace_rules(),
+        String::from_utf8_lossy(&links.stdout)
+    )
+}
+
+/// What is in the places dockerd keeps things by default (/etc/docker, /run/docker,
+/// /run/containerd, /var/lib/docker, /var/lib/containerd), with modification times.
+fn docker_global_paths() -> String {
+    let output = Command::new("find")
+        .args([
+            "/etc/docker",
+            "/run/docker",
+            "/run/containerd",
+            "/var/lib/docker",
+            "/var/lib/containerd",
+            "/var/run/docker.pid",
+            "/var/run/docker.sock",
+            "-printf",
+            "%p %T@\\n",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run find");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The root namespace's firewall, to show the lab left it alone.

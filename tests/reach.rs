@@ -2,7 +2,8 @@
 //! into the server namespace of a [`Lab`], asks `portstat audit --json` and `portstat who`
 //! there, and compares the verdict with real connections from the client namespace, from two
 //! sources (10.231.0.2 and 10.231.0.3). Published ports come from real rootful podman
-//! ([`Podman`]), so the forward is netavark's own DNAT. Root only.
+//! ([`Podman`]), so the forward is netavark's own DNAT, and from real dockerd 20.10
+//! ([`Docker`]), with and without its userland proxy. Root only.
 //!
 //! The JSON is read through the small helpers below, so the field names are in one place:
 //! each listener of `audit --json` has `"firewall": {"verdict", "sources", "rule": {"family",
@@ -350,4 +351,207 @@ fn root_reach_a_forward_drop_blocks_a_published_port() {
     let text = who(&lab, 8080);
     assert!(firewall_line(&text).contains("blocked"), "{text}");
     drop(podman);
+}
+
+// ----- a port published by real dockerd -----
+
+/// The socket (not a forward) listening on `address`:`port` (TCP), if any.
+fn socket_at<'a>(report: &'a Value, address: &str, port: u16) -> Option<&'a Value> {
+    listeners(report)
+        .iter()
+        .find(|l| l["address"] == address && l["port"] == port && !is_forward(l))
+}
+
+/// The ground truth of who's `Verdict: cannot bind`: a server binding `0.0.0.0:port` in the
+/// server namespace now gets EADDRINUSE.
+fn bind_is_refused(lab: &Lab, port: u16) -> bool {
+    in_namespace(lab.server_path(), move || {
+        matches!(
+            std::net::TcpListener::bind(("0.0.0.0", port)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+        )
+    })
+}
+
+/// What a port published by [`Docker`] looks like to `audit --json`: a forward to the
+/// container on docker0 (172.17.0.0/16), port 80, docker's, by docker's DNAT in its nat
+/// chain DOCKER, served by the container's busybox in the container's namespace.
+fn assert_docker_forward(published: &Value, docker: &Docker) {
+    assert_eq!(
+        forward_field(published, "to_address"),
+        docker.address().to_string().as_str(),
+        "{published:#}"
+    );
+    assert!(
+        docker.address().to_string().starts_with("172.17.0."),
+        "docker's default bridge"
+    );
+    assert_eq!(forward_field(published, "to_port"), 80, "{published:#}");
+    assert_eq!(
+        forward_field(published, "runtime"),
+        "docker",
+        "{published:#}"
+    );
+    // The container is known by its cgroup (`/pstest-docker-PID-N/<id>`): docker-proxy's and
+    // dockerd's command lines name no container.
+    assert_eq!(
+        forward_field(published, "container"),
+        docker.id(),
+        "{published:#}"
+    );
+    assert_eq!(
+        forward_field(published, "netns"),
+        format!("docker:{}", &docker.id()[..12]).as_str(),
+        "{published:#}"
+    );
+    let rule = &published["forward"]["rule"];
+    assert_eq!(rule["table"], "nat", "{published:#}");
+    assert_eq!(rule["chain"], "DOCKER", "{published:#}");
+    let dnat = format!(
+        "--dport 8080 -j DNAT --to-destination {}:80",
+        docker.address()
+    );
+    assert!(
+        rule["text"]
+            .as_str()
+            .is_some_and(|text| text.contains(&dnat)),
+        "{published:#}"
+    );
+    let server = &published["processes"][0];
+    assert_eq!(server["name"], "busybox", "{published:#}");
+    assert_eq!(
+        server["pid"],
+        u64::from(docker.container_pid()),
+        "{published:#}"
+    );
+}
+
+/// `who 8080` for a port docker publishes: the forward, the container behind it, and the
+/// advice to stop the container (`docker stop` with its name or id, or how to find it with
+/// `docker ps --filter publish=8080`), never to kill what holds the host side (`holders`).
+fn assert_docker_who(text: &str, docker: &Docker, holders: &[u32]) {
+    assert!(
+        text.contains("Published: port 8080 is forwarded to"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{}:80", docker.address())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "served there by busybox (pid {})",
+            docker.container_pid()
+        )),
+        "{text}"
+    );
+    let stop_by_name = text.contains(&format!("docker stop {}", docker.name()));
+    let stop_by_id = text.contains(&format!("docker stop {}", &docker.id()[..12]));
+    let find_and_stop = text.contains("docker ps --filter publish=8080");
+    assert!(stop_by_name || stop_by_id || find_and_stop, "{text}");
+    for pid in holders {
+        assert!(!text.contains(&format!("kill {pid}")), "{text}");
+    }
+    assert!(firewall_line(text).contains("open"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_docker_published_port_is_a_forward_to_the_container() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let docker = Docker::start(&lab, true);
+    assert!(http_answers(&lab, CLIENT, 8080));
+    assert_eq!(
+        docker.proxy_pids().len(),
+        2,
+        "docker-proxy for 0.0.0.0 and [::]"
+    );
+
+    let report = audit(&lab);
+    let published = forward_on(&report, 8080);
+    assert_docker_forward(published, &docker);
+    assert_verdict(published, "open", &measure(&lab, 8080));
+    // Docker 20.10 publishes IPv6 through docker-proxy on [::]:8080 alone (no ip6 DNAT):
+    // delivered locally, and open with no firewall.
+    let v6 = socket_at(&report, "::", 8080).unwrap_or_else(|| panic!("no [::]:8080 {report:#}"));
+    assert_eq!(v6["processes"][0]["name"], "docker-proxy", "{v6:#}");
+    assert!(lab.connects(CLIENT_V6, addr(SERVER_V6, 8080)));
+    assert!(
+        lab.http_get(CLIENT_V6, addr(SERVER_V6, 8080))
+            .is_some_and(|page| page.contains(INDEX_MARKER)),
+        "docker-proxy relays IPv6 to the container"
+    );
+    assert_eq!(verdict(v6), "open", "{v6:#}");
+
+    let text = who(&lab, 8080);
+    assert_docker_who(&text, &docker, docker.proxy_pids());
+    // docker-proxy holds 0.0.0.0:8080 (and [::]:8080): nothing else can bind it.
+    assert!(bind_is_refused(&lab, 8080));
+    assert!(text.contains("Verdict: cannot bind"), "{text}");
+    assert!(text.contains("docker-proxy (pid"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_docker_without_userland_proxy_is_a_forward_held_by_dockerd() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let docker = Docker::start(&lab, false);
+    assert!(http_answers(&lab, CLIENT, 8080));
+    assert!(docker.proxy_pids().is_empty(), "no docker-proxy");
+
+    let report = audit(&lab);
+    let published = forward_on(&report, 8080);
+    assert_docker_forward(published, &docker);
+    assert_verdict(published, "open", &measure(&lab, 8080));
+    // Without its proxy dockerd 20.10 still holds 0.0.0.0:8080 itself, so no other server
+    // takes the port; [::]:8080 is neither held nor DNAT'd (no --ip6tables): refused.
+    let held = socket_at(&report, "0.0.0.0", 8080)
+        .unwrap_or_else(|| panic!("no 0.0.0.0:8080 socket in {report:#}"));
+    assert_eq!(held["processes"][0]["name"], "dockerd", "{held:#}");
+    assert_eq!(
+        held["processes"][0]["pid"],
+        u64::from(docker.dockerd_pid()),
+        "{held:#}"
+    );
+    assert!(socket_at(&report, "::", 8080).is_none(), "{report:#}");
+    assert!(!lab.connects(CLIENT_V6, addr(SERVER_V6, 8080)));
+
+    let text = who(&lab, 8080);
+    assert_docker_who(&text, &docker, &[docker.dockerd_pid()]);
+    assert!(bind_is_refused(&lab, 8080));
+    assert!(text.contains("Verdict: cannot bind"), "{text}");
+    assert!(
+        text.contains(&format!("dockerd (pid {}", docker.dockerd_pid())),
+        "{text}"
+    );
+    assert!(!text.contains("systemctl stop"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_an_input_drop_does_not_block_a_docker_published_port() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let docker = Docker::start(&lab, true);
+    let _plain = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+    lab.nft(INPUT_POLICY_DROP_NFT);
+    // docker's DNAT comes first: the published port is forwarded, never delivered locally.
+    assert!(http_answers(&lab, CLIENT, 8080));
+
+    let report = audit(&lab);
+    let published = forward_on(&report, 8080);
+    assert_docker_forward(published, &docker);
+    assert_verdict(published, "open", &measure(&lab, 8080));
+    assert_verdict(listener_on(&report, 5000), "blocked", &measure(&lab, 5000));
+    // IPv6 has no DNAT: it is delivered to docker-proxy on [::]:8080, and the input chain
+    // drops it.
+    let v6 = socket_at(&report, "::", 8080).unwrap_or_else(|| panic!("no [::]:8080 {report:#}"));
+    assert!(!lab.connects(CLIENT_V6, addr(SERVER_V6, 8080)));
+    assert_eq!(verdict(v6), "blocked", "{v6:#}");
+
+    let text = who(&lab, 8080);
+    assert_docker_who(&text, &docker, docker.proxy_pids());
+    drop(docker);
 }
