@@ -373,17 +373,14 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
     }
     for forward in &report.published {
         let to = SocketAddr::new(forward.to_address, forward.to_port);
+        let short = |id: &str| id.get(..12).unwrap_or(id).to_string();
         let container = match (&forward.runtime, &forward.container, &forward.container_id) {
             (Some(runtime), Some(name), Some(id)) if name != id => {
-                format!(
-                    " {runtime} container {name} ({})",
-                    id.get(..12).unwrap_or(id)
-                )
+                format!(" {runtime} container {name} ({})", short(id))
             }
-            (Some(runtime), Some(name), _) => format!(" {runtime} container {name}"),
-            (Some(runtime), None, Some(id)) => {
-                format!(" {runtime} container {}", id.get(..12).unwrap_or(id))
-            }
+            // Known by its id only: shown as `docker ps` shows it.
+            (Some(runtime), _, Some(id)) => format!(" {runtime} container {}", short(id)),
+            (Some(runtime), Some(name), None) => format!(" {runtime} container {name}"),
             _ => String::new(),
         };
         let netns = forward.netns.as_ref().map_or(String::new(), |netns| {
