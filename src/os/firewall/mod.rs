@@ -84,13 +84,17 @@ fn save_tool(family: TableFamily, variant: &str) -> String {
 pub fn dump() -> Result<Dumps, String> {
     let nft = tool("nft")
         .ok_or("nft is not installed, so the nftables ruleset can't be read (install nftables)")?;
-    // Every tool at once: each is a process start and a netlink dump, and who waits for all.
-    let nft = start(&nft, &["-j", "list", "ruleset"])?;
+    // nft first: the iptables-nft save tools are needed only when nft lists their tables (each
+    // tool is a process start and a netlink dump, which who and audit wait for).
+    let nft = finish(start(&nft, &["-j", "list", "ruleset"])?)?;
+    let managed = iptables_nft_tables(&nft);
     let mut saves = Vec::new();
     for (index, family) in FAMILIES.into_iter().enumerate() {
         // Without iptables-nft-save its tables stay in nft's dump as `xt` expressions, which
         // the evaluator treats as unknown: partial, but never wrong.
-        if let Some(save) = tool(&save_tool(family, "nft")) {
+        if managed[index]
+            && let Some(save) = tool(&save_tool(family, "nft"))
+        {
             saves.push((false, index, start(&save, &[])?));
         }
         let legacy = legacy_tables(family);
@@ -112,7 +116,7 @@ pub fn dump() -> Result<Dumps, String> {
         }
     }
     let mut dumps = Dumps {
-        nft: Some(finish(nft)?),
+        nft: Some(nft),
         ..Dumps::default()
     };
     for (legacy, index, child) in saves {
@@ -124,6 +128,29 @@ pub fn dump() -> Result<Dumps, String> {
         }
     }
     Ok(dumps)
+}
+
+/// Whether nft's dump holds tables of the names iptables uses (`filter`, `nat`, `mangle`, `raw`,
+/// `security`), in the ip and the ip6 family: the tables iptables-nft would manage. A dump
+/// that is not nft JSON says yes, so the save tools run and nothing is missed.
+fn iptables_nft_tables(json: &[u8]) -> [bool; 2] {
+    const NAMES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
+    let Ok(document) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return [true, true];
+    };
+    let mut found = [false, false];
+    let objects = document["nftables"].as_array().into_iter().flatten();
+    for table in objects.filter_map(|object| object.get("table")) {
+        let named = table["name"]
+            .as_str()
+            .is_some_and(|name| NAMES.contains(&name));
+        match table["family"].as_str() {
+            Some("ip") if named => found[0] = true,
+            Some("ip6") if named => found[1] = true,
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The legacy iptables tables the kernel holds for the calling thread's namespace.
@@ -391,6 +418,28 @@ mod tests {
             .listener(Proto::Tcp, wildcard(), 6379, false)
             .expect("judged");
         assert_eq!(redis.verdict, Verdict::Blocked, "{redis:?}");
+    }
+
+    #[test]
+    fn the_save_tools_run_only_for_the_tables_iptables_nft_would_manage() {
+        // Real podman (netavark on iptables-nft): IPv4 tables only.
+        assert_eq!(
+            iptables_nft_tables(fixture("podman/nft.json").as_bytes()),
+            [true, false]
+        );
+        // Native nftables only (web-1's inet filter; Docker 29's tables).
+        let native = std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/hosts/web-1/firewall/nft.json"),
+        )
+        .expect("web-1 nft.json");
+        assert_eq!(iptables_nft_tables(&native), [false, false]);
+        assert_eq!(
+            iptables_nft_tables(fixture("nft/docker29.json").as_bytes()),
+            [false, false]
+        );
+        // Not nft JSON: run them, so nothing is missed.
+        assert_eq!(iptables_nft_tables(b"garbage"), [true, true]);
     }
 
     #[test]
