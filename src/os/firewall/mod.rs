@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::core::firewall::{Origin, Ruleset, TableFamily};
+use crate::core::firewall::{Chain, Origin, Ruleset, TableFamily};
 
 pub mod iptables;
 pub mod nft;
@@ -26,37 +26,50 @@ pub struct Dumps {
 
 const FAMILIES: [TableFamily; 2] = [TableFamily::Ip, TableFamily::Ip6];
 
-/// One ruleset from every dump: nft's tables, less those iptables-nft manages, plus the
-/// iptables tables of both variants.
+/// One ruleset from every dump: nft's tables, less those iptables-nft manages (its save text
+/// shows them whole, with iptables' rule numbers and text); plus the legacy iptables tables.
 pub fn assemble(dumps: &Dumps) -> Result<Ruleset, String> {
     let mut ruleset = Ruleset::default();
-    let mut managed = Vec::new();
+    let mut native = Vec::new();
+    if let Some(json) = &dumps.nft {
+        native = nft::parse(json).map_err(|error| format!("nft -j list ruleset: {error:#}"))?;
+        ruleset.read.push("nft".into());
+    }
+    let mut taken = Vec::new();
     for (dump, family) in dumps.iptables_nft.iter().zip(FAMILIES) {
         let Some(text) = dump else { continue };
         let iptables::Parsed { chains, gaps } =
             iptables::parse_with_gaps(text, family, Origin::IptablesNft)
                 .map_err(|error| format!("{}: {error:#}", save_tool(family, "nft")))?;
-        ruleset.gaps.extend(gaps);
-        managed.extend(
-            chains
+        // A native nft table that merely has an iptables name (`ip nat` made with nft) is one
+        // the save tool can only call incompatible: it stays nft's, whole.
+        let foreign = incompatible_tables(text);
+        let about_foreign = |gap: &String| {
+            foreign
                 .iter()
-                .map(|chain| (chain.family, chain.table.clone())),
-        );
-        ruleset.read.push(save_tool(family, "nft"));
-        ruleset.chains.extend(chains);
-    }
-    if let Some(json) = &dumps.nft {
-        let chains = nft::parse(json).map_err(|error| format!("nft -j list ruleset: {error:#}"))?;
-        ruleset.read.insert(0, "nft".into());
-        let native = chains
+                .any(|t| gap.contains(&format!("table {t} ")) || gap.contains(&format!("`{t}'")))
+        };
+        let chains: Vec<Chain> = chains
             .into_iter()
-            .filter(|chain| !managed.contains(&(chain.family, chain.table.clone())));
-        // nft's own tables first: the order tables were listed in is the tie-break between
-        // base chains of one priority.
-        let iptables = std::mem::take(&mut ruleset.chains);
-        ruleset.chains.extend(native);
-        ruleset.chains.extend(iptables);
+            .filter(|chain| !foreign.contains(&chain.table))
+            .collect();
+        ruleset
+            .gaps
+            .extend(gaps.into_iter().filter(|gap| !about_foreign(gap)));
+        if !chains.is_empty() {
+            ruleset.read.push(save_tool(family, "nft"));
+        }
+        taken.extend(chains);
     }
+    native.retain(|chain| {
+        !taken
+            .iter()
+            .any(|t| t.family == chain.family && t.table == chain.table)
+    });
+    // nft's own tables first: the order tables were listed in is the tie-break between base
+    // chains of one priority.
+    ruleset.chains = native;
+    ruleset.chains.extend(taken);
     for (dump, family) in dumps.iptables_legacy.iter().zip(FAMILIES) {
         let Some(text) = dump else { continue };
         let iptables::Parsed { chains, gaps } =
@@ -67,6 +80,42 @@ pub fn assemble(dumps: &Dumps) -> Result<Ruleset, String> {
         ruleset.chains.extend(chains);
     }
     Ok(ruleset)
+}
+
+/// The tables iptables-nft-save says it can't show (`# Table `nat' contains incompatible
+/// base-chains, use 'nft' tool to list them.`): nft's own, not iptables'.
+fn incompatible_tables(save: &str) -> Vec<String> {
+    save.lines()
+        .filter(|line| line.starts_with('#') && line.contains("incompatible"))
+        .filter_map(|line| {
+            let start = line.find('`')? + 1;
+            let end = start + line[start..].find('\'')?;
+            Some(line[start..end].to_string())
+        })
+        .collect()
+}
+
+/// Whether nft's dump holds tables of the names iptables uses, in the ip and the ip6 family:
+/// the tables iptables-nft may manage, for which its save tool runs. A dump that is not nft
+/// JSON says yes, so nothing is missed.
+fn iptables_named_tables(json: &[u8]) -> [bool; 2] {
+    const NAMES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
+    let Ok(document) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return [true, true];
+    };
+    let mut found = [false, false];
+    let objects = document["nftables"].as_array().into_iter().flatten();
+    for table in objects.filter_map(|object| object.get("table")) {
+        let named = table["name"]
+            .as_str()
+            .is_some_and(|name| NAMES.contains(&name));
+        match table["family"].as_str() {
+            Some("ip") if named => found[0] = true,
+            Some("ip6") if named => found[1] = true,
+            _ => {}
+        }
+    }
+    found
 }
 
 fn save_tool(family: TableFamily, variant: &str) -> String {
@@ -84,15 +133,16 @@ fn save_tool(family: TableFamily, variant: &str) -> String {
 pub fn dump() -> Result<Dumps, String> {
     let nft = tool("nft")
         .ok_or("nft is not installed, so the nftables ruleset can't be read (install nftables)")?;
-    // nft first: the iptables-nft save tools are needed only when nft lists their tables (each
-    // tool is a process start and a netlink dump, which who and audit wait for).
+    // nft first: the iptables-nft save tools are needed only when nft lists tables of
+    // iptables' names (each tool is a process start and a netlink dump, which who and audit
+    // wait for).
     let nft = finish(start(&nft, &["-j", "list", "ruleset"])?)?;
-    let managed = iptables_nft_tables(&nft);
+    let named = iptables_named_tables(&nft);
     let mut saves = Vec::new();
     for (index, family) in FAMILIES.into_iter().enumerate() {
         // Without iptables-nft-save its tables stay in nft's dump as `xt` expressions, which
         // the evaluator treats as unknown: partial, but never wrong.
-        if managed[index]
+        if named[index]
             && let Some(save) = tool(&save_tool(family, "nft"))
         {
             saves.push((false, index, start(&save, &[])?));
@@ -128,29 +178,6 @@ pub fn dump() -> Result<Dumps, String> {
         }
     }
     Ok(dumps)
-}
-
-/// Whether nft's dump holds tables of the names iptables uses (`filter`, `nat`, `mangle`, `raw`,
-/// `security`), in the ip and the ip6 family: the tables iptables-nft would manage. A dump
-/// that is not nft JSON says yes, so the save tools run and nothing is missed.
-fn iptables_nft_tables(json: &[u8]) -> [bool; 2] {
-    const NAMES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
-    let Ok(document) = serde_json::from_slice::<serde_json::Value>(json) else {
-        return [true, true];
-    };
-    let mut found = [false, false];
-    let objects = document["nftables"].as_array().into_iter().flatten();
-    for table in objects.filter_map(|object| object.get("table")) {
-        let named = table["name"]
-            .as_str()
-            .is_some_and(|name| NAMES.contains(&name));
-        match table["family"].as_str() {
-            Some("ip") if named => found[0] = true,
-            Some("ip6") if named => found[1] = true,
-            _ => {}
-        }
-    }
-    found
 }
 
 /// The legacy iptables tables the kernel holds for the calling thread's namespace.
@@ -421,25 +448,29 @@ mod tests {
     }
 
     #[test]
-    fn the_save_tools_run_only_for_the_tables_iptables_nft_would_manage() {
+    fn a_native_table_with_an_iptables_name_stays_nfts_and_the_save_tools_run_only_when_needed() {
+        let named = |path: &str| iptables_named_tables(fixture(path).as_bytes());
         // Real podman (netavark on iptables-nft): IPv4 tables only.
-        assert_eq!(
-            iptables_nft_tables(fixture("podman/nft.json").as_bytes()),
-            [true, false]
+        assert_eq!(named("podman/nft.json"), [true, false]);
+        assert_eq!(named("nft/docker29.json"), [false, false]);
+        assert_eq!(iptables_named_tables(b"garbage"), [true, true]);
+        let save = "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them.\n\
+                    *nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n";
+        assert_eq!(incompatible_tables(save), ["nat"]);
+        let assembled = assemble(&Dumps {
+            nft: Some(fixture("nft/basic.json").into_bytes()),
+            iptables_nft: [Some(save.into()), None],
+            ..Dumps::default()
+        })
+        .expect("assembled");
+        assert!(assembled.gaps.is_empty(), "{:?}", assembled.gaps);
+        assert!(
+            assembled
+                .chains
+                .iter()
+                .all(|c| c.origin == crate::core::firewall::Origin::Nftables)
         );
-        // Native nftables only (web-1's inet filter; Docker 29's tables).
-        let native = std::fs::read(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/hosts/web-1/firewall/nft.json"),
-        )
-        .expect("web-1 nft.json");
-        assert_eq!(iptables_nft_tables(&native), [false, false]);
-        assert_eq!(
-            iptables_nft_tables(fixture("nft/docker29.json").as_bytes()),
-            [false, false]
-        );
-        // Not nft JSON: run them, so nothing is missed.
-        assert_eq!(iptables_nft_tables(b"garbage"), [true, true]);
+        assert_eq!(assembled.read, ["nft"]);
     }
 
     #[test]
