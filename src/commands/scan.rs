@@ -200,7 +200,10 @@ pub fn judge_firewalls(
     let mut servers = Servers::default();
     for namespace in namespaces {
         let addresses = os.interfaces(namespace).unwrap_or_default();
-        let network = Network::of(&addresses);
+        let forwarding = os
+            .host_facts(namespace)
+            .map_or([None, None], |facts| facts.forwarding);
+        let network = Network::of(&addresses).with_forwarding(forwarding);
         let ruleset = os.firewall(namespace);
         if let Err(why) = &ruleset {
             firewalls.warnings.push(format!(

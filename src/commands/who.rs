@@ -151,7 +151,7 @@ fn firewall(
 ) -> (Option<Reach>, Vec<Published>) {
     let os = context.os;
     let addresses = os.interfaces(namespace).unwrap_or_default();
-    let network = Network::of(&addresses);
+    let network = Network::of(&addresses).with_forwarding(facts.forwarding);
     let judge = Judge::new(&ruleset, &network);
     let dual_stack = target.address.is_ipv6() && !facts.bindv6only;
     let reach = judge.listener(target.proto, target.address, target.port, dual_stack);

@@ -82,6 +82,9 @@ pub struct HostFacts {
     pub reserved: PortSpec,
     /// Settings that could not be read as they should be, and what stands in for them.
     pub warnings: Vec<String>,
+    /// Whether the kernel forwards IPv4 and IPv6 packets (`net.ipv4.ip_forward`,
+    /// `net.ipv6.conf.all.forwarding`): published ports need it. `None` where unknown.
+    pub forwarding: [Option<bool>; 2],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1044,6 +1047,7 @@ mod tests {
         ephemeral: EphemeralRange::LINUX_DEFAULT,
         reserved: PortSpec::EMPTY,
         warnings: Vec::new(),
+        forwarding: [None, None],
     };
 
     fn entry(proto: Proto, local: &str, remote: Option<&str>, state: State, pids: &[u32]) -> Entry {

@@ -89,6 +89,7 @@ impl Default for FakeOs {
                 ephemeral: EphemeralRange::LINUX_DEFAULT,
                 reserved: PortSpec::EMPTY,
                 warnings: Vec::new(),
+                forwarding: [None, None],
             },
             euid: Some(0),
             hostname: "fake".into(),
@@ -199,6 +200,8 @@ struct FactsFile {
     may_bind_privileged: bool,
     #[serde(default)]
     reserved: String,
+    /// `[ip_forward, ipv6 forwarding]`; unknown when left out.
+    forwarding: Option<[bool; 2]>,
 }
 
 /// The ephemeral range as two ports, or as the sysctl's own text (which may be malformed).
@@ -304,6 +307,9 @@ impl FakeOs {
                 ephemeral,
                 reserved: facts.reserved.parse().unwrap_or_default(),
                 warnings: warning.into_iter().collect(),
+                forwarding: facts
+                    .forwarding
+                    .map_or([None, None], |[v4, v6]| [Some(v4), Some(v6)]),
             };
         }
         for user in host.user {

@@ -191,6 +191,10 @@ pub fn facts() -> HostFacts {
         may_bind_privileged: may_bind_privileged_ports(),
         ephemeral,
         warnings: warning.into_iter().collect(),
+        forwarding: [
+            read_number::<u8>("/proc/sys/net/ipv4/ip_forward").map(|on| on != 0),
+            read_number::<u8>("/proc/sys/net/ipv6/conf/all/forwarding").map(|on| on != 0),
+        ],
         // An unreadable or odd list reserves nothing portstat can name.
         reserved: reserved.parse().unwrap_or_default(),
     }

@@ -46,9 +46,18 @@ pub struct Network {
     /// none, or only a link-local one; their bridge holds the addresses).
     interfaces: Vec<String>,
     networks: Vec<(AddressRange, String)>,
+    /// Whether the kernel forwards IPv4 and IPv6 packets; `None` where unknown.
+    forwarding: [Option<bool>; 2],
 }
 
 impl Network {
+    /// With the kernel's forwarding settings (`HostFacts::forwarding`): a forward the kernel
+    /// would not route goes nowhere, whatever the rules say.
+    pub fn with_forwarding(mut self, forwarding: [Option<bool>; 2]) -> Network {
+        self.forwarding = forwarding;
+        self
+    }
+
     pub fn of(addresses: &[InterfaceAddress]) -> Network {
         let mut network = Network::default();
         for address in addresses {
@@ -168,6 +177,19 @@ impl<'a> Judge<'a> {
                             || forward.host_addresses.iter().any(|r| r.contains(*d))
                     })
                     .collect();
+                let family = usize::from(!forward.to_address.is_ipv4());
+                if self.network.forwarding[family] == Some(false) {
+                    let sysctl = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"][family];
+                    let reach = Reach {
+                        verdict: Verdict::Blocked,
+                        sources: Vec::new(),
+                        rule: None,
+                        reason: Some(format!(
+                            "the kernel does not forward these packets here ({sysctl} = 0)"
+                        )),
+                    };
+                    return (forward, reach);
+                }
                 let question =
                     self.question(forward.proto, forward.host_ports.first, &destinations);
                 let reach = evaluator.reach_forward(&question, &forward);

@@ -335,6 +335,21 @@ mod tests {
         let ruleset = podman("podman/forward-drop");
         let judge = Judge::new(&ruleset, &network);
         assert_eq!(judge.forwards()[0].1.verdict, Verdict::Blocked);
+
+        // The same rules on a host that does not forward: nothing gets through.
+        let ruleset = podman("podman");
+        let network = podman_network().with_forwarding([Some(false), Some(true)]);
+        let judge = Judge::new(&ruleset, &network);
+        let (_, reach) = &judge.forwards()[0];
+        assert_eq!(reach.verdict, Verdict::Blocked);
+        assert!(
+            reach
+                .reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("net.ipv4.ip_forward = 0"),
+            "{reach:?}"
+        );
     }
 
     fn docker_network() -> Network {
