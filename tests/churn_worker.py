@@ -151,11 +151,15 @@ def main():
             if s.type == socket.SOCK_STREAM:
                 try:
                     c = socket.create_connection(s.getsockname()[:2], timeout=0.2)
+                    # Kept even if the accept fails: an unlogged socket that a child then
+                    # inherits would look like a misattribution.
+                    sockets.append(c)
                     a, _ = s.accept()
-                    sockets.extend([c, a])
-                    log_held()
+                    sockets.append(a)
                 except OSError:
                     pass
+                finally:
+                    log_held()
         elif len(sockets) > 40 or roll < 0.85:
             sockets.pop(rng.randrange(len(sockets))).close()
         for pid in list(children):
@@ -169,9 +173,10 @@ def main():
                     channels.remove(channel)
                 channel.close()
         time.sleep(0.002)
+    # Every child ends by itself within about 2.5 s; killing one here could end it before it
+    # logged what it inherited, and a scan that saw it would look like a misattribution.
     for pid in children:
         try:
-            os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         except OSError:
             pass
