@@ -80,7 +80,9 @@ pub enum Command {
     /// Lists every socket on the port (listeners with their owners, connections by state,
     /// TIME_WAIT with time left), then says whether a server could bind the address and port
     /// now and, if not, why, in a sentence to act on. A real test bind (with and without
-    /// SO_REUSEADDR, released at once, never listened on) confirms the verdict.
+    /// SO_REUSEADDR, released at once, never listened on) confirms the verdict. As root it also
+    /// reads the firewall: whether new connections from beyond this host reach the port, and,
+    /// for a port a container runtime publishes, where they are forwarded and what serves them.
     #[command(visible_alias = "why", after_help = WHO_EXAMPLES)]
     Who(WhoArgs),
 
@@ -91,7 +93,10 @@ pub enum Command {
     /// all-interfaces, or a specific private or public address with its interface), reports
     /// findings from a table of risky services (plaintext logins, data stores, remote-control
     /// and debug ports) and unseen owners, checks an optional TOML allow-list and an optional
-    /// baseline, and ends with a one-line summary. The exit status suits CI (below).
+    /// baseline, and ends with a one-line summary. As root it reads the firewall: each
+    /// listener's verdict (open, restricted to some sources, blocked, or unknown), and every
+    /// port it forwards (DNAT, as Docker and podman publish ports) audited as a listener of its
+    /// own. The exit status suits CI (below).
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditArgs),
 
