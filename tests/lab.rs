@@ -616,26 +616,7 @@ impl<'lab> Podman<'lab> {
             "unqualified-search-registries = []\n",
         );
 
-        let rootfs = dir.join("rootfs");
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
-            .expect("copy /bin/busybox (busybox-static) into the image");
-        for applet in ["sh", "httpd", "cat", "ls", "wget"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
-                .expect("link a busybox applet");
-        }
-        write(
-            &rootfs.join("www/index.html"),
-            &format!("<h1>{INDEX_MARKER} {}</h1>\n", self.name),
-        );
-        let tarred = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(dir.join("rootfs.tar"))
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(tarred.success(), "tar the image's root filesystem");
+        busybox_image(dir, &self.name);
     }
 
     /// A process in the server's network namespace and a new mount namespace (private tmpfs
@@ -647,32 +628,7 @@ impl<'lab> Podman<'lab> {
              mkdir -m 1777 /var/tmp && ln -s /run /var/run && \
              mount -t tmpfs -o mode=1777 pstest-shm /dev/shm && \
              echo up && exec sleep 3600";
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net={}", self.lab.server_path()))
-            .args(["--", "unshare", "--mount", "--propagation", "slave"])
-            .args(["sh", "-c", script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        // SAFETY: prctl between fork and exec; async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut holder = command.spawn().expect("spawn podman's namespace holder");
-        let mut ready = [0u8; 3];
-        let read = holder
-            .stdout
-            .take()
-            .expect("piped stdout")
-            .read_exact(&mut ready);
-        self.holder = Some(holder);
-        assert!(
-            read.is_ok() && &ready == b"up\n",
-            "podman's mount namespace did not come up"
-        );
+        self.holder = Some(mount_namespace_holder(self.lab, script, "podman's"));
     }
 }
 
@@ -1096,26 +1052,7 @@ impl<'lab> Docker<'lab> {
         write_json(&dir.join("daemon.json"), &configuration);
         write(&dir.join("client/config.json"), "{}\n");
 
-        let rootfs = dir.join("rootfs");
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
-            .expect("copy /bin/busybox (busybox-static) into the image");
-        for applet in ["sh", "httpd", "cat", "ls", "wget"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
-                .expect("link a busybox applet");
-        }
-        write(
-            &rootfs.join("www/index.html"),
-            &format!("<h1>{INDEX_MARKER} {}</h1>\n", self.name),
-        );
-        let tarred = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(dir.join("rootfs.tar"))
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(tarred.success(), "tar the image's root filesystem");
+        busybox_image(dir, &self.name);
     }
 
     /// A process in the server's network namespace and a new mount namespace (private tmpfs
@@ -1128,29 +1065,11 @@ impl<'lab> Docker<'lab> {
              mkdir -m 1777 /var/tmp && ln -s /run /var/run && \
              { [ ! -d /etc/docker ] || mount -t tmpfs -o mode=0755 pstest-etc /etc/docker; } && \
              echo up && exec sleep 3600";
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net={}", self.lab.server_path()))
-            .args(["--", "unshare", "--mount", "--propagation", "slave"])
-            .args(["sh", "-c", script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        die_with_parent(&mut command);
-        let mut holder = command.spawn().expect("spawn dockerd's namespace holder");
-        let mut ready = [0u8; 3];
-        let read = holder
-            .stdout
-            .take()
-            .expect("piped stdout")
-            .read_exact(&mut ready);
+        let holder = mount_namespace_holder(self.lab, script, "dockerd's");
         self.mount_namespace = std::fs::read_link(format!("/proc/{}/ns/mnt", holder.id()))
             .map(|link| link.to_string_lossy().into_owned())
             .unwrap_or_default();
         self.holder = Some(holder);
-        assert!(
-            read.is_ok() && &ready == b"up\n",
-            "dockerd's mount namespace did not come up"
-        );
     }
 
     fn spawn_dockerd(&mut self) {
@@ -1333,6 +1252,60 @@ impl Drop for Docker<'_> {
 }
 
 /// SIGKILL for the child when the thread that spawned it ends (the test, killed or done).
+/// The busybox-static image both runtimes import, in `dir/rootfs.tar` (from `dir/rootfs`, whose
+/// `bin` and `www` exist): busybox, a few applet links, and an index page naming `name`.
+fn busybox_image(dir: &Path, name: &str) {
+    let rootfs = dir.join("rootfs");
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("copy /bin/busybox (busybox-static) into the image");
+    for applet in ["sh", "httpd", "cat", "ls", "wget"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+            .expect("link a busybox applet");
+    }
+    write(
+        &rootfs.join("www/index.html"),
+        &format!("<h1>{INDEX_MARKER} {name}</h1>\n"),
+    );
+    let tarred = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(dir.join("rootfs.tar"))
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(tarred.success(), "tar the image's root filesystem");
+}
+
+/// A process in the lab's server network namespace and a new mount namespace, set up by
+/// `script` (which prints `up` and then sleeps), that a runtime's commands join. It dies with
+/// the test (PR_SET_PDEATHSIG) if the test is killed before the drop.
+fn mount_namespace_holder(lab: &Lab, script: &str, whose: &str) -> std::process::Child {
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net={}", lab.server_path()))
+        .args(["--", "unshare", "--mount", "--propagation", "slave"])
+        .args(["sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    die_with_parent(&mut command);
+    let mut holder = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {whose} namespace holder: {e}"));
+    let mut ready = [0u8; 3];
+    let read = holder
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_exact(&mut ready);
+    if read.is_err() || &ready != b"up\n" {
+        let _ = holder.kill();
+        let _ = holder.wait();
+        panic!("{whose} mount namespace did not come up");
+    }
+    holder
+}
+
 fn die_with_parent(command: &mut Command) {
     // SAFETY: prctl between fork and exec; async-signal-safe.
     unsafe {
