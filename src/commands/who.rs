@@ -170,20 +170,13 @@ fn firewall(
         port.forward.proto == target.proto && port.forward.host_ports.contains(target.port)
     })
     .map(|port| {
-        let target_port = port
-            .target
+        let mut forward = Arc::unwrap_or_clone(port.target);
+        forward.to_port = forward
             .to_port
             .saturating_add(target.port - port.forward.host_ports.first);
-        let forward = Arc::unwrap_or_clone(port.target);
         Published {
-            to_address: forward.to_address,
-            to_port: target_port,
-            rule: forward.rule,
+            target: forward,
             firewall: port.reach,
-            runtime: forward.runtime,
-            container: forward.container,
-            container_id: forward.container_id,
-            netns: forward.netns,
             processes: port.processes,
         }
     })

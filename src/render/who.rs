@@ -2,14 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::core::cgroup::{Container, Manager};
-use crate::core::firewall::eval::{Reach, RuleRef};
+use crate::core::firewall::eval::Reach;
+use crate::core::firewall::judge::ForwardTarget;
 use crate::core::model::{Entry, PortRange, Process, Proto, State, Zones};
 use crate::core::services::Services;
 use crate::core::target::Target;
@@ -37,21 +38,13 @@ pub struct WhoReport<'a> {
     pub warnings: &'a [String],
 }
 
-/// A forward of the asked port, and whether new connections get through it.
+/// A forward of the asked port (its target's port is the one the asked port maps to), whether
+/// new connections get through it, and what serves it.
 #[derive(Debug, Serialize)]
 pub struct Published {
-    pub to_address: IpAddr,
-    pub to_port: u16,
-    /// The DNAT rule.
-    pub rule: RuleRef,
+    #[serde(flatten)]
+    pub target: ForwardTarget,
     pub firewall: Reach,
-    /// `podman` or `docker`, where the placeholder holding the port or the target's cgroup
-    /// says so.
-    pub runtime: Option<String>,
-    pub container: Option<String>,
-    pub container_id: Option<String>,
-    /// The target's network namespace, as the NETNS column names it.
-    pub netns: Option<String>,
     /// What listens at the target: the server.
     pub processes: Vec<Arc<Process>>,
 }
@@ -372,9 +365,10 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
         (None, None) => {}
     }
     for forward in &report.published {
-        let to = SocketAddr::new(forward.to_address, forward.to_port);
+        let target = &forward.target;
+        let to = SocketAddr::new(target.to_address, target.to_port);
         let short = |id: &str| id.get(..12).unwrap_or(id).to_string();
-        let container = match (&forward.runtime, &forward.container, &forward.container_id) {
+        let container = match (&target.runtime, &target.container, &target.container_id) {
             (Some(runtime), Some(name), Some(id)) if name != id => {
                 format!(" {runtime} container {name} ({})", short(id))
             }
@@ -383,7 +377,7 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
             (Some(runtime), Some(name), None) => format!(" {runtime} container {name}"),
             _ => String::new(),
         };
-        let netns = forward.netns.as_ref().map_or(String::new(), |netns| {
+        let netns = target.netns.as_ref().map_or(String::new(), |netns| {
             format!(", network namespace {netns}")
         });
         writeln!(
@@ -400,7 +394,7 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
         if !servers.is_empty() {
             writeln!(out, "  served there by {}", printable(&servers.join(", ")))?;
         }
-        writeln!(out, "  by {}", printable(&forward.rule.describe()))?;
+        writeln!(out, "  by {}", printable(&target.rule.describe()))?;
     }
     Ok(())
 }
