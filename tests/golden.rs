@@ -152,6 +152,66 @@ golden!(summary_json, "web-1", ["summary", "--json"]);
 golden!(watch_text, "web-1", ["watch", "-a"]);
 golden!(watch_json, "web-1", ["watch", "--json"]);
 
+// Issue 17: metrics, in both dialects, with the audit, fewer labels, several namespaces.
+golden!(metrics_prometheus, "web-1", ["metrics"]);
+golden!(
+    metrics_openmetrics_audit_fewer_labels,
+    "web-1",
+    [
+        "metrics",
+        "--openmetrics",
+        "--audit",
+        "--leave-out",
+        "user,unit,process",
+        "--top",
+        "1"
+    ]
+);
+golden!(metrics_unreadable_firewall, "locked-init", ["metrics"]);
+
+/// web-1 with the policy and baseline files of fixtures/audit, under relative paths (so golden
+/// files are the same in every checkout); returns their paths.
+fn with_policy_and_baseline(os: &mut FakeOs) -> (String, String) {
+    let policy = root().join("fixtures/audit/policy-web.toml");
+    let baseline = root().join("fixtures/audit/web-1-approved.json");
+    for path in [&policy, &baseline] {
+        let text = std::fs::read_to_string(path).expect("fixture");
+        os.files.insert(PathBuf::from(display(path)), text);
+    }
+    (display(&policy), display(&baseline))
+}
+
+#[test]
+fn metrics_policy_and_baseline_from_files() {
+    let mut os = host("web-1");
+    let (policy, baseline) = with_policy_and_baseline(&mut os);
+    let actual = run_with(
+        &os,
+        PIPED,
+        &["metrics", "--policy", &policy, "--baseline", &baseline],
+    );
+    check("metrics_policy_and_baseline", &actual);
+}
+
+#[test]
+fn metrics_output_goes_to_the_file_and_nothing_to_stdout() {
+    let os = host("web-1");
+    let printed = run_with(&os, PIPED, &["metrics"]);
+    let written_run = run_with(&os, PIPED, &["metrics", "--output", "portstat.prom"]);
+    assert!(
+        written_run.starts_with("$ portstat metrics --output portstat.prom\n--- stderr\n"),
+        "{written_run}"
+    );
+    let written = os.written.lock().expect("written files");
+    let file = String::from_utf8(written[Path::new("portstat.prom")].clone()).expect("utf-8");
+    let stdout = printed
+        .split_once('\n')
+        .and_then(|(_, rest)| rest.split_once("--- stderr"))
+        .map(|(stdout, _)| stdout)
+        .expect("stdout part");
+    assert_eq!(file, stdout);
+}
+
 #[test]
 fn audit_policy_and_baseline_from_files() {
     let mut os = host("web-1");

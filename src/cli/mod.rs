@@ -117,6 +117,102 @@ pub enum Command {
     /// with status 0.
     #[command(after_help = WATCH_EXAMPLES)]
     Watch(WatchArgs),
+
+    /// This host's listeners, sockets and ephemeral ports as Prometheus metrics
+    ///
+    /// Prints the Prometheus text format (or OpenMetrics with --openmetrics), for
+    /// node_exporter's textfile collector (--output) or any scraper. Every listener is a
+    /// `portstat_listener_info` series; counts per state, accept queues, ephemeral-port use
+    /// towards the busiest destinations, and with --audit, --policy or --baseline the audit's
+    /// findings and drift. No label carries a pid or a client's port (see README, "Metrics").
+    #[command(after_help = METRICS_EXAMPLES)]
+    Metrics(MetricsArgs),
+
+    /// Serve the metrics over HTTP for Prometheus to scrape (`/metrics`), on loopback unless
+    /// told otherwise
+    ///
+    /// One scan at a time; a scrape sooner than --min-interval after the last scan gets that
+    /// scan's answer. Takes the same options as `metrics`.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+}
+
+const METRICS_EXAMPLES: &str = "\
+Examples:
+  portstat metrics                                   print the metrics
+  portstat metrics --audit --output /var/lib/node_exporter/portstat.prom
+                                                     for node_exporter's textfile collector
+  portstat metrics --netns all --leave-out user,unit fewer labels, every namespace
+  portstat metrics --baseline approved.json          portstat_drift{kind} against a baseline";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  portstat serve                                 http://127.0.0.1:9916/metrics
+  portstat serve --listen 10.0.0.5:9916 --audit  beyond loopback, with audit findings
+  curl -s localhost:9916/metrics | promtool check metrics";
+
+/// What the metrics say: shared by `metrics` and `serve`.
+#[derive(Debug, Args)]
+pub struct ExporterArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Also export the audit's findings (portstat_audit_findings{severity,rule})
+    #[arg(long, help_heading = "Metrics")]
+    pub audit: bool,
+
+    /// Check listeners against this TOML policy (as audit does): findings and
+    /// portstat_policy_violations
+    #[arg(long, value_name = "FILE", help_heading = "Metrics")]
+    pub policy: Option<PathBuf>,
+
+    /// Compare with this saved `portstat -l --json` or `audit --json`: portstat_drift{kind}
+    #[arg(long, value_name = "FILE", help_heading = "Metrics")]
+    pub baseline: Option<PathBuf>,
+
+    /// How many of the busiest destinations get a portstat_ephemeral_ports_in_use series
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Metrics")]
+    pub top: usize,
+
+    /// Labels to leave out of every series (series that then look alike merge)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "LABEL[,LABEL]",
+        value_delimiter = ',',
+        help_heading = "Metrics"
+    )]
+    pub leave_out: Vec<crate::render::metrics::Label>,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
+
+    /// Write to FILE atomically (a temporary file beside it, renamed over it) instead of
+    /// standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The OpenMetrics text format instead of Prometheus's 0.0.4
+    #[arg(long)]
+    pub openmetrics: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
+
+    /// Where to listen; an address beyond loopback exposes this host's listeners to whoever
+    /// reaches it. Port 0 picks a free port (printed)
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:9916")]
+    pub listen: std::net::SocketAddr,
+
+    /// Scrapes closer together than this share one scan: seconds (5) or a duration (500ms)
+    #[arg(long, value_name = "TIME", default_value = "5", value_parser = parse::interval)]
+    pub min_interval: std::time::Duration,
 }
 
 /// Where the socket tables come from: shared by every command that scans this host.

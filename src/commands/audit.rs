@@ -25,47 +25,64 @@ use crate::os::Os;
 use crate::render::audit::{self as report, Audit, DriftOutcome, HostInfo, PolicyOutcome};
 
 /// The listeners of every audited host.
-struct Gathered {
-    hosts: Vec<HostInfo>,
-    listeners: Vec<Listener>,
-    warnings: Vec<String>,
+pub struct Gathered {
+    pub hosts: Vec<HostInfo>,
+    pub listeners: Vec<Listener>,
+    pub warnings: Vec<String>,
 }
 
-pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
-    let os = context.os;
-    let services = context.services();
-    // The files first: a mistake in them is reported before anything is scanned.
-    let policy = args
-        .policy
-        .as_deref()
-        .map(|path| -> Result<_> {
-            let text = read_file(os, path, "policy")?;
-            let parsed = policy::parse(&text)
-                .map_err(|error| UsageError(error.in_file(&path.display().to_string())))?;
-            Ok((path.display().to_string(), parsed))
-        })
-        .transpose()?;
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(|path| -> Result<_> {
-            let text = read_file(os, path, "baseline")?;
-            let endpoints = drift::parse_baseline(&text, services)
-                .map_err(|why| UsageError(format!("baseline {}: {why}", path.display())))?;
-            Ok((path.display().to_string(), endpoints))
-        })
-        .transpose()?;
+/// The policy and baseline an audit checks against, each with the file it came from.
+#[derive(Default)]
+pub struct Checks {
+    pub policy: Option<(String, policy::Policy)>,
+    pub baseline: Option<(String, Vec<drift::Endpoint>)>,
+}
 
-    let gathered = if args.input.is_empty() {
-        gather_live(context, args.scan.backend, &args.scan.netns())?
-    } else {
-        gather_snapshots(os, &args.input, services)?
-    };
+impl Checks {
+    /// Reads and parses the files first, so a mistake in them is reported before anything is
+    /// scanned.
+    pub fn read(
+        os: &dyn Os,
+        services: &Services,
+        policy: Option<&Path>,
+        baseline: Option<&Path>,
+    ) -> Result<Checks> {
+        let policy = policy
+            .map(|path| -> Result<_> {
+                let text = read_file(os, path, "policy")?;
+                let parsed = policy::parse(&text)
+                    .map_err(|error| UsageError(error.in_file(&path.display().to_string())))?;
+                Ok((path.display().to_string(), parsed))
+            })
+            .transpose()?;
+        let baseline = baseline
+            .map(|path| -> Result<_> {
+                let text = read_file(os, path, "baseline")?;
+                let endpoints = drift::parse_baseline(&text, services)
+                    .map_err(|why| UsageError(format!("baseline {}: {why}", path.display())))?;
+                Ok((path.display().to_string(), endpoints))
+            })
+            .transpose()?;
+        Ok(Checks { policy, baseline })
+    }
+}
+
+/// What an audit concludes about gathered listeners.
+pub struct Judged {
+    pub findings: Vec<rules::Finding>,
+    /// `None` without a policy.
+    pub violations: Option<Vec<policy::Violation>>,
+    /// `None` without a baseline.
+    pub drift: Option<drift::Drift>,
+    pub summary: AuditSummary,
+}
+
+/// The findings, the policy's violations and the drift from the baseline.
+pub fn judge(checks: &Checks, gathered: &Gathered, fail_on: rules::FailOn) -> Judged {
     let listeners = &gathered.listeners;
-
     let mut findings = rules::evaluate(listeners);
     let mut violations = None;
-    if let Some((_, policy)) = &policy {
+    if let Some((_, policy)) = &checks.policy {
         // The policy's author accepted these listeners: their findings are kept, marked.
         for finding in &mut findings {
             finding.allowed = listeners
@@ -75,7 +92,7 @@ pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
         let hosts: Vec<String> = gathered.hosts.iter().map(|h| h.host.clone()).collect();
         violations = Some(policy.check(&hosts, listeners));
     }
-    let drift = baseline.as_ref().map(|(_, before)| {
+    let drift = checks.baseline.as_ref().map(|(_, before)| {
         let now: Vec<drift::Endpoint> = listeners.iter().map(drift::Endpoint::of).collect();
         drift::compare(before, &now)
     });
@@ -84,26 +101,51 @@ pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
         &findings,
         violations.as_ref().map(Vec::len),
         drift.as_ref(),
-        args.fail_on,
+        fail_on,
     );
+    Judged {
+        findings,
+        violations,
+        drift,
+        summary,
+    }
+}
 
+pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
+    let os = context.os;
+    let services = context.services();
+    let checks = Checks::read(
+        os,
+        services,
+        args.policy.as_deref(),
+        args.baseline.as_deref(),
+    )?;
+    let gathered = if args.input.is_empty() {
+        let mut scan = scan_listeners(context, args.scan.backend, &args.scan.netns())?;
+        gather_live(context, &mut scan, args.scan.backend)?
+    } else {
+        gather_snapshots(os, &args.input, services)?
+    };
+    let judged = judge(&checks, &gathered, args.fail_on);
     let audit = Audit {
         hosts: &gathered.hosts,
-        listeners,
-        findings: &findings,
-        policy: policy
+        listeners: &gathered.listeners,
+        findings: &judged.findings,
+        policy: checks
+            .policy
             .as_ref()
-            .zip(violations.as_deref())
+            .zip(judged.violations.as_deref())
             .map(|((file, policy), violations)| PolicyOutcome {
                 file,
                 policy,
                 violations,
             }),
-        drift: baseline
+        drift: checks
+            .baseline
             .as_ref()
-            .zip(drift.as_ref())
+            .zip(judged.drift.as_ref())
             .map(|((file, _), drift)| DriftOutcome { file, drift }),
-        summary: &summary,
+        summary: &judged.summary,
         warnings: &gathered.warnings,
     };
     let output = &mut context.output;
@@ -113,27 +155,46 @@ pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
     } else {
         report::text(&audit, args.listeners, &output.style, output.out)?;
     }
-    Ok(if summary.passed {
+    Ok(if judged.summary.passed {
         Outcome::Pass
     } else {
         Outcome::Fail
     })
 }
 
-/// This host's TCP listeners and bound UDP sockets, with every owner.
-fn gather_live(context: &Context, backend: Backend, netns: &NetnsSelection) -> Result<Gathered> {
-    let os = context.os;
+/// Every socket of this host's scan that an audit needs: TCP listeners and bound UDP.
+pub fn scan_listeners(
+    context: &Context,
+    backend: Backend,
+    netns: &NetnsSelection,
+) -> Result<scan::Scan> {
     let query = Query {
         states: vec![State::Listen, State::Unconn],
         ..Query::default()
     };
-    let services = context.services();
+    scan_host(context, &query, backend, netns)
+}
+
+/// This host's sockets the query asks for, with every owner, user and service name.
+pub fn scan_host(
+    context: &Context,
+    query: &Query,
+    backend: Backend,
+    netns: &NetnsSelection,
+) -> Result<scan::Scan> {
     let names = Names {
-        services: Some(services),
+        services: Some(context.services()),
         users: true,
     };
-    let mut scan = scan::scan(os, &query, backend, &Source::Live, netns, names)
-        .map_err(|error| error.context("cannot read this host's socket tables"))?;
+    scan::scan(context.os, query, backend, &Source::Live, netns, names)
+        .map_err(|error| error.context("cannot read this host's socket tables"))
+}
+
+/// The listeners of a scan of this host (its TCP listeners and bound UDP sockets; other
+/// sockets are passed over), judged by the firewall, and the ports it forwards.
+pub fn gather_live(context: &Context, scan: &mut scan::Scan, backend: Backend) -> Result<Gathered> {
+    let os = context.os;
+    let services = context.services();
     let mut warnings = std::mem::take(&mut scan.warnings);
     let interfaces = match os.interfaces(None) {
         Ok(interfaces) => Some(
@@ -160,23 +221,26 @@ fn gather_live(context: &Context, backend: Backend, netns: &NetnsSelection) -> R
         Some(label) => format!("{host} netns {}", label.short()),
         None => host.clone(),
     };
-    let mut listeners = scan
-        .entries
-        .iter()
-        .map(|entry| Listener::from_entry(&host_of(entry), entry, &view, services))
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|why| UsageError(format!("a socket of this host could not be audited: {why}")))?;
     let firewalls = scan::judge_firewalls(
         os,
         services,
-        &scan,
+        scan,
         backend,
         view.bindv6only.unwrap_or(false),
     );
     warnings.extend(firewalls.warnings);
-    for (listener, verdict) in listeners.iter_mut().zip(firewalls.verdicts) {
-        listener.firewall = verdict;
-    }
+    let mut listeners = scan
+        .entries
+        .iter()
+        .zip(firewalls.verdicts)
+        .filter(|(entry, _)| entry.socket.state.is_listening())
+        .map(|(entry, verdict)| {
+            let mut listener = Listener::from_entry(&host_of(entry), entry, &view, services)?;
+            listener.firewall = verdict;
+            Ok(listener)
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|why| UsageError(format!("a socket of this host could not be audited: {why}")))?;
     for published in &firewalls.published {
         // Named as the namespace's other listeners are: the host, or the host and namespace.
         let host = scan

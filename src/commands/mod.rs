@@ -13,7 +13,9 @@ use crate::render::Output;
 
 pub mod audit;
 pub mod list;
+pub mod metrics;
 pub mod scan;
+pub mod serve;
 pub mod summary;
 pub mod watch;
 pub mod who;
@@ -90,6 +92,8 @@ pub fn run(cli: &Cli, context: &mut Context) -> Result<Outcome> {
         Some(Command::Audit(args)) => audit::run(args, context),
         Some(Command::Summary(args)) => summary::run(args, context),
         Some(Command::Watch(args)) => watch::run(args, context),
+        Some(Command::Metrics(args)) => metrics::run(args, context),
+        Some(Command::Serve(args)) => serve::run(args, context),
     }
 }
 

@@ -63,6 +63,8 @@ pub struct FakeOs {
     pub accepting: HashSet<SocketAddr>,
     /// Files a user may name (`--input`, `--policy`, `--baseline`); `-` is standard input.
     pub files: HashMap<PathBuf, String>,
+    /// Files written (`metrics --output`), by path.
+    pub written: Mutex<HashMap<PathBuf, Vec<u8>>>,
     /// The wall clock at the first reading.
     pub started: SystemTime,
     reading: AtomicUsize,
@@ -99,6 +101,7 @@ impl Default for FakeOs {
             binds: HashMap::new(),
             accepting: HashSet::new(),
             files: HashMap::new(),
+            written: Mutex::default(),
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_057_600),
             reading: AtomicUsize::new(0),
             waited: Mutex::new(Duration::ZERO),
@@ -609,5 +612,13 @@ impl Os for FakeOs {
                 "No such file or directory (os error 2)",
             )
         })
+    }
+
+    fn replace_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(path.to_path_buf(), contents.to_vec());
+        Ok(())
     }
 }

@@ -111,6 +111,37 @@ pub(super) fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> 
     read_limited(file, limit)
 }
 
+/// Writes `contents` to a new file beside `path` and renames it over `path`. What `path` names
+/// now, if anything, must be a regular file: a FIFO or a device stays as it is.
+pub(super) fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => refuse_irregular(&metadata)?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
 /// Reads `reader` to its end, or fails once it has given more than `limit` bytes.
 pub(super) fn read_limited(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();

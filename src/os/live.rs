@@ -247,6 +247,10 @@ impl Os for LiveOs {
             )
         })
     }
+
+    fn replace_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        host::replace_file(path, contents)
+    }
 }
 
 /// The prefix length of an interface address's netmask (its count of leading ones).

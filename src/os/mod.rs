@@ -24,6 +24,7 @@ pub mod fake;
 mod fd_walk;
 pub mod firewall;
 mod host;
+pub mod http;
 #[cfg(target_os = "linux")]
 mod kernel;
 pub mod live;
@@ -138,4 +139,9 @@ pub trait Os: Sync {
 
     /// A file the user named (`-` is standard input).
     fn read_user_file(&self, path: &Path) -> io::Result<String>;
+
+    /// Replaces `path` with `contents` atomically: written to a temporary file beside it and
+    /// renamed over it, so a reader (node_exporter's textfile collector) sees the old file or
+    /// the new one, never half of one.
+    fn replace_file(&self, path: &Path, contents: &[u8]) -> io::Result<()>;
 }

@@ -15,6 +15,7 @@ use crate::core::model::{Entry, Zones};
 pub mod audit;
 pub mod csv;
 pub mod json;
+pub mod metrics;
 pub mod summary;
 pub mod table;
 pub mod watch;

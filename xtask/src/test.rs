@@ -41,13 +41,27 @@ pub struct Capability {
     pub available: fn() -> bool,
 }
 
-pub const CAPABILITIES: &[Capability] = &[Capability {
-    prefix: "root_",
-    need: "root",
-    met: "root",
-    unmet: "not root",
-    available: is_root,
-}];
+pub const CAPABILITIES: &[Capability] = &[
+    Capability {
+        prefix: "root_",
+        need: "root",
+        met: "root",
+        unmet: "not root",
+        available: is_root,
+    },
+    Capability {
+        prefix: "promtool_",
+        need: "promtool",
+        met: "promtool in PATH",
+        unmet: "no promtool in PATH (Debian package prometheus)",
+        available: has_promtool,
+    },
+];
+
+fn has_promtool() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join("promtool").is_file())
+}
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -240,6 +254,8 @@ pub fn plan(capabilities: &[Capability], available: &[bool], ignored: &[String])
 mod tests {
     use super::*;
 
+    const ROOT: &[Capability] = &[CAPABILITIES[0]];
+
     const ROOT_AND_NET: &[Capability] = &[
         CAPABILITIES[0],
         Capability {
@@ -275,12 +291,16 @@ mod tests {
         assert_eq!(group_of(CAPABILITIES, "root_netns"), Some(0));
         assert_eq!(group_of(CAPABILITIES, "root_tests::binds"), None);
         assert_eq!(group_of(CAPABILITIES, "slow_thing"), None);
+        assert_eq!(
+            group_of(CAPABILITIES, "metrics::promtool_accepts_it"),
+            Some(1)
+        );
     }
 
     #[test]
     fn as_root_every_ignored_test_runs() {
         let ignored = names(&["a::root_x", "root_y", "slow"]);
-        let plan = plan(CAPABILITIES, &[true], &ignored);
+        let plan = plan(ROOT, &[true], &ignored);
         assert_eq!(
             plan.line,
             "root: 2 tests that need root included; \
@@ -292,16 +312,16 @@ mod tests {
     #[test]
     fn without_root_they_stay_ignored() {
         let ignored = names(&["a::root_x", "root_y", "b::root_z"]);
-        let plan = plan(CAPABILITIES, &[false], &ignored);
+        let plan = plan(ROOT, &[false], &ignored);
         assert_eq!(plan.line, "not root: 3 tests that need root stay ignored");
         assert_eq!(plan.runs, [Vec::<String>::new()]);
     }
 
     #[test]
     fn no_ignored_tests() {
-        let plan = plan(CAPABILITIES, &[false], &[]);
+        let plan = plan(ROOT, &[false], &[]);
         assert_eq!(plan.line, "not root: 0 tests that need root stay ignored");
-        let plan = super::plan(CAPABILITIES, &[true], &names(&["root_one"]));
+        let plan = super::plan(ROOT, &[true], &names(&["root_one"]));
         assert_eq!(plan.line, "root: 1 test that needs root included");
     }
 

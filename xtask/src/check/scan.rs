@@ -29,6 +29,9 @@ pub const FORBIDDEN_CRATES: &[&str] = &[
     "ctrlc",
     "nix",
     "terminal_size",
+    "tokio",
+    "hyper",
+    "hyper_util",
 ];
 
 /// A forbidden name at a place in a file.
