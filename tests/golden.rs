@@ -432,3 +432,44 @@ fn an_unreadable_firewall_is_unknown_never_a_guess() {
         "{who}"
     );
 }
+
+/// Issue 17: a fleet audited from saved snapshots, one row per host.
+#[test]
+fn audit_summary_of_saved_snapshots() {
+    let mut os = FakeOs::default();
+    let mut args = vec!["audit".to_string()];
+    for name in ["web-1", "db-1", "edge-1", "quiet-1"] {
+        let path = root().join(format!("fixtures/audit/{name}.json"));
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        os.files.insert(PathBuf::from(display(&path)), text);
+        args.extend(["--input".to_string(), display(&path)]);
+    }
+    let policy = root().join("fixtures/audit/policy-db.toml");
+    os.files.insert(
+        PathBuf::from(display(&policy)),
+        std::fs::read_to_string(&policy).expect("fixture"),
+    );
+    args.extend([
+        "--summary".to_string(),
+        "--policy".to_string(),
+        display(&policy),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    check("audit_summary_fleet", &run_with(&os, PIPED, &args));
+    let mut json = args.clone();
+    json.push("--json");
+    let document = run_with(&os, PIPED, &json);
+    let body = document
+        .split_once('\n')
+        .and_then(|(_, rest)| rest.split_once("--- stderr"))
+        .map(|(stdout, _)| stdout)
+        .expect("stdout part");
+    let value: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    let per_host = value["per_host"].as_array().expect("per_host");
+    assert_eq!(per_host.len(), 4);
+    assert!(
+        per_host
+            .iter()
+            .all(|h| h["host"].is_string() && h["passed"].is_boolean())
+    );
+}

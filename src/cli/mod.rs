@@ -329,6 +329,11 @@ pub struct AuditArgs {
     #[arg(long)]
     pub listeners: bool,
 
+    /// One row per host (listeners, findings by severity, violations, drift, pass or fail)
+    /// instead of the findings: for many `--input` snapshots
+    #[arg(long, conflicts_with = "listeners")]
+    pub summary: bool,
+
     #[command(flatten)]
     pub json: JsonArg,
 }

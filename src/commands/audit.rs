@@ -15,7 +15,7 @@ use crate::cli::AuditArgs;
 use crate::core::audit::drift;
 use crate::core::audit::exposure::{self, HostView};
 use crate::core::audit::listener::{self, Listener};
-use crate::core::audit::outcome::AuditSummary;
+use crate::core::audit::outcome::{self, AuditSummary};
 use crate::core::audit::{policy, rules};
 use crate::core::error::UsageError;
 use crate::core::model::{Backend, Entry, Source, State};
@@ -127,6 +127,17 @@ pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
         gather_snapshots(os, &args.input, services)?
     };
     let judged = judge(&checks, &gathered, args.fail_on);
+    let per_host = args.summary.then(|| {
+        let hosts: Vec<String> = gathered.hosts.iter().map(|h| h.host.clone()).collect();
+        outcome::per_host(
+            &hosts,
+            &gathered.listeners,
+            &judged.findings,
+            judged.violations.as_deref(),
+            judged.drift.as_ref(),
+            args.fail_on,
+        )
+    });
     let audit = Audit {
         hosts: &gathered.hosts,
         listeners: &gathered.listeners,
@@ -146,6 +157,7 @@ pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
             .zip(judged.drift.as_ref())
             .map(|((file, _), drift)| DriftOutcome { file, drift }),
         summary: &judged.summary,
+        per_host: per_host.as_deref(),
         warnings: &gathered.warnings,
     };
     let output = &mut context.output;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::core::audit::drift::{Drift, Endpoint, VerdictChange};
 use crate::core::audit::listener::Listener;
-use crate::core::audit::outcome::AuditSummary;
+use crate::core::audit::outcome::{AuditSummary, HostSummary};
 use crate::core::audit::policy::{Policy, Violation};
 use crate::core::audit::rules::{Finding, Severity};
 
@@ -46,6 +46,8 @@ pub struct Audit<'a> {
     pub policy: Option<PolicyOutcome<'a>>,
     pub drift: Option<DriftOutcome<'a>>,
     pub summary: &'a AuditSummary,
+    /// With `--summary`: each host's part, shown instead of the findings.
+    pub per_host: Option<&'a [HostSummary]>,
     pub warnings: &'a [String],
 }
 
@@ -109,6 +111,10 @@ pub fn text(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let several_hosts = audit.hosts.len() > 1;
+    if let Some(per_host) = audit.per_host {
+        host_table(per_host, audit.hosts, style, out)?;
+        return writeln!(out, "\n{}", summary_line(audit.summary));
+    }
     if show_listeners {
         listener_table(audit, several_hosts, style, out)?;
         writeln!(out)?;
@@ -224,6 +230,57 @@ fn finding_table(
     Grid::new(columns, rows).write(style, out)
 }
 
+/// One row per host: what it has and what the audit says of it alone.
+fn host_table(
+    per_host: &[HostSummary],
+    hosts: &[HostInfo],
+    style: &Style,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let columns = vec![
+        Column::new("HOST", Give::Shorten(10)),
+        Column::new("CAPTURED", Give::Drop(1)),
+        Column::new("LISTENERS", Give::Whole),
+        Column::new("BEYOND LOOPBACK", Give::Whole),
+        Column::new("HIGH", Give::Whole),
+        Column::new("MEDIUM", Give::Whole),
+        Column::new("LOW", Give::Whole),
+        Column::new("INFO", Give::Whole),
+        Column::new("VIOLATIONS", Give::Drop(2)),
+        Column::new("DRIFT", Give::Drop(2)),
+        Column::new("RESULT", Give::Whole),
+    ];
+    let optional = |n: Option<usize>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
+    let rows = per_host
+        .iter()
+        .map(|part| {
+            let summary = &part.summary;
+            let captured = hosts
+                .iter()
+                .find(|h| h.host == part.host)
+                .map_or_else(|| "-".to_string(), |h| h.captured_at.clone());
+            let drift = match (summary.new, summary.gone, summary.changed) {
+                (Some(new), Some(gone), Some(changed)) => Some(new + gone + changed),
+                _ => None,
+            };
+            vec![
+                part.host.clone(),
+                captured,
+                summary.listeners.to_string(),
+                summary.beyond_loopback.to_string(),
+                summary.findings.high.to_string(),
+                summary.findings.medium.to_string(),
+                summary.findings.low.to_string(),
+                summary.findings.info.to_string(),
+                optional(summary.violations),
+                optional(drift),
+                if summary.passed { "pass" } else { "fail" }.to_string(),
+            ]
+        })
+        .collect();
+    Grid::new(columns, rows).write(style, out)
+}
+
 fn listener_table(
     audit: &Audit,
     several_hosts: bool,
@@ -334,6 +391,8 @@ struct JsonReport<'a> {
     policy: Option<JsonPolicy>,
     drift: Option<JsonDrift<'a>>,
     summary: &'a AuditSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_host: Option<&'a [HostSummary]>,
     warnings: &'a [String],
 }
 
@@ -439,6 +498,7 @@ pub fn json(audit: &Audit, output: &mut Output) -> io::Result<()> {
             changed: &drift.drift.changed,
         }),
         summary: audit.summary,
+        per_host: audit.per_host,
         warnings: audit.warnings,
     };
     output.json(&report)
@@ -489,7 +549,7 @@ mod tests {
     use super::*;
     use crate::core::audit::exposure::{self, HostView};
     use crate::core::audit::rules::FailOn;
-    use crate::core::audit::{policy, rules};
+    use crate::core::audit::{outcome, policy, rules};
     use crate::core::model::Process;
     use std::sync::Arc;
 
@@ -590,6 +650,7 @@ mod tests {
             }),
             drift: None,
             summary: &summary,
+            per_host: None,
             warnings: &[],
         };
         let mut out = Vec::new();
@@ -627,5 +688,62 @@ mod tests {
         assert_eq!(document["policy"]["violations"][2]["required"], "443");
         assert_eq!(document["summary"]["passed"], false);
         assert_eq!(document["drift"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn the_per_host_summary_judges_each_host_alone() {
+        let listeners = vec![
+            listener("a", "0.0.0.0", 6379),
+            listener("a", "0.0.0.0", 22),
+            listener("b", "127.0.0.1", 6379),
+        ];
+        let findings = rules::evaluate(&listeners);
+        let policy = policy::parse("[[require]]\nport = 443\n").expect("valid policy");
+        let names = ["a".to_string(), "b".to_string()];
+        let violations = policy.check(&names, &listeners);
+        let summary = AuditSummary::of(
+            &listeners,
+            &findings,
+            Some(violations.len()),
+            None,
+            FailOn::High,
+        );
+        let per_host = outcome::per_host(
+            &names,
+            &listeners,
+            &findings,
+            Some(&violations),
+            None,
+            FailOn::High,
+        );
+        assert_eq!(per_host[0].summary.listeners, 2);
+        assert_eq!(per_host[1].summary.beyond_loopback, 0);
+        // No [[allow]]: each listener is a violation of its host, and each host misses 443.
+        assert_eq!(per_host[0].summary.violations, Some(3));
+        assert_eq!(per_host[1].summary.violations, Some(2));
+        let hosts = vec![host("a"), host("b")];
+        let audit = Audit {
+            hosts: &hosts,
+            listeners: &listeners,
+            findings: &findings,
+            policy: None,
+            drift: None,
+            summary: &summary,
+            per_host: Some(&per_host),
+            warnings: &[],
+        };
+        let mut out = Vec::new();
+        text(&audit, false, &PLAIN, &mut out).expect("write to memory");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("HOST  CAPTURED"), "{text}");
+        let a: Vec<&str> = lines[1].split_whitespace().collect();
+        let b: Vec<&str> = lines[2].split_whitespace().collect();
+        // a: 2 listeners, both beyond loopback, Redis is high; b: loopback only, no finding.
+        assert_eq!((a[0], a[2], a[3], a[4]), ("a", "2", "2", "1"), "{text}");
+        assert_eq!(a.last(), Some(&"fail"), "{text}");
+        assert_eq!((b[0], b[2], b[3], b[4]), ("b", "1", "0", "0"), "{text}");
+        assert_eq!(b.last(), Some(&"fail"), "b misses 443: {text}");
+        assert!(!text.contains("SEVERITY"), "no findings table: {text}");
     }
 }

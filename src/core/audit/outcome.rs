@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::drift::Drift;
 use super::listener::Listener;
+use super::policy::Violation;
 use super::rules::{FailOn, Finding, Severity};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,4 +92,81 @@ impl AuditSummary {
             passed,
         }
     }
+}
+
+/// One host's part of an audit of several (`audit --input ... --summary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostSummary {
+    pub host: String,
+    #[serde(flatten)]
+    pub summary: AuditSummary,
+}
+
+/// The audit summary of each host in `hosts`, from the whole audit's listeners, findings,
+/// violations and drift: what `--fail-on` would say of each host alone.
+pub fn per_host(
+    hosts: &[String],
+    listeners: &[Listener],
+    findings: &[Finding],
+    violations: Option<&[Violation]>,
+    drift: Option<&Drift>,
+    fail_on: FailOn,
+) -> Vec<HostSummary> {
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let on_host =
+                |listener: usize| listeners.get(listener).is_some_and(|l| &l.host == host);
+            let own: Vec<Listener> = listeners
+                .iter()
+                .filter(|l| &l.host == host)
+                .cloned()
+                .collect();
+            let own_findings: Vec<Finding> = findings
+                .iter()
+                .filter(|f| on_host(f.listener))
+                .cloned()
+                .collect();
+            let own_violations = violations.map(|violations| {
+                violations
+                    .iter()
+                    .filter(|v| match **v {
+                        Violation::NotAllowed { listener } => on_host(listener),
+                        Violation::Missing { host, .. } => host == index,
+                    })
+                    .count()
+            });
+            let own_drift = drift.map(|drift| Drift {
+                new: drift
+                    .new
+                    .iter()
+                    .filter(|e| &e.host == host)
+                    .cloned()
+                    .collect(),
+                gone: drift
+                    .gone
+                    .iter()
+                    .filter(|e| &e.host == host)
+                    .cloned()
+                    .collect(),
+                changed: drift
+                    .changed
+                    .iter()
+                    .filter(|c| &c.now.host == host)
+                    .cloned()
+                    .collect(),
+            });
+            HostSummary {
+                host: host.clone(),
+                summary: AuditSummary::of(
+                    &own,
+                    &own_findings,
+                    own_violations,
+                    own_drift.as_ref(),
+                    fail_on,
+                ),
+            }
+        })
+        .collect()
 }
