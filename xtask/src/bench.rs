@@ -239,6 +239,14 @@ const SPECS: &[Spec] = &[
         one_is_ok: true,
     },
     Spec {
+        label: "portstat metrics",
+        tool: Tool::Portstat,
+        args: &["metrics"],
+        counterpart: Some("ss -tuanp"),
+        may_be_missing: true,
+        one_is_ok: false,
+    },
+    Spec {
         label: "ss -tuanp",
         tool: Tool::Ss,
         args: &["-tuanp"],
@@ -983,12 +991,19 @@ fn bench(options: &Options) -> Result<(), String> {
             None
         }
     };
+    eprintln!("bench: serve memory: 1,000 scrapes");
+    let serve = crate::serve_memory::measure(&programs.portstat, 1000)?;
+    println!("{}", serve.section());
     let total = started.elapsed().as_secs_f64();
     let report = report(options, &programs, &floor, &results, &date, total);
     println!("{}", summary(&results));
     let old = std::fs::read_to_string(&options.out).unwrap_or_default();
     let firewall = firewall.map_or(String::new(), |cost| format!("{}\n", cost.section()));
-    let document = format!("{report}\n{firewall}{}", changes_section(&old));
+    let document = format!(
+        "{report}\n{firewall}{}\n{}",
+        serve.section(),
+        changes_section(&old)
+    );
     std::fs::write(&options.out, document)
         .map_err(|error| format!("write {}: {error}", options.out.display()))?;
     eprintln!("bench: wrote {} after {total:.0} s", options.out.display());
@@ -1250,6 +1265,8 @@ fn targets(results: &[ScaleResult]) -> Vec<Target> {
     ratio_target("portstat -a -n --json", find(10_000), 0.7);
     ratio_target("portstat -a -n --json", find(100_000), 0.5);
     ratio_target("portstat audit --input S", find(100_000), 2.0);
+    ratio_target("portstat metrics", find(10_000), 0.5);
+    ratio_target("portstat metrics", find(100_000), 0.5);
     for result in results.iter().filter(|r| r.sockets > 100) {
         ratio_target("portstat -l --port P", Some(result), 0.4);
         ratio_target("portstat who P", Some(result), 0.4);

@@ -8,6 +8,7 @@ mod firewall_cost;
 mod fixtures;
 #[cfg(test)] // the bench compiles it on its own (measure.rs says why); a module for the tests
 mod measure;
+mod serve_memory;
 mod services;
 mod test;
 
