@@ -2,7 +2,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use portstat::cli::Cli;
+use portstat::cli::{Cli, ColorWhen};
 use portstat::commands::{self, Context, Outcome};
 use portstat::core::error::UsageError;
 use portstat::os::LiveOs;
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let output = Output {
         out: &mut out,
         err: &mut err,
-        style: style(stdout.is_terminal()),
+        style: style(stdout.is_terminal(), cli.color),
     };
     let mut context = Context::new(&os, output);
     let result = commands::run(&cli, &mut context);
@@ -36,16 +36,25 @@ fn main() -> ExitCode {
     exit_status(&cli, result)
 }
 
-/// The terminal and the environment, looked at once for the whole run.
-fn style(terminal: bool) -> Style {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+/// The terminal and the environment, looked at once for the whole run. `--color` wins; then,
+/// as anstream decides (and so clap's own help): NO_COLOR turns colour off, CLICOLOR_FORCE on
+/// even off a terminal, CLICOLOR=0 off; else a terminal that is not TERM=dumb gets it.
+fn style(terminal: bool, when: ColorWhen) -> Style {
     let width = terminal
         .then(|| terminal_size::terminal_size().map(|(width, _)| width.0))
         .flatten();
+    let color = match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto if anstyle_query::no_color() => false,
+        ColorWhen::Auto if anstyle_query::clicolor_force() => true,
+        ColorWhen::Auto if anstyle_query::clicolor() == Some(false) => false,
+        ColorWhen::Auto => terminal && anstyle_query::term_supports_color(),
+    };
     Style {
         terminal,
         width,
-        color: terminal && !no_color,
+        color,
     }
 }
 

@@ -69,6 +69,11 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// Colours in tables and reports: auto (a terminal, unless NO_COLOR, CLICOLOR=0 or
+    /// TERM=dumb; CLICOLOR_FORCE forces them), always or never. Never in JSON, CSV or metrics
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true, help_heading = "Output")]
+    pub color: ColorWhen,
+
     #[command(flatten)]
     pub list: ListArgs,
 }
@@ -135,6 +140,51 @@ pub enum Command {
     /// scan's answer. Takes the same options as `metrics`.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
+
+    /// Generate the man page or a shell's completion script
+    ///
+    /// `man` writes one page covering every subcommand to standard output (`--dir DIR`: one
+    /// page per command, portstat.1, portstat-who.1, ..., into DIR); `complete-SHELL` writes
+    /// SHELL's completion script.
+    #[command(after_help = GENERATE_EXAMPLES)]
+    Generate(GenerateArgs),
+}
+
+const GENERATE_EXAMPLES: &str = "\
+Examples:
+  portstat generate man | man -l -
+  portstat generate man --dir /usr/local/share/man/man1
+  portstat generate complete-bash > /etc/bash_completion.d/portstat
+  portstat generate complete-zsh > \"${fpath[1]}/_portstat\"
+  portstat generate complete-fish > ~/.config/fish/completions/portstat.fish";
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// What `portstat generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+    CompletePowershell,
+    CompleteElvish,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(value_enum)]
+    pub what: Generated,
+
+    /// With `man`: one page per command, written into DIR
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 const METRICS_EXAMPLES: &str = "\
@@ -216,7 +266,7 @@ pub struct ServeArgs {
 }
 
 /// Where the socket tables come from: shared by every command that scans this host.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ScanArgs {
     /// Which reader of the kernel's socket tables to use
     #[arg(long, value_enum, default_value_t = Backend::Auto, help_heading = "Scanning")]
@@ -235,7 +285,7 @@ impl ScanArgs {
 }
 
 /// `--json`: shared by every command.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Copy, Args)]
 pub struct JsonArg {
     /// The same facts as JSON (see README): indented at a terminal, one line otherwise
     #[arg(long, help_heading = "Output")]
@@ -243,12 +293,15 @@ pub struct JsonArg {
 }
 
 /// `-n`: shared by the commands that name users and services.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Copy, Args)]
 pub struct NumericArg {
     /// Numeric: no service or user names (and faster)
     #[arg(short = 'n', long, help_heading = "Output")]
     pub numeric: bool,
 }
+
+/// How many processes and destinations `summary` lists unless told.
+pub const SUMMARY_TOP: usize = 10;
 
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
@@ -256,7 +309,7 @@ pub struct SummaryArgs {
     pub scan: ScanArgs,
 
     /// How many processes and destinations to list
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = SUMMARY_TOP)]
     pub top: usize,
 
     #[command(flatten)]
@@ -445,6 +498,10 @@ pub struct ListArgs {
     /// Accepted for ss/netstat habits; owners are always shown
     #[arg(short = 'p', long = "processes", hide = true)]
     pub processes: bool,
+
+    /// The summary instead of the listing, as `ss -s` and `netstat -s`: `portstat summary`
+    #[arg(short = 's', long = "summary", help_heading = "Output")]
+    pub summary: bool,
 
     /// Order of rows [default: listeners first, then by port]
     #[arg(long, value_enum, help_heading = "Output")]

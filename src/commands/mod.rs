@@ -12,6 +12,7 @@ use crate::os::Os;
 use crate::render::Output;
 
 pub mod audit;
+pub mod generate;
 pub mod list;
 pub mod metrics;
 pub mod scan;
@@ -87,6 +88,15 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// Runs the parsed command line.
 pub fn run(cli: &Cli, context: &mut Context) -> Result<Outcome> {
     match &cli.command {
+        None if cli.list.summary => {
+            let args = crate::cli::SummaryArgs {
+                scan: cli.list.scan.clone(),
+                top: crate::cli::SUMMARY_TOP,
+                json: cli.list.json,
+                numeric: cli.list.numeric,
+            };
+            summary::run(&args, context)
+        }
         None => list::run(&cli.list, context),
         Some(Command::Who(args)) => who::run(args, context),
         Some(Command::Audit(args)) => audit::run(args, context),
@@ -94,6 +104,7 @@ pub fn run(cli: &Cli, context: &mut Context) -> Result<Outcome> {
         Some(Command::Watch(args)) => watch::run(args, context),
         Some(Command::Metrics(args)) => metrics::run(args, context),
         Some(Command::Serve(args)) => serve::run(args, context),
+        Some(Command::Generate(args)) => generate::run(args, context),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::core::model::Proto;
 use crate::core::snapshot::SCHEMA;
 use crate::core::text::plural;
 use crate::render::table::{Column, Give, Grid};
-use crate::render::{Output, Style, printable, verdict_cell};
+use crate::render::{Output, Paint, Style, printable, verdict_cell};
 
 /// A host the audit looked at, and where its listeners came from.
 #[derive(Debug, Clone, Serialize)]
@@ -52,7 +52,7 @@ pub struct Audit<'a> {
 }
 
 /// The last line of the text report.
-fn summary_line(summary: &AuditSummary) -> String {
+fn summary_line(summary: &AuditSummary, style: &Style) -> String {
     let counts: Vec<String> = Severity::DESCENDING
         .iter()
         .map(|&s| format!("{} {}", summary.findings.of(s), s.as_str()))
@@ -96,7 +96,7 @@ fn summary_line(summary: &AuditSummary) -> String {
         };
         parts.push(format!("drift {new} new, {gone} gone{changed}"));
     }
-    let verdict = if summary.passed { "pass" } else { "FAIL" };
+    let verdict = style.paint(Paint::Outcome, if summary.passed { "pass" } else { "FAIL" });
     format!(
         "Summary: {}; {verdict} (--fail-on {})",
         parts.join("; "),
@@ -113,7 +113,7 @@ pub fn text(
     let several_hosts = audit.hosts.len() > 1;
     if let Some(per_host) = audit.per_host {
         host_table(per_host, audit.hosts, style, out)?;
-        return writeln!(out, "\n{}", summary_line(audit.summary));
+        return writeln!(out, "\n{}", summary_line(audit.summary, style));
     }
     if show_listeners {
         listener_table(audit, several_hosts, style, out)?;
@@ -174,7 +174,7 @@ pub fn text(
             writeln!(out, "  changed {}", printable(&line))?;
         }
     }
-    writeln!(out, "\n{}", summary_line(audit.summary))
+    writeln!(out, "\n{}", summary_line(audit.summary, style))
 }
 
 fn finding_table(
@@ -184,11 +184,11 @@ fn finding_table(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut columns = vec![
-        Column::new("SEVERITY", Give::Whole),
+        Column::new("SEVERITY", Give::Whole).painted(Paint::Severity),
         Column::new("PORT", Give::Whole),
         Column::new("ADDRESS", Give::Whole),
         Column::new("EXPOSURE", Give::Shorten(9)),
-        Column::new("FIREWALL", Give::Shorten(7)),
+        Column::new("FIREWALL", Give::Shorten(7)).painted(Paint::Verdict),
         Column::new("SERVICE", Give::Drop(1)),
         Column::new("PROCESS", Give::Shorten(9)),
         Column::new("REASON", Give::Wrap(18)),
@@ -248,7 +248,7 @@ fn host_table(
         Column::new("INFO", Give::Whole),
         Column::new("VIOLATIONS", Give::Drop(2)),
         Column::new("DRIFT", Give::Drop(2)),
-        Column::new("RESULT", Give::Whole),
+        Column::new("RESULT", Give::Whole).painted(Paint::Outcome),
     ];
     let optional = |n: Option<usize>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
     let rows = per_host
@@ -291,7 +291,7 @@ fn listener_table(
         Column::new("PORT", Give::Whole),
         Column::new("ADDRESS", Give::Whole),
         Column::new("EXPOSURE", Give::Shorten(10)),
-        Column::new("FIREWALL", Give::Shorten(7)),
+        Column::new("FIREWALL", Give::Shorten(7)).painted(Paint::Verdict),
         Column::new("SERVICE", Give::Drop(1)),
         Column::new("PROCESS", Give::Shorten(10)),
     ];
@@ -615,7 +615,7 @@ mod tests {
         let drifted = AuditSummary::of(&listeners, &findings, Some(0), Some(&drift), FailOn::Never);
         assert!(!drifted.passed);
         assert_eq!(
-            summary_line(&drifted),
+            summary_line(&drifted, &PLAIN),
             "Summary: 2 listeners, 2 beyond loopback; findings 1 high, 0 medium, 0 low, 1 info \
              (1 allowed by policy); policy 0 violations; drift 1 new, 0 gone; FAIL (--fail-on never)"
         );

@@ -21,6 +21,80 @@ pub mod table;
 pub mod watch;
 pub mod who;
 
+/// What a coloured cell or word says, and so its colour: the same word always gets the same
+/// colour, in tables and in text reports alike. Colour is never the only sign (the word is
+/// there too), and JSON, CSV and metrics never carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paint {
+    /// A socket state: listening green, established cyan, closing ones yellow.
+    State,
+    /// An audit severity: high red, medium yellow, low cyan.
+    Severity,
+    /// A firewall verdict: open red (anyone gets in), restricted yellow, blocked green,
+    /// unknown grey.
+    Verdict,
+    /// pass green, fail red; `who`'s "can bind" green, "cannot bind" red.
+    Outcome,
+}
+
+impl Paint {
+    /// The colour of a cell or word, or none (plain).
+    pub fn color(self, text: &str) -> Option<anstyle::AnsiColor> {
+        use anstyle::AnsiColor::{BrightBlack, Cyan, Green, Red, Yellow};
+        let word = text.split_whitespace().next().unwrap_or("");
+        match self {
+            Paint::State => match word {
+                "LISTEN" | "UNCONN" => Some(Green),
+                "ESTABLISHED" => Some(Cyan),
+                "TIME_WAIT" | "CLOSE_WAIT" | "FIN_WAIT1" | "FIN_WAIT2" | "LAST_ACK" | "CLOSING" => {
+                    Some(Yellow)
+                }
+                _ => None,
+            },
+            Paint::Severity => match word {
+                "high" => Some(Red),
+                "medium" => Some(Yellow),
+                "low" => Some(Cyan),
+                _ => None,
+            },
+            Paint::Verdict => match word {
+                "open" => Some(Red),
+                "restricted" => Some(Yellow),
+                "blocked" => Some(Green),
+                "unknown" => Some(BrightBlack),
+                _ => None,
+            },
+            Paint::Outcome => match word {
+                "pass" | "PASS" | "can" => Some(Green),
+                "fail" | "FAIL" | "cannot" => Some(Red),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl Style {
+    /// `text` with its first word in that word's colour ("open to 10.0.0.0/8 ...").
+    pub fn paint_first_word(&self, paint: Paint, text: &str) -> String {
+        let end = text
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(text.len());
+        let (word, rest) = text.split_at(end);
+        format!("{}{rest}", self.paint(paint, word))
+    }
+
+    /// `text` in its colour (bold), when colour is on and it has one.
+    pub fn paint(&self, paint: Paint, text: &str) -> String {
+        match paint.color(text).filter(|_| self.color) {
+            Some(color) => {
+                let style = anstyle::Style::new().fg_color(Some(color.into())).bold();
+                format!("{style}{text}{style:#}")
+            }
+            None => text.to_string(),
+        }
+    }
+}
+
 /// How output is drawn, decided once in main from the terminal and the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Style {
@@ -28,7 +102,8 @@ pub struct Style {
     pub terminal: bool,
     /// The terminal's width in columns, when there is one to fit.
     pub width: Option<u16>,
-    /// Bold headers and borders (a terminal, and no `NO_COLOR`).
+    /// Colours and bold headers: `--color`, else NO_COLOR, CLICOLOR_FORCE and CLICOLOR, else
+    /// whether standard output is a terminal.
     pub color: bool,
 }
 

@@ -2,12 +2,13 @@
 
 use std::io::{self, Write};
 
+use anstyle::AnsiColor;
 use comfy_table::{
     Attribute, Cell, ColumnConstraint, ContentArrangement, LineStyle, Table, TableStyle,
 };
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::{Report, Style, owner_cell, printable};
+use super::{Paint, Report, Style, owner_cell, printable};
 use crate::core::firewall::judge::Passage;
 use crate::core::model::{Direction, Entry, Family, Zones};
 
@@ -26,7 +27,7 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
         Column::new("PROTO", Give::Whole),
         Column::new("LOCAL", Give::Whole),
         Column::new("REMOTE", Give::Whole),
-        Column::new("STATE", Give::Whole),
+        Column::new("STATE", Give::Whole).painted(Paint::State),
         Column::new("RANGE", Give::Drop(1)),
     ]);
     if !report.numeric {
@@ -37,7 +38,7 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
         Column::new("USER", Give::Drop(2)),
     ]);
     if report.firewall.is_some() {
-        columns.push(Column::new("FIREWALL", Give::Shorten(10)));
+        columns.push(Column::new("FIREWALL", Give::Shorten(10)).painted(Paint::Verdict));
     }
     let rows = report.entries.iter().enumerate().map(|(index, entry)| {
         let mut cells = Vec::new();
@@ -94,11 +95,24 @@ pub enum Give {
 pub struct Column {
     pub title: &'static str,
     pub give: Give,
+    /// How its cells are coloured, when colour is on.
+    pub paint: Option<Paint>,
 }
 
 impl Column {
     pub fn new(title: &'static str, give: Give) -> Column {
-        Column { title, give }
+        Column {
+            title,
+            give,
+            paint: None,
+        }
+    }
+
+    pub fn painted(self, paint: Paint) -> Column {
+        Column {
+            paint: Some(paint),
+            ..self
+        }
     }
 }
 
@@ -161,10 +175,15 @@ impl Grid {
         // The terminal was looked at once, in main: comfy-table is told, never asks itself.
         table.force_no_tty();
         table.set_content_arrangement(ContentArrangement::Disabled);
-        if style.color {
-            table.load_style(UNDERLINED_HEADER).enforce_styling();
+        // The header's underline is for a terminal; `--color always` into a pipe keeps the
+        // plain layout that scripts and `grep` read, coloured.
+        if style.color && style.terminal {
+            table.load_style(UNDERLINED_HEADER);
         } else {
             table.load_style(TableStyle::new());
+        }
+        if style.color {
+            table.enforce_styling();
         }
         let kept: Vec<usize> = (0..columns.len()).filter(|&i| shown[i]).collect();
         table.set_header(kept.iter().map(|&i| {
@@ -178,10 +197,18 @@ impl Grid {
         for row in rows {
             let cells = kept.iter().map(|&i| {
                 let cell = row.get(i).map_or("", String::as_str);
-                match (columns[i].give, style.width) {
+                let text = match (columns[i].give, style.width) {
                     (_, None) | (Give::Whole | Give::Drop(_), _) => cell.to_string(),
                     (Give::Shorten(_), Some(_)) => shorten(cell, widths[i]),
                     (Give::Wrap(_), Some(_)) => wrap(cell, widths[i]),
+                };
+                let color = columns[i]
+                    .paint
+                    .filter(|_| style.color)
+                    .and_then(|paint| paint.color(cell));
+                match color {
+                    Some(color) => Cell::new(text).fg(table_color(color)),
+                    None => Cell::new(text),
                 }
             });
             table.add_row(cells.collect::<Vec<_>>());
@@ -191,6 +218,18 @@ impl Grid {
             column.set_constraint(ColumnConstraint::ContentWidth);
         }
         write_lines(&table, out)
+    }
+}
+
+fn table_color(color: AnsiColor) -> comfy_table::Color {
+    match color {
+        AnsiColor::Red => comfy_table::Color::Red,
+        AnsiColor::Green => comfy_table::Color::Green,
+        AnsiColor::Yellow => comfy_table::Color::Yellow,
+        AnsiColor::Cyan => comfy_table::Color::Cyan,
+        AnsiColor::Magenta => comfy_table::Color::Magenta,
+        AnsiColor::Blue => comfy_table::Color::Blue,
+        _ => comfy_table::Color::DarkGrey,
     }
 }
 

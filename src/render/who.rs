@@ -17,7 +17,7 @@ use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
 use crate::core::verdict::{HostFacts, Verdict};
 use crate::render::table::shorten;
-use crate::render::{Style, printable};
+use crate::render::{Paint, Style, printable};
 
 #[derive(Debug, Serialize)]
 pub struct WhoReport<'a> {
@@ -327,7 +327,12 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
         "cannot bind"
     };
     // The verdict names listeners' processes and units.
-    writeln!(out, "\nVerdict: {answer}. {}", printable(&verdict.message))?;
+    writeln!(
+        out,
+        "\nVerdict: {}. {}",
+        style.paint(Paint::Outcome, answer),
+        printable(&verdict.message)
+    )?;
     for note in &verdict.notes {
         writeln!(out, "  Note: {}", printable(note))?;
     }
@@ -359,9 +364,13 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
             out,
             "Firewall: {}, through the forward below (connections from beyond this host never \
              reach a socket here: they are forwarded first)",
-            printable(&forward.firewall.describe())
+            style.paint_first_word(Paint::Verdict, &printable(&forward.firewall.describe()))
         )?,
-        (Some(firewall), None) => writeln!(out, "Firewall: {}", printable(&firewall.describe()))?,
+        (Some(firewall), None) => writeln!(
+            out,
+            "Firewall: {}",
+            style.paint_first_word(Paint::Verdict, &printable(&firewall.describe()))
+        )?,
         (None, None) => {}
     }
     for forward in &report.published {

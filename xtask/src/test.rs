@@ -56,11 +56,22 @@ pub const CAPABILITIES: &[Capability] = &[
         unmet: "no promtool in PATH (Debian package prometheus)",
         available: has_promtool,
     },
+    Capability {
+        prefix: "man_",
+        need: "man",
+        met: "man in PATH",
+        unmet: "no man in PATH (Debian package man-db)",
+        available: || in_path("man"),
+    },
 ];
 
 fn has_promtool() -> bool {
+    in_path("promtool")
+}
+
+fn in_path(program: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|dir| dir.join("promtool").is_file())
+    std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
 }
 
 fn is_root() -> bool {
