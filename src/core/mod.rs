@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod cgroup;
 pub mod error;
+pub mod filter;
 pub mod firewall;
 pub mod meaning;
 pub mod model;

@@ -383,12 +383,13 @@ impl FakeOs {
 }
 
 /// What a backend would keep of `socket` for `wanted` (netlink asks the kernel just that).
-fn wanted_by(socket: &Socket, wanted: TableRequest) -> bool {
+fn wanted_by(socket: &Socket, wanted: &TableRequest) -> bool {
     wanted.wants(socket.proto, socket.local.is_ipv6())
         && (wanted.states.is_empty() || wanted.states.contains(socket.state))
         && wanted
-            .local_port
-            .is_none_or(|port| socket.local.port() == port)
+            .filter
+            .as_ref()
+            .is_none_or(|filter| filter.matches(socket.local, socket.remote))
 }
 
 impl Os for FakeOs {
@@ -412,7 +413,7 @@ impl Os for FakeOs {
         let sockets = self
             .current()
             .iter()
-            .filter(|socket| socket.netns == inode && wanted_by(socket, wanted))
+            .filter(|socket| socket.netns == inode && wanted_by(socket, &wanted))
             .cloned()
             .map(|socket| Socket { netns: 0, ..socket })
             .collect();

@@ -19,6 +19,8 @@ use crate::core::model::{
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
+#[cfg(target_os = "linux")]
+mod bytecode;
 pub mod fake;
 #[cfg(target_os = "linux")]
 mod fd_walk;
