@@ -176,16 +176,6 @@ impl Filter {
         }
     }
 
-    /// Whether the filter tests local ports only: then every listener on a port it lets
-    /// through passes it too.
-    pub fn tests_local_ports_only(&self) -> bool {
-        match self {
-            Filter::Port { side, .. } => *side == Side::Local,
-            Filter::Host { .. } => false,
-            Filter::All(all) | Filter::Any(all) => all.iter().all(Filter::tests_local_ports_only),
-        }
-    }
-
     /// Sockets whose port on `side` is in one of `ranges`.
     pub fn ports(side: Side, ranges: &[RangeInclusive<u16>]) -> Filter {
         Filter::Any(
@@ -274,21 +264,5 @@ mod tests {
         assert!(!anywhere.matches(v6, None));
         assert!(!Filter::Any(Vec::new()).matches(listener, None));
         assert!(Filter::All(Vec::new()).matches(listener, None));
-    }
-
-    #[test]
-    fn only_local_port_conditions_keep_their_listeners() {
-        let local = Filter::ports(Side::Local, &[22..=22, 80..=90]);
-        assert!(local.tests_local_ports_only());
-        assert!(
-            !Filter::All(vec![local.clone(), Filter::ports(Side::Remote, &[1..=1])])
-                .tests_local_ports_only()
-        );
-        let host = Filter::Host {
-            side: Side::Local,
-            prefix: prefix("127.0.0.1"),
-            port: Some(22),
-        };
-        assert!(!host.tests_local_ports_only());
     }
 }

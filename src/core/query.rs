@@ -269,11 +269,12 @@ impl Query {
         }
     }
 
-    /// The address and port conditions, for the kernel to test before it sends a socket. The
-    /// listeners of the ports shown are needed even when the conditions reject them (a
-    /// connection's direction, an accept queue's owner): unless only local ports are tested,
-    /// which lets them through anyway, every socket without a peer (remote port 0: listeners,
-    /// unconnected UDP) passes too.
+    /// The address and port conditions, for the kernel to test before it sends a socket.
+    /// Listeners are needed even where the conditions reject them (the direction of a
+    /// connection depends on the listeners of both its ports, an accept queue's sockets on
+    /// their listener's), so every socket without a peer (remote port 0: listeners, unbound or
+    /// unconnected UDP) passes too; there are few of them, and the connections are what the
+    /// kernel is spared sending.
     pub fn filter(&self) -> Option<Filter> {
         let mut all = Vec::new();
         if let Some(ports) = &self.ports {
@@ -322,12 +323,8 @@ impl Query {
         if all.is_empty() {
             return None;
         }
-        let filter = Filter::All(all);
-        if filter.tests_local_ports_only() {
-            return Some(filter);
-        }
         Some(Filter::Any(vec![
-            filter,
+            Filter::All(all),
             Filter::Port {
                 side: Side::Remote,
                 range: 0..=0,
@@ -741,7 +738,7 @@ mod tests {
                         "{query:?} {socket:?}"
                     );
                 }
-                if socket.state.is_listening() && !filter.tests_local_ports_only() {
+                if socket.state.is_listening() {
                     assert!(
                         filter.matches(socket.local, socket.remote),
                         "listener {socket:?}: {filter:?}"
@@ -750,14 +747,17 @@ mod tests {
             }
             assert_eq!(query.tables().filter.as_deref(), Some(&filter));
         }
-        // who's question: its own port only, listeners included by it.
-        let who = &queries[1];
+        // who's question: its own port, and every listener.
+        let listeners = Filter::Port {
+            side: Side::Remote,
+            range: 0..=0,
+        };
         assert_eq!(
-            who.filter(),
-            Some(Filter::All(vec![Filter::ports(
-                Side::Local,
-                &[8080..=8080]
-            )]))
+            queries[1].filter(),
+            Some(Filter::Any(vec![
+                Filter::All(vec![Filter::ports(Side::Local, &[8080..=8080])]),
+                listeners
+            ]))
         );
         assert_eq!(Query::default().filter(), None);
     }

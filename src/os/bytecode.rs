@@ -21,7 +21,7 @@ pub const INET_DIAG_BC_D_GE: u8 = 4;
 pub const INET_DIAG_BC_D_LE: u8 = 5;
 pub const INET_DIAG_BC_S_COND: u8 = 7;
 pub const INET_DIAG_BC_D_COND: u8 = 8;
-/// Since Linux 4.16; older kernels refuse a program with it (EINVAL), and the dump is then
+/// Newer than the other ops (Linux 4.16, by its uapi history); older kernels refuse a program with it (EINVAL), and the dump is then
 /// asked again without one.
 pub const INET_DIAG_BC_S_EQ: u8 = 11;
 pub const INET_DIAG_BC_D_EQ: u8 = 12;
