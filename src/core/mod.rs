@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod cgroup;
+pub mod counters;
 pub mod error;
 pub mod filter;
 pub mod firewall;
