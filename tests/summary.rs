@@ -189,3 +189,89 @@ fn root_many_connections_to_one_listener_show_as_ephemeral_pressure() {
         "{text}"
     );
 }
+
+/// A listener with a backlog of 1 that never accepts, and several clients connecting to it: the
+/// kernel drops what its accept queue can't hold (ListenOverflows), and summary names the
+/// listener as full. In a private namespace, whose counters start at zero.
+#[test]
+#[ignore = "needs root"]
+fn root_an_overflowing_accept_queue_is_counted_and_its_listener_named() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let netns = PrivateNetns::new();
+    let (listener, port, clients) = netns.run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        // SAFETY: listen() on a bound socket this closure owns, lowering its backlog to 1.
+        assert_eq!(
+            unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 1) },
+            0
+        );
+        let clients: Vec<OwnedFd> = (0..6)
+            .map(|_| {
+                // SAFETY: a fresh non-blocking socket, owned at once; its connect only starts.
+                unsafe {
+                    let fd =
+                        libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+                    assert!(fd >= 0);
+                    let sin = libc::sockaddr_in {
+                        sin_family: libc::AF_INET as libc::sa_family_t,
+                        sin_port: address.port().to_be(),
+                        sin_addr: libc::in_addr {
+                            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+                        },
+                        sin_zero: [0; 8],
+                    };
+                    libc::connect(
+                        fd,
+                        (&raw const sin).cast(),
+                        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                    );
+                    OwnedFd::from_raw_fd(fd)
+                }
+            })
+            .collect();
+        (listener, address.port(), clients)
+    });
+    let summary =
+        |args: &[&str]| json_from(netns.portstat().args(["summary", "--json"]).args(args));
+    // The handshakes complete asynchronously: wait (at most five seconds) until the kernel
+    // has dropped one.
+    let mut report = summary(&[]);
+    for _ in 0..50 {
+        if report["tcp_health"]["counters"]["listen_overflows"].as_u64() > Some(0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        report = summary(&[]);
+    }
+    let health = &report["tcp_health"];
+    assert_eq!(health["counters_since"], "boot");
+    assert!(
+        health["counters"]["listen_overflows"].as_u64() > Some(0),
+        "{health}"
+    );
+    assert!(
+        health["counters"]["listen_drops"].as_u64() > Some(0),
+        "{health}"
+    );
+    let full = health["full_accept_queues"].as_array().expect("a list");
+    assert_eq!(full.len(), 1, "{health}");
+    assert_eq!(full[0]["local_port"], port);
+    assert_eq!(full[0]["backlog"], 1);
+    assert!(full[0]["accept_queue"].as_u64() >= Some(1));
+    assert_eq!(health["backlog_unknown"], 0);
+    let text = netns.portstat().arg("summary").output().expect("summary");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}  accept queue")) && text.contains("FULL"),
+        "{text}"
+    );
+    // procfs does not report the backlog, and says so.
+    let procfs = summary(&["--backend", "procfs"]);
+    assert_eq!(
+        procfs["tcp_health"]["full_accept_queues"],
+        serde_json::json!([])
+    );
+    assert_eq!(procfs["tcp_health"]["backlog_unknown"], 1);
+    drop((listener, clients));
+}

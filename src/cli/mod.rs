@@ -6,9 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::core::audit::rules::FailOn;
 use crate::core::error::UsageError;
+use crate::core::filter::Prefix;
 use crate::core::model::{Backend, Family, Proto, State};
 use crate::core::query::{
-    NetnsSelection, PortSpec, Query, RangeFilter, SortKey, StateSelection, parse_state,
+    NetnsSelection, PortSpec, Query, RangeFilter, Selector, SortKey, StateSelection, parse_state,
 };
 use crate::core::target::Target;
 use crate::render::Format;
@@ -457,6 +458,45 @@ pub struct FilterArgs {
     #[arg(long, value_name = "SPEC", help_heading = "Which sockets")]
     pub port: Option<PortSpec>,
 
+    /// Local port: 22, 22,80,443, 8000-9000
+    #[arg(
+        long,
+        visible_alias = "sport",
+        value_name = "SPEC",
+        help_heading = "Which sockets"
+    )]
+    pub local_port: Option<PortSpec>,
+
+    /// Remote port: 22, 22,80,443, 8000-9000 (sockets without a peer have none)
+    #[arg(
+        long,
+        visible_alias = "dport",
+        value_name = "SPEC",
+        help_heading = "Which sockets"
+    )]
+    pub remote_port: Option<PortSpec>,
+
+    /// Local address in a prefix: 127.0.0.1, 10.0.0.0/8, ::1, fe80::/10; a list is any of
+    /// them. An IPv4 prefix also matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1)
+    #[arg(
+        long,
+        visible_alias = "src",
+        value_name = "ADDR[/LEN][,...]",
+        value_delimiter = ',',
+        help_heading = "Which sockets"
+    )]
+    pub local: Vec<Prefix>,
+
+    /// Remote address in a prefix, as --local (sockets without a peer have none)
+    #[arg(
+        long,
+        visible_alias = "dst",
+        value_name = "ADDR[/LEN][,...]",
+        value_delimiter = ',',
+        help_heading = "Which sockets"
+    )]
+    pub remote: Vec<Prefix>,
+
     /// Sockets held by these processes
     #[arg(
         long,
@@ -482,9 +522,11 @@ pub struct FilterArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Ports to show, matched against the local or the remote port: 22, 22,80,443, 8000-9000
-    #[arg(value_name = "PORTS")]
-    pub ports_positional: Option<PortSpec>,
+    /// Ports matched against the local or the remote port (22, 22,80,443, 8000-9000), or one
+    /// end matched against the local or the remote end (127.0.0.1:8080, [::1]:8080,
+    /// [fe80::1%eth0]:53, :8080, 10.0.0.5)
+    #[arg(value_name = "PORTS|ENDPOINT")]
+    pub selector: Option<Selector>,
 
     #[command(flatten)]
     pub filters: FilterArgs,
@@ -536,13 +578,19 @@ impl ListArgs {
 }
 
 impl FilterArgs {
-    /// The query these options ask; `ports` from elsewhere (a positional argument) stand in
-    /// for `--port` when it is absent. A user name is resolved through `users`.
+    /// The query these options ask; ports the listing's argument names stand in for `--port`
+    /// when it is absent, an endpoint it names is one more filter. A user name is resolved
+    /// through `user_id`.
     pub fn query(
         &self,
-        ports: Option<&PortSpec>,
+        selector: Option<&Selector>,
         user_id: impl Fn(&str) -> Option<u32>,
     ) -> Result<Query, UsageError> {
+        let (ports, endpoint) = match selector {
+            Some(Selector::Ports(ports)) => (Some(ports), None),
+            Some(Selector::Endpoint(endpoint)) => (None, Some(*endpoint)),
+            None => (None, None),
+        };
         let uid = match self.user.as_deref() {
             None => None,
             Some(user) => Some(match user.parse::<u32>() {
@@ -557,7 +605,12 @@ impl FilterArgs {
             protos: self.protos(),
             families: self.families(),
             ports: self.port.clone().or_else(|| ports.cloned()),
-            local_ports_only: false,
+            local_ports: self.local_port.clone(),
+            remote_ports: self.remote_port.clone(),
+            local_addresses: self.local.clone(),
+            remote_addresses: self.remote.clone(),
+            endpoint,
+            endpoint_scopes: Vec::new(),
             pids: self.pid.clone(),
             process: self.process.as_ref().map(|name| name.to_lowercase()),
             uid,
@@ -624,7 +677,7 @@ mod tests {
         let query = cli
             .list
             .filters
-            .query(cli.list.ports_positional.as_ref(), |_| None)
+            .query(cli.list.selector.as_ref(), |_| None)
             .expect("query");
         assert!(query.ports.is_some_and(|p| p.contains(8080)));
     }

@@ -14,7 +14,8 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
     let os = context.os;
     let filters = &args.filters;
     let numeric = args.numeric.numeric;
-    let query = filters.query(args.ports_positional.as_ref(), |name| os.user_id(name))?;
+    let mut query = filters.query(args.selector.as_ref(), |name| os.user_id(name))?;
+    scan::find_endpoint_zone(os, &mut query, &args.scan.netns())?;
     let source = args.proc_net.clone().map_or(Source::Live, Source::Recorded);
     let names = Names {
         services: (!numeric).then(|| context.services()),

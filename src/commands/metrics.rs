@@ -59,7 +59,7 @@ impl<'a> Exporter<'a> {
         let backend = self.args.scan.backend;
         let mut scan =
             audit::scan_host(context, &Query::default(), backend, &self.args.scan.netns())?;
-        let summary = summarize(&scan.entries, scan.ephemeral, self.args.top);
+        let summary = summarize(&scan.entries, scan.ephemeral, self.args.top, None);
         let accept_queues = accept_queues(&scan);
         let placements = placements(context, &scan);
         let gathered = audit::gather_live(context, &mut scan, backend)?;

@@ -349,8 +349,7 @@ impl Servers {
         let query = Query {
             states: vec![State::Listen, State::Unconn],
             protos: vec![proto],
-            ports: Some(PortSpec::from(port)),
-            local_ports_only: true,
+            local_ports: Some(PortSpec::from(port)),
             ..Query::default()
         };
         let names = Names {
@@ -508,6 +507,39 @@ impl Reading {
         let warnings = meaning::owner_warnings(&entries, limits);
         (entries, warnings)
     }
+}
+
+/// Looks up the interface the query's endpoint names by its zone (`[fe80::1%eth0]:53`) in
+/// each namespace read: a socket matches on the interface of that name or index in its own
+/// namespace. A zone no namespace has is bad input, as for `who`.
+pub fn find_endpoint_zone(os: &dyn Os, query: &mut Query, netns: &NetnsSelection) -> Result<()> {
+    let Some(endpoint) = query.endpoint else {
+        return Ok(());
+    };
+    let Some(zone) = endpoint.zone else {
+        return Ok(());
+    };
+    let namespaces = match netns {
+        NetnsSelection::Own => vec![(0, None)],
+        selection => os
+            .namespaces(selection)?
+            .0
+            .into_iter()
+            .map(|namespace| (namespace.inode, Some(namespace)))
+            .collect(),
+    };
+    for (inode, namespace) in &namespaces {
+        let inside = namespace.as_ref().filter(|namespace| !namespace.own);
+        // A namespace whose interfaces can't be listed has none of them to match.
+        let interfaces = os.interface_names(inside).unwrap_or_default();
+        if let Some((index, _)) = zone.find(&interfaces) {
+            query.endpoint_scopes.push((*inode, index));
+        }
+    }
+    if query.endpoint_scopes.is_empty() {
+        return Err(UsageError(zone.unknown(&endpoint.to_string())).into());
+    }
+    Ok(())
 }
 
 /// The interface names of the zones the entries' link-local addresses have, looked up once per

@@ -30,8 +30,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
     let target = args.target;
     let query = Query {
         protos: vec![target.proto],
-        ports: Some(PortSpec::from(target.port)),
-        local_ports_only: true,
+        local_ports: Some(PortSpec::from(target.port)),
         ..Query::default()
     };
     let names = Names {

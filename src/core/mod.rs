@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod cgroup;
+pub mod counters;
 pub mod error;
+pub mod filter;
 pub mod firewall;
 pub mod meaning;
 pub mod model;

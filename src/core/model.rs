@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::filter::Filter;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
@@ -445,7 +447,7 @@ pub enum Backend {
     Netstat2,
 }
 
-/// A set of socket states, one bit per [`State`]; cheap to copy, so [`TableRequest`] stays `Copy`.
+/// A set of socket states, one bit per [`State`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StateSet(u16);
 
@@ -486,10 +488,10 @@ pub const TABLES: [(&str, Proto, bool); 4] = [
     ("udp6", Proto::Udp, true),
 ];
 
-/// Which of the four tables a query needs, and in which states; the other tables are not read
-/// at all. Backends that can ask the kernel for given states only (netlink) do; the others read
-/// every state, and the query filters afterwards anyway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which of the four tables a query needs, in which states, and which sockets of them; the other
+/// tables are not read at all. Backends that can ask the kernel for given states and addresses
+/// only (netlink) do; the others read everything, and the query filters afterwards anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRequest {
     pub tcp: bool,
     pub udp: bool,
@@ -497,9 +499,8 @@ pub struct TableRequest {
     pub ipv6: bool,
     /// The states worth reading; empty means every state.
     pub states: StateSet,
-    /// Only sockets whose local port is this one are wanted (`who`); backends that can ask the
-    /// kernel to filter (netlink) do, the others read everything.
-    pub local_port: Option<u16>,
+    /// Only sockets that pass this are wanted; `None` means every socket.
+    pub filter: Option<Arc<Filter>>,
 }
 
 impl TableRequest {
@@ -509,10 +510,10 @@ impl TableRequest {
         ipv4: true,
         ipv6: true,
         states: StateSet::EMPTY,
-        local_port: None,
+        filter: None,
     };
 
-    pub fn wants(self, proto: Proto, ipv6: bool) -> bool {
+    pub fn wants(&self, proto: Proto, ipv6: bool) -> bool {
         let proto_wanted = match proto {
             Proto::Tcp => self.tcp,
             Proto::Udp => self.udp,
@@ -520,15 +521,15 @@ impl TableRequest {
         proto_wanted && if ipv6 { self.ipv6 } else { self.ipv4 }
     }
 
-    /// Just one table (`proto`, and IPv6 or IPv4), in the same states.
-    pub fn only(self, proto: Proto, ipv6: bool) -> TableRequest {
+    /// Just one table (`proto`, and IPv6 or IPv4), in the same states, with the same filter.
+    pub fn only(&self, proto: Proto, ipv6: bool) -> TableRequest {
         TableRequest {
             tcp: proto == Proto::Tcp,
             udp: proto == Proto::Udp,
             ipv4: !ipv6,
             ipv6,
             states: self.states,
-            local_port: self.local_port,
+            filter: self.filter.clone(),
         }
     }
 }

@@ -9,8 +9,13 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::core::filter::{Filter, Prefix, Side};
 use crate::core::model::TableRequest;
-use crate::core::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State};
+use crate::core::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State, zone_of};
+use crate::core::target::Endpoint;
 use crate::core::text::quoted;
 
 /// A set of ports: `22`, `22,80,443`, `8000-9000`, or a mix (`22,8000-8100`).
@@ -23,6 +28,11 @@ impl PortSpec {
 
     pub fn contains(&self, port: u16) -> bool {
         self.0.iter().any(|range| range.contains(&port))
+    }
+
+    /// Its ports, as ranges, in the order given.
+    pub fn ranges(&self) -> &[RangeInclusive<u16>] {
+        &self.0
     }
 
     /// The one port this spec names, if it names exactly one.
@@ -87,6 +97,30 @@ fn parse_port(text: &str) -> Result<u16, String> {
         };
         format!("port {port} is out of range (ports are 0-65535)")
     })
+}
+
+/// The listing's argument: ports (`5432`, `22,80`, `8000-9000`), matched against the local or
+/// the remote port, or one end of a connection (`127.0.0.1:8080`, `[::1]:8080`, `:8080`,
+/// `10.0.0.5`), matched against the local or the remote end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Ports(PortSpec),
+    Endpoint(Endpoint),
+}
+
+impl FromStr for Selector {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Selector, String> {
+        // Digits, commas and dashes are ports, as they always were; their errors say so.
+        if text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b',' | b'-' | b' '))
+        {
+            return text.parse().map(Selector::Ports);
+        }
+        text.parse().map(Selector::Endpoint)
+    }
 }
 
 /// Parses a state name for the command line, with the list of valid names on failure.
@@ -154,9 +188,22 @@ pub struct Query {
     pub protos: Vec<Proto>,
     /// Empty means both.
     pub families: Vec<Family>,
+    /// Matched against the local or the remote port.
     pub ports: Option<PortSpec>,
-    /// `ports` match the local port only (`who`), not the local or the remote one.
-    pub local_ports_only: bool,
+    /// `--sport`, and `who`'s port.
+    pub local_ports: Option<PortSpec>,
+    /// `--dport`.
+    pub remote_ports: Option<PortSpec>,
+    /// `--src`: the local address is in one of them; empty means any.
+    pub local_addresses: Vec<Prefix>,
+    /// `--dst`: the remote address is in one of them; empty means any.
+    pub remote_addresses: Vec<Prefix>,
+    /// The local or the remote end is this one.
+    pub endpoint: Option<Endpoint>,
+    /// The interface indexes the endpoint's zone names, by network namespace (a socket's
+    /// `netns`), once [`Query::endpoint`]'s zone was looked up; a socket whose zone is not
+    /// among them does not match.
+    pub endpoint_scopes: Vec<(u64, u32)>,
     pub pids: Vec<u32>,
     /// Lower-cased substring of the process name.
     pub process: Option<String>,
@@ -212,20 +259,90 @@ impl Query {
             let listeners = [State::Listen, State::Unconn];
             crate::core::model::StateSet::of(self.states.iter().copied().chain(listeners))
         };
-        // A question about one local port (who) lets the kernel send only that port's sockets:
-        // its listeners are among them, so direction and accept queues stay right.
-        let local_port = match &self.ports {
-            Some(ports) if self.local_ports_only => ports.single(),
-            _ => None,
-        };
         TableRequest {
             tcp: wants(Proto::Tcp),
             udp: wants(Proto::Udp),
             ipv4: true,
             ipv6: true,
             states,
-            local_port,
+            filter: self.filter().map(Arc::new),
         }
+    }
+
+    /// The address and port conditions, for the kernel to test before it sends a socket.
+    /// Listeners are needed even where the conditions reject them (the direction of a
+    /// connection depends on the listeners of both its ports, an accept queue's sockets on
+    /// their listener's), so every socket without a peer (remote port 0: listeners, unbound or
+    /// unconnected UDP) passes too; there are few of them, and the connections are what the
+    /// kernel is spared sending.
+    pub fn filter(&self) -> Option<Filter> {
+        let mut all = Vec::new();
+        if let Some(ports) = &self.ports {
+            all.push(Filter::Any(vec![
+                Filter::ports(Side::Local, ports.ranges()),
+                Filter::ports(Side::Remote, ports.ranges()),
+            ]));
+        }
+        if let Some(ports) = &self.local_ports {
+            all.push(Filter::ports(Side::Local, ports.ranges()));
+        }
+        if let Some(ports) = &self.remote_ports {
+            all.push(Filter::ports(Side::Remote, ports.ranges()));
+        }
+        for (side, prefixes) in [
+            (Side::Local, &self.local_addresses),
+            (Side::Remote, &self.remote_addresses),
+        ] {
+            if !prefixes.is_empty() {
+                let hosts = prefixes.iter().map(|&prefix| Filter::Host {
+                    side,
+                    prefix,
+                    port: None,
+                });
+                all.push(Filter::Any(hosts.collect()));
+            }
+        }
+        if let Some(endpoint) = &self.endpoint {
+            // The zone is not in the filter: the query tests it.
+            let end = |side| match (endpoint.address, endpoint.port) {
+                (Some(address), port) => Some(Filter::Host {
+                    side,
+                    prefix: Prefix::host(address),
+                    port,
+                }),
+                (None, Some(port)) => Some(Filter::Port {
+                    side,
+                    range: port..=port,
+                }),
+                (None, None) => None,
+            };
+            if let (Some(local), Some(remote)) = (end(Side::Local), end(Side::Remote)) {
+                all.push(Filter::Any(vec![local, remote]));
+            }
+        }
+        if all.is_empty() {
+            return None;
+        }
+        Some(Filter::Any(vec![
+            Filter::All(all),
+            Filter::Port {
+                side: Side::Remote,
+                range: 0..=0,
+            },
+        ]))
+    }
+
+    /// Whether `end` (a socket's local or remote address) is the endpoint asked for.
+    fn is_endpoint(&self, endpoint: &Endpoint, netns: u64, end: Option<SocketAddr>) -> bool {
+        let Some(end) = end else {
+            return false;
+        };
+        endpoint.port.is_none_or(|port| end.port() == port)
+            && endpoint
+                .address
+                .is_none_or(|address| Prefix::host(address).contains(end.ip()))
+            && (endpoint.zone.is_none()
+                || zone_of(end).is_some_and(|index| self.endpoint_scopes.contains(&(netns, index))))
     }
 
     pub fn matches_socket(&self, socket: &Socket, ephemeral: EphemeralRange) -> bool {
@@ -234,10 +351,33 @@ impl Query {
             && (self.families.is_empty() || self.families.contains(&socket.family()))
             && self.ports.as_ref().is_none_or(|ports| {
                 ports.contains(socket.local.port())
-                    || (!self.local_ports_only
-                        && socket
-                            .remote
-                            .is_some_and(|remote| ports.contains(remote.port())))
+                    || socket
+                        .remote
+                        .is_some_and(|remote| ports.contains(remote.port()))
+            })
+            && self
+                .local_ports
+                .as_ref()
+                .is_none_or(|ports| ports.contains(socket.local.port()))
+            && self.remote_ports.as_ref().is_none_or(|ports| {
+                socket
+                    .remote
+                    .is_some_and(|remote| ports.contains(remote.port()))
+            })
+            && (self.local_addresses.is_empty()
+                || self
+                    .local_addresses
+                    .iter()
+                    .any(|prefix| prefix.contains(socket.local.ip())))
+            && (self.remote_addresses.is_empty()
+                || socket.remote.is_some_and(|remote| {
+                    self.remote_addresses
+                        .iter()
+                        .any(|prefix| prefix.contains(remote.ip()))
+                }))
+            && self.endpoint.as_ref().is_none_or(|endpoint| {
+                self.is_endpoint(endpoint, socket.netns, Some(socket.local))
+                    || self.is_endpoint(endpoint, socket.netns, socket.remote)
             })
             && self.uid.is_none_or(|uid| socket.uid == Some(uid))
             && self.range.is_none_or(|range| {
@@ -398,10 +538,228 @@ mod tests {
         assert!(query.matches_socket(&outbound, EPHEMERAL));
         assert!(!query.matches_socket(&other, EPHEMERAL));
         let local_only = Query {
-            local_ports_only: true,
+            ports: None,
+            local_ports: query.ports.clone(),
             ..query
         };
         assert!(!local_only.matches_socket(&outbound, EPHEMERAL));
+    }
+
+    fn selector(text: &str) -> Selector {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn endpoint_query(text: &str) -> Query {
+        let Selector::Endpoint(endpoint) = selector(text) else {
+            panic!("{text} is not an endpoint");
+        };
+        Query {
+            endpoint: Some(endpoint),
+            ..Default::default()
+        }
+    }
+
+    /// The connection of the end-to-end tests, both sides, and a listener.
+    fn connection() -> [Socket; 3] {
+        [
+            socket(Proto::Tcp, "127.0.0.1:8080", None, State::Listen),
+            socket(
+                Proto::Tcp,
+                "127.0.0.2:40000",
+                Some("127.0.0.1:8080"),
+                State::Established,
+            ),
+            socket(
+                Proto::Tcp,
+                "127.0.0.1:8080",
+                Some("127.0.0.2:40000"),
+                State::Established,
+            ),
+        ]
+    }
+
+    fn matching(query: &Query, sockets: &[Socket]) -> Vec<usize> {
+        (0..sockets.len())
+            .filter(|&i| query.matches_socket(&sockets[i], EPHEMERAL))
+            .collect()
+    }
+
+    #[test]
+    fn the_argument_is_ports_or_an_endpoint() {
+        assert_eq!(selector("5432"), Selector::Ports("5432".parse().unwrap()));
+        assert_eq!(
+            selector("8000-9000,22"),
+            Selector::Ports("8000-9000,22".parse().unwrap())
+        );
+        let Selector::Endpoint(v4) = selector("127.0.0.1:8080") else {
+            panic!()
+        };
+        assert_eq!(
+            (v4.address.unwrap().to_string(), v4.port),
+            ("127.0.0.1".into(), Some(8080))
+        );
+        let Selector::Endpoint(port) = selector(":8080") else {
+            panic!()
+        };
+        assert_eq!((port.address, port.port), (None, Some(8080)));
+        for (text, shown) in [
+            ("[::1]:8080", "[::1]:8080"),
+            ("10.0.0.5", "10.0.0.5"),
+            ("::1", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("[fe80::1%eth0]:53", "[fe80::1%eth0]:53"),
+            ("[fe80::1%eth0]", "[fe80::1%eth0]"),
+        ] {
+            let Selector::Endpoint(endpoint) = selector(text) else {
+                panic!("{text}")
+            };
+            assert_eq!(endpoint.to_string(), shown);
+        }
+        let error = |text: &str| text.parse::<Selector>().expect_err(text);
+        assert!(error("70000").contains("out of range"));
+        assert!(error("9-3").contains("backwards"));
+        assert!(error("http").contains("not a port list"));
+        assert!(error("1.2.3.4:99999").contains("out of range"));
+        assert!(error("1.2.3:80").contains("not an IPv4 or IPv6 address"));
+        assert!(error("fe80::1%eth0").contains("in brackets"));
+        assert!(error("[::1%lo]:53").contains("not link-local"));
+    }
+
+    #[test]
+    fn side_filters_select_one_side_of_a_connection() {
+        let sockets = connection();
+        let query = |edit: fn(&mut Query)| {
+            let mut query = Query::default();
+            edit(&mut query);
+            query
+        };
+        let sport = query(|q| q.local_ports = Some("40000".parse().unwrap()));
+        assert_eq!(matching(&sport, &sockets), [1]);
+        let dport = query(|q| q.remote_ports = Some("40000".parse().unwrap()));
+        assert_eq!(matching(&dport, &sockets), [2]);
+        let src = query(|q| q.local_addresses = vec!["127.0.0.2".parse().unwrap()]);
+        assert_eq!(matching(&src, &sockets), [1]);
+        let dst = query(|q| q.remote_addresses = vec!["127.0.0.0/31".parse().unwrap()]);
+        assert_eq!(matching(&dst, &sockets), [1]);
+        let dst = query(|q| q.remote_addresses = vec!["127.0.0.2".parse().unwrap()]);
+        assert_eq!(matching(&dst, &sockets), [2]);
+        let none = query(|q| q.remote_addresses = vec!["::/0".parse().unwrap()]);
+        assert!(matching(&none, &sockets).is_empty());
+        // Several combine with AND.
+        let both = query(|q| {
+            q.local_ports = Some("8080".parse().unwrap());
+            q.remote_addresses = vec!["127.0.0.2".parse().unwrap()];
+        });
+        assert_eq!(matching(&both, &sockets), [2]);
+        // An endpoint is either end.
+        assert_eq!(
+            matching(&endpoint_query("127.0.0.2:40000"), &sockets),
+            [1, 2]
+        );
+        assert_eq!(
+            matching(&endpoint_query("127.0.0.1:8080"), &sockets),
+            [0, 1, 2]
+        );
+        assert_eq!(matching(&endpoint_query("127.0.0.2"), &sockets), [1, 2]);
+        assert_eq!(matching(&endpoint_query(":8080"), &sockets), [0, 1, 2]);
+        assert!(matching(&endpoint_query("127.0.0.2:8080"), &sockets).is_empty());
+        // An IPv4 endpoint is its mapped address on a dual-stack socket too.
+        let mapped = socket(
+            Proto::Tcp,
+            "[::ffff:127.0.0.1]:8080",
+            Some("[::ffff:127.0.0.2]:40000"),
+            State::Established,
+        );
+        assert!(endpoint_query("127.0.0.2:40000").matches_socket(&mapped, EPHEMERAL));
+        assert!(!endpoint_query("[::1]:40000").matches_socket(&mapped, EPHEMERAL));
+    }
+
+    #[test]
+    fn a_zoned_endpoint_matches_its_interface_only() {
+        let on = |index: u32| {
+            socket(
+                Proto::Udp,
+                &format!("[fe80::1%{index}]:53"),
+                None,
+                State::Unconn,
+            )
+        };
+        let mut query = endpoint_query("[fe80::1%eth0]:53");
+        // Not looked up: no interface is it.
+        assert!(!query.matches_socket(&on(2), EPHEMERAL));
+        query.endpoint_scopes = vec![(0, 2)];
+        assert!(query.matches_socket(&on(2), EPHEMERAL));
+        assert!(!query.matches_socket(&on(3), EPHEMERAL));
+        // Without a zone, any interface.
+        assert!(endpoint_query("[fe80::1]:53").matches_socket(&on(3), EPHEMERAL));
+    }
+
+    /// What the kernel is asked to filter never rejects a socket the query shows, and keeps
+    /// the listeners that give connections their direction.
+    #[test]
+    fn the_kernel_filter_lets_through_all_the_query_matches() {
+        let mut sockets = connection().to_vec();
+        sockets.push(socket(Proto::Tcp, "0.0.0.0:9000", None, State::Listen));
+        sockets.push(socket(Proto::Udp, "[::]:53", None, State::Unconn));
+        sockets.push(socket(
+            Proto::Tcp,
+            "[::1]:443",
+            Some("[::1]:40002"),
+            State::TimeWait,
+        ));
+        let queries = [
+            Query {
+                ports: Some("8080,40000-40002".parse().unwrap()),
+                ..Default::default()
+            },
+            Query {
+                local_ports: Some("8080".parse().unwrap()),
+                ..Default::default()
+            },
+            Query {
+                remote_ports: Some("40000".parse().unwrap()),
+                local_addresses: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+                ..Default::default()
+            },
+            Query {
+                remote_addresses: vec!["127.0.0.2".parse().unwrap()],
+                ..Default::default()
+            },
+            endpoint_query("127.0.0.2:40000"),
+            endpoint_query("[::1]"),
+            endpoint_query(":443"),
+        ];
+        for query in &queries {
+            let filter = query.filter().expect("a filter");
+            for socket in &sockets {
+                if query.matches_socket(socket, EPHEMERAL) {
+                    assert!(
+                        filter.matches(socket.local, socket.remote),
+                        "{query:?} {socket:?}"
+                    );
+                }
+                if socket.state.is_listening() {
+                    assert!(
+                        filter.matches(socket.local, socket.remote),
+                        "listener {socket:?}: {filter:?}"
+                    );
+                }
+            }
+            assert_eq!(query.tables().filter.as_deref(), Some(&filter));
+        }
+        // who's question: its own port, and every listener.
+        let listeners = Filter::Port {
+            side: Side::Remote,
+            range: 0..=0,
+        };
+        assert_eq!(
+            queries[1].filter(),
+            Some(Filter::Any(vec![
+                Filter::All(vec![Filter::ports(Side::Local, &[8080..=8080])]),
+                listeners
+            ]))
+        );
+        assert_eq!(Query::default().filter(), None);
     }
 
     #[test]

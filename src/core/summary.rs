@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::core::counters::TcpCounters;
 use crate::core::model::{Direction, Entry, EphemeralRange, Process, Proto, State};
 use crate::core::text::processes_by_name;
 
@@ -26,6 +27,32 @@ pub struct Summary {
     /// Sockets no visible process holds (TIME_WAIT, hidden owners), by state.
     pub unowned: BTreeMap<&'static str, usize>,
     pub ephemeral: EphemeralPressure,
+    pub tcp_health: TcpHealth,
+}
+
+/// Whether TCP keeps up: the kernel's counters, and the listeners whose accept queue is full
+/// now (connections wait there that the server has not accepted; new ones are dropped).
+#[derive(Debug, Serialize)]
+pub struct TcpHealth {
+    /// `boot`: the counters count since boot, or since the network namespace was made.
+    pub counters_since: &'static str,
+    /// `None` where the counters could not be read (a warning says why).
+    pub counters: Option<TcpCounters>,
+    pub full_accept_queues: Vec<FullQueue>,
+    /// TCP listeners whose backlog the backend does not report (procfs, netstat2): whether
+    /// their queue is full can't be told.
+    pub backlog_unknown: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FullQueue {
+    pub local_address: String,
+    pub local_port: u16,
+    /// Connections waiting to be accepted.
+    pub accept_queue: u32,
+    /// The listen() backlog (capped by net.core.somaxconn).
+    pub backlog: u32,
+    pub processes: Vec<ProcessRef>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -77,8 +104,14 @@ pub struct ProcessRef {
     pub name: String,
 }
 
-/// Counts `entries` (every state), keeping the `top` busiest processes and destinations.
-pub fn summarize(entries: &[Entry], ephemeral: EphemeralRange, top: usize) -> Summary {
+/// Counts `entries` (every state), keeping the `top` busiest processes and destinations, beside
+/// the kernel's TCP `counters` where they could be read.
+pub fn summarize(
+    entries: &[Entry],
+    ephemeral: EphemeralRange,
+    top: usize,
+    counters: Option<TcpCounters>,
+) -> Summary {
     let mut counts: BTreeMap<_, BTreeMap<_, BTreeMap<_, usize>>> = BTreeMap::new();
     let mut listeners = Listening::default();
     let mut by_process: HashMap<u32, (Arc<Process>, BTreeMap<&'static str, usize>)> =
@@ -128,6 +161,50 @@ pub fn summarize(entries: &[Entry], ephemeral: EphemeralRange, top: usize) -> Su
         processes,
         unowned,
         ephemeral: pressure(entries, ephemeral, top),
+        tcp_health: tcp_health(entries, counters),
+    }
+}
+
+/// A TCP listener's `tx_queue` is its backlog where the backend reports it (netlink); 0
+/// otherwise, which a real backlog never is for a listener that accepts anything.
+fn tcp_health(entries: &[Entry], counters: Option<TcpCounters>) -> TcpHealth {
+    let mut full_accept_queues = Vec::new();
+    let mut backlog_unknown = 0;
+    for entry in entries {
+        let socket = &entry.socket;
+        if (socket.proto, socket.state) != (Proto::Tcp, State::Listen) {
+            continue;
+        }
+        let backlog = socket.tx_queue;
+        if backlog == 0 {
+            backlog_unknown += 1;
+        } else if socket.rx_queue >= backlog {
+            let mut processes: Vec<ProcessRef> = entry
+                .processes
+                .iter()
+                .map(|process| ProcessRef {
+                    pid: process.pid,
+                    name: process.name.clone(),
+                })
+                .collect();
+            processes.sort();
+            processes.dedup();
+            full_accept_queues.push(FullQueue {
+                local_address: socket.local.ip().to_string(),
+                local_port: socket.local.port(),
+                accept_queue: socket.rx_queue,
+                backlog,
+                processes,
+            });
+        }
+    }
+    full_accept_queues
+        .sort_by(|a, b| (a.local_port, &a.local_address).cmp(&(b.local_port, &b.local_address)));
+    TcpHealth {
+        counters_since: "boot",
+        counters,
+        full_accept_queues,
+        backlog_unknown,
     }
 }
 
@@ -277,7 +354,7 @@ mod tests {
                 None,
             ),
         ];
-        let summary = summarize(&entries, SMALL, 10);
+        let summary = summarize(&entries, SMALL, 10, None);
         assert_eq!(summary.sockets, 4);
         assert_eq!(summary.counts["tcp"]["ipv4"]["LISTEN"], 1);
         assert_eq!(summary.counts["tcp"]["ipv6"]["LISTEN"], 1);
@@ -327,7 +404,7 @@ mod tests {
                 Some(8),
             )
         }));
-        let summary = summarize(&entries, SMALL, 10);
+        let summary = summarize(&entries, SMALL, 10, None);
         let pressure = &summary.ephemeral;
         assert_eq!(pressure.size, 10);
         let busiest = &pressure.destinations[0];
@@ -365,7 +442,7 @@ mod tests {
             Some(1),
         );
         inbound.direction = Some(Direction::Inbound);
-        let summary = summarize(&[inbound], SMALL, 10);
+        let summary = summarize(&[inbound], SMALL, 10, None);
         assert!(summary.ephemeral.destinations.is_empty());
     }
 }

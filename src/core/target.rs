@@ -97,22 +97,36 @@ impl Target {
         let Some(zone) = self.zone else {
             return Ok(self);
         };
-        let found = interfaces.iter().find(|(index, name)| match zone {
-            Zone::Index(wanted) => *index == wanted,
-            Zone::Name(wanted) => name == wanted.as_str(),
-        });
-        let Some((index, name)) = found else {
-            let what = match zone {
-                Zone::Index(index) => format!("no network interface has index {index}"),
-                Zone::Name(name) => format!("no network interface is named {:?}", name.as_str()),
-            };
-            return Err(format!("{what} (the zone of {self}); see `ip link`"));
-        };
-        self.scope_id = *index;
+        let (index, name) = zone
+            .find(interfaces)
+            .ok_or_else(|| zone.unknown(&self.to_string()))?;
+        self.scope_id = index;
         if let Some(name) = InterfaceName::new(name) {
             self.zone = Some(Zone::Name(name));
         }
         Ok(self)
+    }
+}
+
+impl Zone {
+    /// The interface this zone names among `interfaces` (index and name, of one namespace).
+    pub fn find(self, interfaces: &[(u32, String)]) -> Option<(u32, &str)> {
+        interfaces
+            .iter()
+            .find(|(index, name)| match self {
+                Zone::Index(wanted) => *index == wanted,
+                Zone::Name(wanted) => name == wanted.as_str(),
+            })
+            .map(|(index, name)| (*index, name.as_str()))
+    }
+
+    /// The error for a zone no interface has: `of` is what the user wrote it in.
+    pub fn unknown(self, of: &str) -> String {
+        let what = match self {
+            Zone::Index(index) => format!("no network interface has index {index}"),
+            Zone::Name(name) => format!("no network interface is named {:?}", name.as_str()),
+        };
+        format!("{what} (the zone of {of}); see `ip link`")
     }
 }
 
@@ -148,41 +162,7 @@ impl FromStr for Target {
             }
             None => (text, Proto::Tcp),
         };
-        if zone_without_brackets(rest) {
-            return Err(format!(
-                "{text:?}: an address with a zone goes in brackets: [ADDRESS%ZONE]:PORT"
-            ));
-        }
-        let (address, port) = split_address(rest)
-            .ok_or_else(|| format!("{text:?} is not PORT, :PORT, ADDRESS:PORT or [IPv6]:PORT"))?;
-        let (address, zone) = match address.map(|a| a.split_once('%').unwrap_or((a, ""))) {
-            Some((address, zone)) if address.contains('%') || zone.contains('%') => {
-                return Err(format!(
-                    "{address:?} in {text:?} has more than one zone (%)"
-                ));
-            }
-            None => (None, None),
-            Some(("", "")) => (None, None),
-            Some((address, zone)) => {
-                let ip = address.parse::<IpAddr>().map_err(|_| {
-                    format!("{address:?} in {text:?} is not an IPv4 or IPv6 address")
-                })?;
-                let zone = if rest.contains('%') {
-                    Some(parse_zone(ip, zone, text)?)
-                } else {
-                    None
-                };
-                (Some(ip), zone)
-            }
-        };
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "{port:?} in {text:?} is not a port number (0-65535)"
-            ));
-        }
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| format!("port {port} is out of range (ports are 0-65535)"))?;
+        let (address, zone, port) = address_and_port(rest, text)?;
         Ok(Target {
             proto,
             address: address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -191,6 +171,108 @@ impl FromStr for Target {
             zone,
             scope_id: 0,
         })
+    }
+}
+
+/// `PORT`, `:PORT`, `ADDRESS:PORT`, `[IPv6]:PORT` or `[IPv6%ZONE]:PORT`, found in `text`.
+fn address_and_port(rest: &str, text: &str) -> Result<(Option<IpAddr>, Option<Zone>, u16), String> {
+    if zone_without_brackets(rest) {
+        return Err(format!(
+            "{text:?}: an address with a zone goes in brackets: [ADDRESS%ZONE]:PORT"
+        ));
+    }
+    let (address, port) = split_address(rest)
+        .ok_or_else(|| format!("{text:?} is not PORT, :PORT, ADDRESS:PORT or [IPv6]:PORT"))?;
+    let (address, zone) = match address {
+        None | Some("") => (None, None),
+        Some(address) => {
+            let (ip, zone) = address_and_zone(address, text)?;
+            (Some(ip), zone)
+        }
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{port:?} in {text:?} is not a port number (0-65535)"
+        ));
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("port {port} is out of range (ports are 0-65535)"))?;
+    Ok((address, zone, port))
+}
+
+/// An address with its zone, if it has one: `fe80::1%eth0`, `10.0.0.1`.
+fn address_and_zone(address: &str, text: &str) -> Result<(IpAddr, Option<Zone>), String> {
+    let (bare, zone) = match address.split_once('%') {
+        Some((bare, zone)) if bare.contains('%') || zone.contains('%') => {
+            return Err(format!("{bare:?} in {text:?} has more than one zone (%)"));
+        }
+        Some((bare, zone)) => (bare, Some(zone)),
+        None => (address, None),
+    };
+    let ip = bare
+        .parse::<IpAddr>()
+        .map_err(|_| format!("{bare:?} in {text:?} is not an IPv4 or IPv6 address"))?;
+    let zone = zone.map(|zone| parse_zone(ip, zone, text)).transpose()?;
+    Ok((ip, zone))
+}
+
+/// One end of a connection, as the listing's argument names it: `127.0.0.1:8080`,
+/// `[::1]:8080`, `[fe80::1%eth0]:53`, `:8080` or an address alone (`10.0.0.5`, `::1`,
+/// `[fe80::1%eth0]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address: Option<IpAddr>,
+    /// The interface of a link-local address.
+    pub zone: Option<Zone>,
+    pub port: Option<u16>,
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Endpoint, String> {
+        let text = text.trim();
+        let alone = match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            Some(inner) => Some(inner),
+            None => {
+                (!zone_without_brackets(text) && text.parse::<IpAddr>().is_ok()).then_some(text)
+            }
+        };
+        if let Some(address) = alone {
+            let (ip, zone) = address_and_zone(address, text)?;
+            return Ok(Endpoint {
+                address: Some(ip),
+                zone,
+                port: None,
+            });
+        }
+        if !text.contains(':') {
+            return Err(format!(
+                "{text:?} is not a port list, :PORT, ADDRESS, ADDRESS:PORT or [IPv6]:PORT"
+            ));
+        }
+        let (address, zone, port) = address_and_port(text, text)?;
+        Ok(Endpoint {
+            address,
+            zone,
+            port: Some(port),
+        })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let address = match (self.address, self.zone) {
+            (None, _) => String::new(),
+            (Some(IpAddr::V4(v4)), _) => v4.to_string(),
+            (Some(IpAddr::V6(v6)), None) => format!("[{v6}]"),
+            (Some(IpAddr::V6(v6)), Some(zone)) => format!("[{v6}%{zone}]"),
+        };
+        match self.port {
+            Some(port) => write!(f, "{address}:{port}"),
+            None => f.write_str(&address),
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 use super::{Os, Wait};
+use crate::core::counters::NetStatistics;
 use crate::core::error::UsageError;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
@@ -54,6 +55,9 @@ pub struct FakeOs {
     pub cgroups: HashMap<u32, String>,
     pub users: HashMap<u32, Arc<str>>,
     pub facts: HostFacts,
+    /// `netstat` and `snmp` beside `host.toml`, as `/proc/net` prints them; absent, reading
+    /// them fails.
+    pub statistics: Option<NetStatistics>,
     pub euid: Option<u32>,
     pub hostname: String,
     pub interfaces: Vec<InterfaceAddress>,
@@ -88,6 +92,7 @@ impl Default for FakeOs {
             processes: HashMap::new(),
             cgroups: HashMap::new(),
             users: HashMap::from([(0, Arc::from("root"))]),
+            statistics: None,
             facts: HostFacts {
                 bindv6only: false,
                 unprivileged_port_start: 1024,
@@ -297,6 +302,10 @@ impl FakeOs {
             readings: Vec::new(),
             ..FakeOs::default()
         };
+        let statistic = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        if let (Some(netstat), Some(snmp)) = (statistic("netstat"), statistic("snmp")) {
+            fake.statistics = Some(NetStatistics { netstat, snmp });
+        }
         for reading in &host.readings {
             let read = super::procfs::read(&dir.join(reading), TableRequest::ALL)?;
             fake.table_warnings.extend(read.warnings);
@@ -390,12 +399,13 @@ impl FakeOs {
 }
 
 /// What a backend would keep of `socket` for `wanted` (netlink asks the kernel just that).
-fn wanted_by(socket: &Socket, wanted: TableRequest) -> bool {
+fn wanted_by(socket: &Socket, wanted: &TableRequest) -> bool {
     wanted.wants(socket.proto, socket.local.is_ipv6())
         && (wanted.states.is_empty() || wanted.states.contains(socket.state))
         && wanted
-            .local_port
-            .is_none_or(|port| socket.local.port() == port)
+            .filter
+            .as_ref()
+            .is_none_or(|filter| filter.matches(socket.local, socket.remote))
 }
 
 impl Os for FakeOs {
@@ -419,7 +429,7 @@ impl Os for FakeOs {
         let sockets = self
             .current()
             .iter()
-            .filter(|socket| socket.netns == inode && wanted_by(socket, wanted))
+            .filter(|socket| socket.netns == inode && wanted_by(socket, &wanted))
             .cloned()
             .map(|socket| Socket { netns: 0, ..socket })
             .collect();
@@ -504,6 +514,12 @@ impl Os for FakeOs {
 
     fn host_facts(&self, _netns: Option<&Namespace>) -> Result<HostFacts> {
         Ok(self.facts.clone())
+    }
+
+    fn net_statistics(&self, _netns: Option<&Namespace>) -> Result<NetStatistics> {
+        self.statistics
+            .clone()
+            .ok_or_else(|| anyhow!("no network statistics were recorded for this host"))
     }
 
     fn effective_uid(&self) -> Option<u32> {

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 
+use crate::core::counters::NetStatistics;
 use crate::core::model::EphemeralRange;
 use crate::core::verdict::HostFacts;
 
@@ -229,6 +230,20 @@ pub fn facts() -> HostFacts {
         // An unreadable or odd list reserves nothing portstat can name.
         reserved: reserved.parse().unwrap_or_default(),
     }
+}
+
+/// The network statistics of the calling thread's namespace: `/proc/net` follows the process,
+/// so the thread's own (`thread-self`), which `setns` moved.
+pub fn net_statistics() -> anyhow::Result<NetStatistics> {
+    use anyhow::Context;
+    let read = |name: &str| {
+        let path = format!("/proc/thread-self/net/{name}");
+        std::fs::read_to_string(&path).with_context(|| format!("could not read {path}"))
+    };
+    Ok(NetStatistics {
+        netstat: read("netstat")?,
+        snmp: read("snmp")?,
+    })
 }
 
 pub fn hostname() -> String {

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use super::host::{self, UserNames};
 use super::{Os, Wait, probe, processes, tables};
+use crate::core::counters::NetStatistics;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
     Backend, Holders, InterfaceAddress, Namespace, Process, Proto, Source, TableRead, TableRequest,
@@ -108,6 +109,10 @@ impl Os for LiveOs {
 
     fn host_facts(&self, netns: Option<&Namespace>) -> Result<HostFacts> {
         self.inside(netns, host::facts)
+    }
+
+    fn net_statistics(&self, netns: Option<&Namespace>) -> Result<NetStatistics> {
+        self.inside(netns, host::net_statistics)?
     }
 
     fn effective_uid(&self) -> Option<u32> {

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
+use crate::core::counters::NetStatistics;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
     Backend, Holders, InterfaceAddress, Namespace, Process, Proto, Source, TableRead, TableRequest,
@@ -19,6 +20,8 @@ use crate::core::model::{
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
+#[cfg(target_os = "linux")]
+mod bytecode;
 pub mod fake;
 #[cfg(target_os = "linux")]
 mod fd_walk;
@@ -86,6 +89,9 @@ pub trait Os: Sync {
 
     /// The settings that bear on binding ports, as seen inside `netns`.
     fn host_facts(&self, netns: Option<&Namespace>) -> Result<HostFacts>;
+
+    /// The kernel's network statistics (`/proc/net/netstat`, `/proc/net/snmp`) inside `netns`.
+    fn net_statistics(&self, netns: Option<&Namespace>) -> Result<NetStatistics>;
 
     /// This process's effective uid, where the platform has one.
     fn effective_uid(&self) -> Option<u32>;

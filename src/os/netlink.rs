@@ -34,6 +34,7 @@ use netlink_packet_utils::ParseableParametrized;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr as NetlinkAddr};
 
+use super::bytecode;
 use super::kernel::{EVERY_STATE, kernel_state, state_of};
 use crate::core::model::TABLES;
 use crate::core::model::{Proto, Socket, State, StateSet, TableRead, TableRequest, needs_zone};
@@ -97,10 +98,13 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
         .iter()
         .filter(|&&(_, proto, _)| walks_connections(proto))
         .count();
+    let wanted = &wanted;
+    let bytecode = wanted.filter.as_deref().and_then(bytecode::compile);
+    let bytecode = bytecode.as_deref();
     let mut outcomes: Vec<Result<Dumped>> = if heavy >= 2 {
         let dump_alone = move |sequence: u32, proto: Proto, ipv6: bool| -> Result<Dumped> {
             let mut link = Link::open().context("could not open a sock_diag netlink socket")?;
-            dump_table(&mut link, sequence, proto, ipv6, wanted)
+            dump_table(&mut link, sequence, proto, ipv6, wanted, bytecode)
         };
         std::thread::scope(|scope| {
             // A table whose thread cannot be had (a process limit, no address space for its
@@ -129,7 +133,7 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
         (1..)
             .zip(&chosen)
             .map(|(sequence, &(_, proto, ipv6))| {
-                dump_table(&mut link, sequence, proto, ipv6, wanted)
+                dump_table(&mut link, sequence, proto, ipv6, wanted, bytecode)
             })
             .collect()
     };
@@ -201,13 +205,22 @@ fn dump_table(
     sequence: u32,
     proto: Proto,
     ipv6: bool,
-    wanted: TableRequest,
+    wanted: &TableRequest,
+    bytecode: Option<&[u8]>,
 ) -> Result<Dumped> {
     let mut sockets = Vec::new();
     let states = state_mask(proto, wanted.states);
     let mut dump = Dump::new(sequence, proto, &mut sockets);
     if states != 0 {
-        link.dump(sequence, proto, ipv6, states, wanted.local_port, &mut dump)?;
+        let asked = link.dump(sequence, proto, ipv6, states, bytecode, &mut dump);
+        match asked {
+            // A kernel older than an op the program uses refuses it: the query filters anyway,
+            // so the same dump without one loses nothing.
+            Err(error) if bytecode.is_some() && errno(&error) == Some(libc::EINVAL) => {
+                link.dump(sequence, proto, ipv6, states, None, &mut dump)?
+            }
+            asked => asked?,
+        }
     }
     let (unknown_states, malformed) = (dump.unknown_states, dump.malformed);
     Ok(Dumped {
@@ -215,6 +228,12 @@ fn dump_table(
         unknown_states,
         malformed,
     })
+}
+
+fn errno(error: &anyhow::Error) -> Option<i32> {
+    error
+        .downcast_ref::<io::Error>()
+        .and_then(io::Error::raw_os_error)
 }
 
 /// The request's `idiag_states` bitmask: bit N asks for kernel state N (see
@@ -229,13 +248,14 @@ fn state_mask(proto: Proto, states: StateSet) -> u32 {
         .fold(0, |mask, number| mask | 1 << number)
 }
 
-/// One `SOCK_DIAG_BY_FAMILY` dump request for a table.
+/// One `SOCK_DIAG_BY_FAMILY` dump request for a table, with the filter program the kernel runs
+/// on each socket, if any.
 fn request(
     sequence: u32,
     proto: Proto,
     ipv6: bool,
     states: u32,
-    local_port: Option<u16>,
+    bytecode: Option<&[u8]>,
 ) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -259,34 +279,19 @@ fn request(
     message.finalize();
     let mut bytes = vec![0; message.buffer_len()];
     message.serialize(&mut bytes);
-    if let Some(port) = local_port {
-        append_port_filter(&mut bytes, port);
+    if let Some(code) = bytecode.filter(|code| !code.is_empty()) {
+        append_bytecode(&mut bytes, code);
     }
     bytes
 }
 
-/// `INET_DIAG_REQ_BYTECODE`: the kernel's filter language, as `ss 'sport = :P'` uses it.
+/// `INET_DIAG_REQ_BYTECODE`: the attribute that carries the filter program.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
-const INET_DIAG_BC_S_GE: u8 = 2;
-const INET_DIAG_BC_S_LE: u8 = 3;
 
-/// Appends a filter to the request so the kernel sends only sockets whose local port is
-/// `port`: `sport >= port && sport <= port`. Each comparison is an op (code, jump if true,
-/// jump if false) followed by an op whose last field holds the port; a jump past the end by 4
-/// rejects the socket, reaching the end exactly accepts it.
-fn append_port_filter(request: &mut Vec<u8>, port: u16) {
-    const OP: usize = 4;
-    let length = 4 * OP;
-    let op = |code: u8, yes: u8, no: u16| -> [u8; OP] {
-        let [n0, n1] = no.to_ne_bytes();
-        [code, yes, n0, n1]
-    };
-    let reject_from = |offset: usize| (length - offset + 4) as u16;
-    let mut code = Vec::with_capacity(length);
-    code.extend(op(INET_DIAG_BC_S_GE, 8, reject_from(0)));
-    code.extend(op(0, 0, port));
-    code.extend(op(INET_DIAG_BC_S_LE, 8, reject_from(8)));
-    code.extend(op(0, 0, port));
+/// Appends the program as the request's attribute. Programs are made of 4-byte ops, so the
+/// attribute needs no padding; [`bytecode::compile`] keeps them far below the 64 KiB an
+/// attribute's length can say.
+fn append_bytecode(request: &mut Vec<u8>, code: &[u8]) {
     let attribute_length = (4 + code.len()) as u16;
     request.extend(attribute_length.to_ne_bytes());
     request.extend(INET_DIAG_REQ_BYTECODE.to_ne_bytes());
@@ -322,10 +327,10 @@ impl Link {
         proto: Proto,
         ipv6: bool,
         states: u32,
-        local_port: Option<u16>,
+        bytecode: Option<&[u8]>,
         dump: &mut Dump<'_>,
     ) -> Result<()> {
-        let request = request(sequence, proto, ipv6, states, local_port);
+        let request = request(sequence, proto, ipv6, states, bytecode);
         self.socket
             .send(&request, 0)
             .context("could not send the dump request")?;
@@ -532,6 +537,7 @@ fn fill_request_uids(sockets: &mut [Socket]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::filter::{Filter, Side};
 
     /// One netlink message: header, then `payload`, padded.
     fn message(kind: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
@@ -980,7 +986,10 @@ mod tests {
         let port = wanted.local_addr().unwrap().port();
         let client = std::net::TcpStream::connect(wanted.local_addr().unwrap()).unwrap();
         let asked = TableRequest {
-            local_port: Some(port),
+            filter: Some(std::sync::Arc::new(Filter::ports(
+                Side::Local,
+                &[port..=port],
+            ))),
             ..TableRequest::ALL
         };
         let read = read(asked).unwrap();
@@ -993,5 +1002,108 @@ mod tests {
         assert_eq!(read.sockets.len(), 2, "{:?}", read.sockets);
         assert!(read.sockets.iter().any(|s| s.state == State::Listen));
         drop((other, client));
+    }
+
+    #[test]
+    fn the_request_carries_the_program_as_its_bytecode_attribute() {
+        let filter = Filter::Any(vec![
+            Filter::ports(Side::Local, &[22..=22]),
+            Filter::ports(Side::Remote, &[22..=22]),
+        ]);
+        let code = bytecode::compile(&filter).unwrap();
+        let bytes = request(3, Proto::Tcp, false, EVERY_STATE, Some(&code));
+        let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
+        assert_eq!(message.length() as usize, bytes.len());
+        let attribute = &message.payload()[56..];
+        let length = u16::from_ne_bytes([attribute[0], attribute[1]]);
+        let kind = u16::from_ne_bytes([attribute[2], attribute[3]]);
+        assert_eq!((usize::from(length), kind), (4 + code.len(), 1));
+        assert_eq!(&attribute[4..], &code[..]);
+        // Without a program, or with an empty one (every socket), there is no attribute.
+        assert_eq!(
+            request(3, Proto::Tcp, false, EVERY_STATE, None).len(),
+            16 + 56
+        );
+        assert_eq!(
+            request(3, Proto::Tcp, false, EVERY_STATE, Some(&[])).len(),
+            16 + 56
+        );
+    }
+
+    /// The live kernel accepts every program the compiler's tests build (a malformed one gets
+    /// EINVAL), and sends exactly the sockets the filter lets through.
+    #[test]
+    fn the_kernel_accepts_every_program_and_filters_as_the_filter_does() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (client_end, server_end) =
+            (client.local_addr().unwrap(), listener.local_addr().unwrap());
+        let mut filters = bytecode::tests::sample_filters();
+        filters.push(Filter::Any(vec![
+            Filter::Host {
+                side: Side::Local,
+                prefix: crate::core::filter::Prefix::host(client_end.ip()),
+                port: Some(client_end.port()),
+            },
+            Filter::Host {
+                side: Side::Remote,
+                prefix: crate::core::filter::Prefix::host(client_end.ip()),
+                port: Some(client_end.port()),
+            },
+        ]));
+        let mut link = Link::open().unwrap();
+        for (sequence, filter) in (10..).zip(&filters) {
+            let code = bytecode::compile(filter).unwrap();
+            for ipv6 in [false, true] {
+                let mut sockets = Vec::new();
+                let mut dump = Dump::new(sequence, Proto::Tcp, &mut sockets);
+                link.dump(
+                    sequence,
+                    Proto::Tcp,
+                    ipv6,
+                    EVERY_STATE,
+                    Some(&code),
+                    &mut dump,
+                )
+                .unwrap_or_else(|e| panic!("{filter:?}: {e:#}"));
+                assert!(
+                    sockets
+                        .iter()
+                        .all(|socket| filter.matches(socket.local, socket.remote)),
+                    "{filter:?}: {sockets:?}"
+                );
+            }
+        }
+        // A jump into a port comparison's data: the kernel's audit refuses it.
+        let malformed = [[1u8, 4, 8, 0], [11, 8, 12, 0], [0, 0, 1, 0]].concat();
+        let mut sockets = Vec::new();
+        let mut dump = Dump::new(2, Proto::Tcp, &mut sockets);
+        let refused = link.dump(
+            2,
+            Proto::Tcp,
+            false,
+            EVERY_STATE,
+            Some(&malformed),
+            &mut dump,
+        );
+        assert_eq!(
+            refused.as_ref().err().and_then(errno),
+            Some(libc::EINVAL),
+            "{refused:?}"
+        );
+        // The last filter: both sides of the one connection, and nothing else.
+        let code = bytecode::compile(filters.last().unwrap()).unwrap();
+        let mut sockets = Vec::new();
+        let mut dump = Dump::new(1, Proto::Tcp, &mut sockets);
+        link.dump(1, Proto::Tcp, false, EVERY_STATE, Some(&code), &mut dump)
+            .unwrap();
+        let mut ends: Vec<_> = sockets.iter().map(|s| (s.local, s.remote)).collect();
+        ends.sort();
+        let mut expected = vec![
+            (client_end, Some(server_end)),
+            (server_end, Some(client_end)),
+        ];
+        expected.sort();
+        assert_eq!(ends, expected);
     }
 }

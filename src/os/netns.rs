@@ -208,7 +208,8 @@ pub fn read(namespace: &Namespace, backend: Backend, wanted: TableRequest) -> Re
     if namespace.own {
         return tables::read(backend, &Source::Live, wanted);
     }
-    let inside = inside(namespace, || read_from_inside(backend, wanted)).and_then(|read| read);
+    let inside =
+        inside(namespace, || read_from_inside(backend, wanted.clone())).and_then(|read| read);
     match (inside, namespace.pid) {
         (Ok(read), _) => Ok(read),
         (Err(error), Some(pid)) => {
@@ -243,7 +244,7 @@ pub fn read(namespace: &Namespace, backend: Backend, wanted: TableRequest) -> Re
 fn read_from_inside(backend: Backend, wanted: TableRequest) -> Result<TableRead> {
     match backend {
         Backend::Auto | Backend::Netlink => {
-            tables::read(Backend::Netlink, &Source::Live, wanted).or_else(|_| {
+            tables::read(Backend::Netlink, &Source::Live, wanted.clone()).or_else(|_| {
                 // /proc/net follows the process, not the thread: ask for the thread's own.
                 let own_tables = Source::Recorded(PathBuf::from("/proc/thread-self/net"));
                 tables::read(Backend::Procfs, &own_tables, wanted)

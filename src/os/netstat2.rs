@@ -19,7 +19,7 @@ pub fn read(wanted: TableRequest) -> Result<TableRead> {
         inodes_known: cfg!(target_os = "linux"),
         ..TableRead::default()
     };
-    let (families, protocols) = flags(wanted);
+    let (families, protocols) = flags(wanted.clone());
     if families.is_empty() || protocols.is_empty() {
         return Ok(read);
     }

@@ -34,7 +34,7 @@ pub fn read(backend: Backend, source: &Source, wanted: TableRequest) -> Result<T
 /// `/proc/net` when netlink fails altogether, and from netstat2 when that fails too.
 #[cfg(target_os = "linux")]
 fn read_auto(wanted: TableRequest) -> Result<TableRead> {
-    let netlink_error = match netlink::read_tables(wanted) {
+    let netlink_error = match netlink::read_tables(wanted.clone()) {
         Ok((mut read, failures)) => {
             for failure in failures {
                 from_procfs_instead(&mut read, &failure);
@@ -43,7 +43,7 @@ fn read_auto(wanted: TableRequest) -> Result<TableRead> {
         }
         Err(error) => error,
     };
-    match read_procfs(&Source::Live, wanted) {
+    match read_procfs(&Source::Live, wanted.clone()) {
         Ok(mut read) => {
             read.warnings.insert(
                 0,
@@ -75,7 +75,7 @@ fn read_auto(wanted: TableRequest) -> Result<TableRead> {
 /// One table netlink could not dump (its sock_diag module missing, say), read from `/proc/net`.
 #[cfg(target_os = "linux")]
 fn from_procfs_instead(read: &mut TableRead, failure: &netlink::Failure) {
-    match procfs::read(std::path::Path::new("/proc/net"), failure.only) {
+    match procfs::read(std::path::Path::new("/proc/net"), failure.only.clone()) {
         Ok(mut table) => {
             read.warnings.push(format!(
                 "sock_diag netlink could not read {} ({:#}): read /proc/net/{} instead",

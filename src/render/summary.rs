@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::core::model::{Family, State};
-use crate::core::summary::Summary;
+use crate::core::summary::{Summary, TcpHealth};
 use crate::core::text::processes_by_name;
 use crate::render::printable;
 
@@ -136,6 +136,63 @@ pub fn text(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
             } else {
                 format!(", {}", printable(&processes))
             }
+        )?;
+    }
+    tcp_health(&summary.tcp_health, out)
+}
+
+fn tcp_health(health: &TcpHealth, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "\nTCP health (counters since boot or the namespace's creation):"
+    )?;
+    match &health.counters {
+        None => writeln!(out, "  counters unreadable")?,
+        Some(counters) => {
+            let count = |value: Option<u64>| value.map_or("?".to_string(), |v| v.to_string());
+            writeln!(
+                out,
+                "  listen overflows {}, listen drops {}, retransmitted segments {}",
+                count(counters.listen_overflows),
+                count(counters.listen_drops),
+                count(counters.retrans_segs)
+            )?;
+            writeln!(
+                out,
+                "  resets sent {}, established connections reset {}, failed connection attempts {}",
+                count(counters.out_rsts),
+                count(counters.estab_resets),
+                count(counters.attempt_fails)
+            )?;
+        }
+    }
+    if health.full_accept_queues.is_empty() {
+        writeln!(out, "  no listener's accept queue is full")?;
+    }
+    for full in &health.full_accept_queues {
+        let processes = processes_by_name(full.processes.iter().map(|p| (p.pid, p.name.as_str())));
+        let address = if full.local_address.contains(':') {
+            format!("[{}]:{}", full.local_address, full.local_port)
+        } else {
+            format!("{}:{}", full.local_address, full.local_port)
+        };
+        writeln!(
+            out,
+            "  {address}  accept queue {}/{} FULL{}",
+            full.accept_queue,
+            full.backlog,
+            if processes.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", printable(&processes))
+            }
+        )?;
+    }
+    if health.backlog_unknown > 0 {
+        writeln!(
+            out,
+            "  backlog not reported for {} (the backend can't tell whether their queue is full)",
+            crate::core::text::count(health.backlog_unknown, "TCP listener")
         )?;
     }
     Ok(())
