@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod deb;
 mod farm;
 mod firewall_cost;
 mod fixtures;
@@ -42,6 +43,8 @@ enum Task {
     Test(test::TestArgs),
     /// The layering invariant: only src/os/ and src/main.rs touch the OS, no import cycles
     Check(check::CheckArgs),
+    /// The Debian package (cargo-deb): binary, man page and completions, its file list checked
+    Deb(deb::DebArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Task::Fixtures(args) => fixtures::run(&args),
         Task::Test(args) => test::run(&args),
         Task::Check(args) => check::run(&args),
+        Task::Deb(args) => deb::run(&args),
     }
 }
 

@@ -1,0 +1,152 @@
+//! `cargo xtask deb`: the Debian package, with cargo-deb. It builds portstat with the `dist`
+//! profile (or `--profile`), has the built binary write its man page and completion scripts,
+//! packs them with `cargo deb --no-build`, and checks the package's file list: a package that
+//! lost its man page or a completion script fails here, not on a user's machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+#[derive(clap::Args, Debug)]
+pub struct DebArgs {
+    /// The cargo profile to build and pack (`release` packs faster, for a check)
+    #[arg(long, default_value = "dist")]
+    pub profile: String,
+}
+
+/// Where each generated file goes in the package (Debian's paths).
+pub const INSTALLED: &[&str] = &[
+    "./usr/bin/portstat",
+    "./usr/share/man/man1/portstat.1.gz",
+    "./usr/share/bash-completion/completions/portstat",
+    "./usr/share/zsh/vendor-completions/_portstat",
+    "./usr/share/fish/vendor_completions.d/portstat.fish",
+    "./usr/share/doc/portstat/copyright",
+];
+
+pub fn run(args: &DebArgs) -> ExitCode {
+    match package(&args.profile) {
+        Ok(deb) => {
+            println!("{}", deb.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("xtask deb: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run_ok(command: &mut Command, what: &str) -> Result<Vec<u8>, String> {
+    let output = command
+        .output()
+        .map_err(|error| format!("{what}: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{what} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(output.stdout)
+}
+
+fn package(profile: &str) -> Result<PathBuf, String> {
+    let root = crate::repo_root();
+    let has_cargo_deb = cargo()
+        .args(["deb", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_cargo_deb {
+        eprintln!("xtask deb: installing cargo-deb");
+        run_ok(
+            cargo().args(["install", "cargo-deb", "--locked"]),
+            "cargo install cargo-deb",
+        )?;
+    }
+    let built = cargo()
+        .current_dir(&root)
+        .args([
+            "build",
+            "--profile",
+            profile,
+            "--package",
+            "portstat",
+            "--bin",
+            "portstat",
+        ])
+        .status()
+        .map_err(|error| format!("cargo build: {error}"))?;
+    if !built.success() {
+        return Err(format!("cargo build --profile {profile} failed"));
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let binary = target.join(profile).join("portstat");
+    // cargo-deb reads assets relative to the package, wherever the build went.
+    let assets = root.join("target/assets");
+    std::fs::create_dir_all(&assets).map_err(|error| format!("{}: {error}", assets.display()))?;
+    let generate = |what: &str, file: &str| -> Result<(), String> {
+        let text = run_ok(
+            Command::new(&binary).args(["generate", what]),
+            &format!("portstat generate {what}"),
+        )?;
+        std::fs::write(assets.join(file), text).map_err(|error| format!("{file}: {error}"))
+    };
+    generate("man", "portstat.1")?;
+    run_ok(
+        Command::new("gzip")
+            .args(["-9nf"])
+            .arg(assets.join("portstat.1")),
+        "gzip the man page",
+    )?;
+    generate("complete-bash", "portstat.bash")?;
+    generate("complete-zsh", "_portstat")?;
+    generate("complete-fish", "portstat.fish")?;
+    let out = run_ok(
+        cargo().current_dir(&root).args([
+            "deb",
+            "--no-build",
+            "--profile",
+            profile,
+            "--package",
+            "portstat",
+        ]),
+        "cargo deb",
+    )?;
+    let deb = PathBuf::from(
+        String::from_utf8_lossy(&out)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or(""),
+    );
+    check(&deb)?;
+    Ok(deb)
+}
+
+/// Every file [`INSTALLED`] names is in the package.
+fn check(deb: &Path) -> Result<(), String> {
+    let listing = run_ok(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg-deb -c")?;
+    let listing = String::from_utf8_lossy(&listing);
+    let files: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .collect();
+    let missing: Vec<&&str> = INSTALLED.iter().filter(|f| !files.contains(f)).collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} lacks {missing:?}; it has:\n{listing}",
+            deb.display()
+        ));
+    }
+    eprintln!(
+        "xtask deb: {} has {} files, every one expected",
+        deb.display(),
+        files.len()
+    );
+    Ok(())
+}
