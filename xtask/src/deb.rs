@@ -23,6 +23,14 @@ pub const INSTALLED: &[&str] = &[
     "./usr/share/doc/portstat/copyright",
 ];
 
+/// What the built binary generates into target/assets: (`portstat generate` argument, file).
+const GENERATED: &[(&str, &str)] = &[
+    ("man", "portstat.1"),
+    ("complete-bash", "portstat.bash"),
+    ("complete-zsh", "_portstat"),
+    ("complete-fish", "portstat.fish"),
+];
+
 pub fn run(args: &DebArgs) -> ExitCode {
     match package(&args.profile) {
         Ok(deb) => {
@@ -96,16 +104,16 @@ fn package(profile: &str) -> Result<PathBuf, String> {
         )?;
         std::fs::write(assets.join(file), text).map_err(|error| format!("{file}: {error}"))
     };
-    generate("man", "portstat.1")?;
+    for (what, file) in GENERATED {
+        generate(what, file)?;
+    }
+    // Debian ships man pages compressed.
     run_ok(
         Command::new("gzip")
             .args(["-9nf"])
             .arg(assets.join("portstat.1")),
         "gzip the man page",
     )?;
-    generate("complete-bash", "portstat.bash")?;
-    generate("complete-zsh", "_portstat")?;
-    generate("complete-fish", "portstat.fish")?;
     let out = run_ok(
         cargo().current_dir(&root).args([
             "deb",
@@ -149,4 +157,57 @@ fn check(deb: &Path) -> Result<(), String> {
         files.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cargo.toml's `[package.metadata.deb]` assets: (source, destination in the package).
+    fn assets() -> Vec<(String, String)> {
+        let manifest =
+            std::fs::read_to_string(crate::repo_root().join("Cargo.toml")).expect("Cargo.toml");
+        let manifest: toml::Table = manifest.parse().expect("valid TOML");
+        manifest["package"]["metadata"]["deb"]["assets"]
+            .as_array()
+            .expect("assets")
+            .iter()
+            .map(|asset| {
+                let field = |i: usize| asset[i].as_str().expect("a string").to_string();
+                (field(0), field(1))
+            })
+            .collect()
+    }
+
+    /// Where cargo-deb puts a source: into a directory (a destination ending in `/`) under its
+    /// own name, else at the destination.
+    fn installed(source: &str, destination: &str) -> String {
+        match destination.strip_suffix('/') {
+            Some(dir) => format!("./{dir}/{}", source.rsplit('/').next().unwrap_or(source)),
+            None => format!("./{destination}"),
+        }
+    }
+
+    #[test]
+    fn every_generated_file_is_packed_into_its_debian_path() {
+        let assets = assets();
+        let packed: Vec<String> = assets.iter().map(|(s, d)| installed(s, d)).collect();
+        // cargo-deb writes the copyright file itself, from the license.
+        for path in INSTALLED.iter().filter(|p| !p.ends_with("/copyright")) {
+            assert!(
+                packed.iter().any(|p| p == path),
+                "{path} is not packed: {packed:?}"
+            );
+        }
+        for (_, file) in GENERATED {
+            let source = match *file {
+                "portstat.1" => "target/assets/portstat.1.gz".to_string(),
+                other => format!("target/assets/{other}"),
+            };
+            assert!(
+                assets.iter().any(|(s, _)| *s == source),
+                "{source} is not an asset"
+            );
+        }
+    }
 }
