@@ -28,6 +28,8 @@ mod list;
 #[cfg(target_os = "linux")]
 mod netns;
 #[cfg(target_os = "linux")]
+mod nfnl;
+#[cfg(target_os = "linux")]
 mod props;
 #[cfg(target_os = "linux")]
 mod reach;
