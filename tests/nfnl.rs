@@ -294,30 +294,94 @@ fn root_netlink_reads_a_thousand_rules_as_nft_does_and_says_how_long_it_took() {
     );
 }
 
-/// The namespace's own ruleset, as the command reads it: the JSON of `audit` run inside it.
-fn audit(netns: &PrivateNetns, nft_on_path: bool) -> serde_json::Value {
-    let mut command = netns.portstat();
-    command.args(["audit", "--json"]);
-    if !nft_on_path {
-        // No nft anywhere portstat looks: only the netlink reader can read the ruleset.
-        command.env("PATH", Path::new("/nonexistent"));
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).status().expect("runs");
+    assert!(status.success(), "{program} {}", args.join(" "));
+}
+
+/// `portstat audit --json` inside `netns`; with `hide_nft`, in a private mount namespace whose
+/// nft is /dev/null, so portstat finds no nft to run.
+fn audit(netns: &PrivateNetns, hide_nft: bool) -> serde_json::Value {
+    let portstat = portstat().get_program().to_owned();
+    let portstat = portstat.to_string_lossy();
+    let net = format!("--net={}", netns.path());
+    let mut script = String::new();
+    if hide_nft {
+        for nft in ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft"] {
+            if Path::new(nft).is_file() {
+                script += &format!("mount --bind /dev/null {nft} && ");
+            }
+        }
     }
-    json_from(&mut command)
+    script += &format!("exec nsenter {net} -- {portstat} audit --json --fail-on never");
+    let output = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare runs");
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("audit prints JSON")
+}
+
+/// (port, verdict, deciding rule's text) of each TCP listener.
+fn verdicts(report: &serde_json::Value) -> Vec<(u64, String, String)> {
+    let mut found: Vec<(u64, String, String)> = report["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .filter(|l| l["proto"] == "tcp")
+        .map(|l| {
+            (
+                l["port"].as_u64().unwrap_or(0),
+                l["firewall"]["verdict"].as_str().unwrap_or("").to_owned(),
+                l["firewall"]["rule"]["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 #[test]
 #[ignore = "needs root"]
-fn root_audit_reads_the_ruleset_without_nft_installed() {
+fn root_audit_judges_by_the_netlink_dump_and_needs_no_nft() {
     let netns = PrivateNetns::new();
-    let input = std::fs::read(root().join("fixtures/hosts/web-1/firewall/ruleset.nft"))
-        .expect("the fixture");
-    netns.run(move || load(&["nft", "-f", "-"], &input));
-    let listener = netns.run(|| std::net::TcpListener::bind("0.0.0.0:6379").expect("bind"));
-    let report = audit(&netns, true);
-    let text = report.to_string();
-    assert!(
-        !text.contains("can't be read"),
-        "the firewall was read: {text}"
-    );
-    drop(listener);
+    let input = std::fs::read(fixture("../hosts/web-1/firewall/ruleset.nft")).expect("fixture");
+    let listeners = netns.run(move || {
+        // Both ends of the pair in this private namespace: an address beyond loopback for the
+        // listeners to be judged on.
+        run(
+            "ip",
+            &[
+                "link", "add", "pnfnl0", "type", "veth", "peer", "name", "pnfnl1",
+            ],
+        );
+        run("ip", &["addr", "add", "10.77.0.1/24", "dev", "pnfnl0"]);
+        run("ip", &["link", "set", "pnfnl0", "up"]);
+        run("ip", &["link", "set", "pnfnl1", "up"]);
+        load(NFT, &input);
+        [22, 80, 6379].map(|port| {
+            std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind in the namespace")
+        })
+    });
+    let with_nft = verdicts(&audit(&netns, false));
+    let without = verdicts(&audit(&netns, true));
+    assert_eq!(with_nft, without);
+    let expected = [
+        (22, "open", "tcp dport 22 accept"),
+        (80, "open", "tcp dport @web accept"),
+        (6379, "blocked", "policy drop"),
+    ];
+    let expected: Vec<(u64, String, String)> = expected
+        .iter()
+        .map(|(p, v, t)| (*p, v.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(without, expected);
+    drop(listeners);
 }

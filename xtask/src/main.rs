@@ -41,6 +41,9 @@ enum Task {
     Test(test::TestArgs),
     /// The layering invariant: only src/os/ and src/main.rs touch the OS, no import cycles
     Check(check::CheckArgs),
+    /// The bench's firewall cost alone, as root, in a private network namespace: what reading
+    /// and judging a 1,000-rule ruleset adds to `portstat audit`
+    FirewallCost(firewall_cost::FirewallCostArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Task::Fixtures(args) => fixtures::run(&args),
         Task::Test(args) => test::run(&args),
         Task::Check(args) => check::run(&args),
+        Task::FirewallCost(args) => firewall_cost::task(&args),
     }
 }
 
