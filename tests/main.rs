@@ -34,6 +34,8 @@ mod metrics;
 #[cfg(target_os = "linux")]
 mod netns;
 #[cfg(target_os = "linux")]
+mod nfnl;
+#[cfg(target_os = "linux")]
 mod props;
 #[cfg(target_os = "linux")]
 mod reach;

@@ -142,8 +142,8 @@ impl Os for LiveOs {
         {
             if host::effective_uid() != Some(0) {
                 return Err(
-                    "reading the firewall needs root (nft and iptables-save need \
-                            CAP_NET_ADMIN)"
+                    "reading the firewall needs root (its netlink dump and iptables-save \
+                            need CAP_NET_ADMIN)"
                         .into(),
                 );
             }

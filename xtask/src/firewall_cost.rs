@@ -161,3 +161,42 @@ pub fn measure(portstat: &Path, rules: usize, runs: usize) -> Result<FirewallCos
         runs,
     })
 }
+
+#[derive(clap::Args, Debug)]
+pub struct FirewallCostArgs {
+    /// The portstat binary to measure (build it with `cargo build --release`)
+    #[arg(long, default_value = "target/release/portstat")]
+    portstat: std::path::PathBuf,
+    /// Rules in the generated ruleset
+    #[arg(long, default_value_t = 1000)]
+    rules: usize,
+    /// Alternating runs with and without the ruleset
+    #[arg(long, default_value_t = 15)]
+    runs: usize,
+}
+
+/// `cargo xtask firewall-cost`: [`measure`] in a namespace of its own, printed as the bench's
+/// section (BENCHMARKS.md is left alone).
+pub fn task(args: &FirewallCostArgs) -> std::process::ExitCode {
+    // SAFETY: no thread has been started; unshare only changes this process's namespaces.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        eprintln!(
+            "firewall-cost: unshare(CLONE_NEWNET): {} (needs root)",
+            std::io::Error::last_os_error()
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    let _ = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
+    match measure(&args.portstat, args.rules, args.runs) {
+        Ok(cost) => {
+            println!("{}", cost.section());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("firewall-cost: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

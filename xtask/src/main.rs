@@ -45,6 +45,9 @@ enum Task {
     Check(check::CheckArgs),
     /// The Debian package (cargo-deb): binary, man page and completions, its file list checked
     Deb(deb::DebArgs),
+    /// The bench's firewall cost alone, as root, in a private network namespace: what reading
+    /// and judging a 1,000-rule ruleset adds to `portstat audit`
+    FirewallCost(firewall_cost::FirewallCostArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Task::Test(args) => test::run(&args),
         Task::Check(args) => check::run(&args),
         Task::Deb(args) => deb::run(&args),
+        Task::FirewallCost(args) => firewall_cost::task(&args),
     }
 }
 

@@ -1,7 +1,10 @@
 //! Readers of the host's firewall rules, one per tool, into [`crate::core::firewall`]'s model,
 //! and the dump of every tool's output from inside the namespace being inspected.
 //!
-//! iptables-nft's tables show in `nft -j list ruleset` too, but only as opaque `xt` expressions
+//! nftables' ruleset is read from the kernel over netlink ([`netlink`]); `nft -j list ruleset`
+//! is run instead only when that dump fails.
+//!
+//! iptables-nft's tables show in nftables' ruleset too, but only as opaque `xt` expressions
 //! (a DNAT's target is lost), so those tables are read from `iptables-nft-save` and left out of
 //! nft's. Legacy iptables tables are invisible to nft: they are read with
 //! `iptables-legacy-save` whenever the kernel says the namespace has any.
@@ -12,11 +15,15 @@ use std::process::{Command, Stdio};
 use crate::core::firewall::{Chain, Origin, Ruleset, TableFamily};
 
 pub mod iptables;
+pub mod netlink;
 pub mod nft;
 
 /// What each tool printed inside one namespace; `None` where a tool did not run.
 #[derive(Debug, Default)]
 pub struct Dumps {
+    /// nftables' ruleset as the kernel dumped it, as an nft JSON document ([`netlink`]).
+    pub netlink: Option<serde_json::Value>,
+    /// `nft -j list ruleset`, run when the netlink dump failed.
     pub nft: Option<Vec<u8>>,
     /// `iptables-nft-save`, `ip6tables-nft-save`.
     pub iptables_nft: [Option<String>; 2],
@@ -31,7 +38,11 @@ const FAMILIES: [TableFamily; 2] = [TableFamily::Ip, TableFamily::Ip6];
 pub fn assemble(dumps: &Dumps) -> Result<Ruleset, String> {
     let mut ruleset = Ruleset::default();
     let mut native = Vec::new();
-    if let Some(json) = &dumps.nft {
+    if let Some(document) = &dumps.netlink {
+        native = nft::parse_document(document)
+            .map_err(|error| format!("nf_tables netlink: {error:#}"))?;
+        ruleset.read.push("nf_tables netlink".into());
+    } else if let Some(json) = &dumps.nft {
         native = nft::parse(json).map_err(|error| format!("nft -j list ruleset: {error:#}"))?;
         ruleset.read.push("nft".into());
     }
@@ -99,10 +110,14 @@ fn incompatible_tables(save: &str) -> Vec<String> {
 /// the tables iptables-nft may manage, for which its save tool runs. A dump that is not nft
 /// JSON says yes, so nothing is missed.
 fn iptables_named_tables(json: &[u8]) -> [bool; 2] {
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(document) => iptables_named_tables_of(&document),
+        Err(_) => [true, true],
+    }
+}
+
+fn iptables_named_tables_of(document: &serde_json::Value) -> [bool; 2] {
     const NAMES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
-    let Ok(document) = serde_json::from_slice::<serde_json::Value>(json) else {
-        return [true, true];
-    };
     let mut found = [false, false];
     let objects = document["nftables"].as_array().into_iter().flatten();
     for table in objects.filter_map(|object| object.get("table")) {
@@ -127,17 +142,35 @@ fn save_tool(family: TableFamily, variant: &str) -> String {
     format!("{prefix}tables-{variant}-save")
 }
 
-/// Runs every tool inside the calling thread's network namespace. A missing nft, or legacy
-/// tables without the tool that reads them, is an error: the ruleset would be partial, and a
-/// verdict on part of a firewall is a guess.
+/// Reads nftables' ruleset and runs every other tool inside the calling thread's network
+/// namespace. A ruleset neither netlink nor nft could read, or legacy tables without the tool
+/// that reads them, is an error: the ruleset would be partial, and a verdict on part of a
+/// firewall is a guess.
 pub fn dump() -> Result<Dumps, String> {
-    let nft = tool("nft")
-        .ok_or("nft is not installed, so the nftables ruleset can't be read (install nftables)")?;
-    // nft first: the iptables-nft save tools are needed only when nft lists tables of
+    let mut dumps = Dumps::default();
+    // nftables first: the iptables-nft save tools are needed only when it has tables of
     // iptables' names (each tool is a process start and a netlink dump, which who and audit
     // wait for).
-    let nft = finish(start(&nft, &["-j", "list", "ruleset"])?)?;
-    let named = iptables_named_tables(&nft);
+    let named = match netlink::read() {
+        Ok(document) => {
+            let named = iptables_named_tables_of(&document);
+            dumps.netlink = Some(document);
+            named
+        }
+        // A dump the reader could not make whole: nft reads the same kernel its own way.
+        Err(netlink_error) => {
+            let nft = tool("nft").ok_or_else(|| {
+                format!(
+                    "the nftables ruleset can't be read ({netlink_error}), and nft is not \
+                     installed to read it instead (install nftables)"
+                )
+            })?;
+            let nft = finish(start(&nft, &["-j", "list", "ruleset"])?)?;
+            let named = iptables_named_tables(&nft);
+            dumps.nft = Some(nft);
+            named
+        }
+    };
     let mut saves = Vec::new();
     for (index, family) in FAMILIES.into_iter().enumerate() {
         // Without iptables-nft-save its tables stay in nft's dump as `xt` expressions, which
@@ -165,10 +198,6 @@ pub fn dump() -> Result<Dumps, String> {
             saves.push((true, index, start(&save, &[])?));
         }
     }
-    let mut dumps = Dumps {
-        nft: Some(nft),
-        ..Dumps::default()
-    };
     for (legacy, index, child) in saves {
         let text = Some(text(finish(child)?));
         if legacy {
@@ -289,6 +318,7 @@ mod tests {
 
     fn podman(dir: &str) -> Result<Ruleset, String> {
         assemble(&Dumps {
+            netlink: None,
             nft: Some(fixture(&format!("{dir}/nft.json")).into_bytes()),
             iptables_nft: [
                 Some(fixture(&format!("{dir}/iptables-nft-save.txt"))),

@@ -29,7 +29,12 @@ type Key<'a> = (TableFamily, &'a str, &'a str);
 
 /// The chains of an `nft -j list ruleset` document, in the order nft lists them.
 pub fn parse(json: &[u8]) -> Result<Vec<Chain>> {
-    let document = first_value(json)?;
+    parse_document(&first_value(json)?)
+}
+
+/// The chains of a document already parsed (the netlink reader builds one from the kernel's
+/// dump, so that both sources become the model by the same code).
+pub fn parse_document(document: &Value) -> Result<Vec<Chain>> {
     let objects = document
         .get("nftables")
         .and_then(Value::as_array)
