@@ -273,7 +273,11 @@ golden!(
     ["watch", "--port", "8080", "-e"]
 );
 // --user and the owner filters cannot match a socket no reading saw: said once.
-golden!(watch_reports_user, "short-lived", ["watch", "--user", "alice"]);
+golden!(
+    watch_reports_user,
+    "short-lived",
+    ["watch", "--user", "alice"]
+);
 golden!(
     watch_reports_procfs,
     "short-lived",
