@@ -322,6 +322,27 @@ golden!(list_stopped_server_json, "stopped-server", ["-a", "--json"]);
 // between two readings; A's connection goes on in the kernel's hands (fixtures/hosts/rebind).
 golden!(watch_rebind, "rebind", ["watch", "-a"]);
 golden!(watch_rebind_json, "rebind", ["watch", "-a", "--json"]);
+// watch with the kernel's destroy reports (issue 16): closes at once with byte counts, sockets
+// no reading saw, lost reports, a late report and a TIME_WAIT that are not second closes.
+golden!(watch_reports, "short-lived", ["watch", "-a"]);
+golden!(watch_reports_json, "short-lived", ["watch", "-a", "--json"]);
+// The filters apply to unseen sockets too: the UDP one on 5353 is not a connection to 8080.
+golden!(
+    watch_reports_filtered,
+    "short-lived",
+    ["watch", "--port", "8080", "-e"]
+);
+// --user and the owner filters cannot match a socket no reading saw: said once.
+golden!(
+    watch_reports_user,
+    "short-lived",
+    ["watch", "--user", "alice"]
+);
+golden!(
+    watch_reports_procfs,
+    "short-lived",
+    ["watch", "--backend", "procfs"]
+);
 
 // Root that the kernel keeps from one process (fixtures/hosts/locked-init: pid 1, root's, is
 // unreadable even to root): its listener is hidden with that reason and no "run as root";

@@ -2,9 +2,10 @@
 //! --count, --duration, Ctrl-C and a closed pipe.
 // These tests drive real Linux sockets and /proc.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Stdio};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -21,9 +22,14 @@ fn vacant_port() -> u16 {
 
 /// Starts `portstat watch ARGS` and waits until it has read its first baseline.
 fn start_watch(args: &[&str]) -> Child {
-    let mut child = portstat()
-        .arg("watch")
-        .args(args)
+    let mut command = portstat();
+    command.arg("watch").args(args);
+    start(command)
+}
+
+/// Starts a watch `command` and waits until it has read its first baseline.
+fn start(mut command: Command) -> Child {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -199,4 +205,145 @@ fn watch_sees_a_listener_rebound_by_another_process_between_two_readings() {
         assert_eq!(event["local_address"], "127.0.0.1");
         assert_eq!(event["local_port"], port);
     }
+}
+
+/// What the short-lived traffic was: the listener's port, each client's port with the bytes it
+/// sent, and the UDP sockets' ports (the peer they sent to among them).
+struct Traffic {
+    port: u16,
+    clients: Vec<(u16, usize)>,
+    udp: Vec<u16>,
+}
+
+/// 30 connections that open and close at once (the first three carrying 1000, 2000 and 3000
+/// bytes), on a listener that lives as briefly, and 5 UDP sockets: well within one second, so
+/// no reading of the tables sees any of them.
+fn short_lived_traffic() -> Traffic {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let mut client = TcpStream::connect(address).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        let sent = if i < 3 { 1000 * (i + 1) } else { 0 };
+        client.write_all(&vec![b'x'; sent]).expect("send");
+        let port = client.local_addr().expect("client address").port();
+        drop(client);
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).expect("receive");
+        assert_eq!(received.len(), sent);
+        clients.push((port, sent));
+    }
+    drop(listener);
+    let peer = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+    let mut udp: Vec<u16> = (0..5)
+        .map(|_| {
+            let socket = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+            socket
+                .send_to(b"ping", peer.local_addr().expect("address"))
+                .expect("send UDP");
+            socket.local_addr().expect("address").port()
+        })
+        .collect();
+    udp.push(peer.local_addr().expect("address").port());
+    Traffic {
+        port: address.port(),
+        clients,
+        udp,
+    }
+}
+
+/// `portstat watch --json --interval 5 --duration 3` inside a private namespace, while
+/// `short_lived_traffic` runs there: one reading only, so every close it prints came from the
+/// kernel's reports.
+fn watch_short_lived_traffic(as_nobody: bool) -> (Traffic, Vec<Value>) {
+    let namespace = PrivateNetns::new();
+    let mut command = Command::new("nsenter");
+    command.arg(format!("--net={}", namespace.path()));
+    if as_nobody {
+        command.args(["--setuid", "65534", "--setgid", "65534"]);
+    }
+    command.arg("--").arg(portstat().get_program()).args([
+        "watch",
+        "--json",
+        "--interval",
+        "5",
+        "--duration",
+        "3",
+    ]);
+    let mut child = start(command);
+    let traffic = namespace.run(short_lived_traffic);
+    assert_eq!(
+        wait_with_deadline(&mut child, Duration::from_secs(20)),
+        Some(0)
+    );
+    let stdout = child.stdout.take().expect("stdout");
+    let events = BufReader::new(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(&line.expect("line")).expect("one JSON event per line"))
+        .collect();
+    (traffic, events)
+}
+
+fn check_every_close_is_seen(traffic: &Traffic, events: &[Value]) {
+    let closes = |event: &str, proto: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == event && e["proto"] == proto)
+            .collect()
+    };
+    let tcp = closes("connection-closed", "tcp");
+    // Each end of each connection, once, none of them seen open.
+    assert!(tcp.iter().all(|e| e["seen_open"] == false), "{events:#?}");
+    let ends = |local: &str, remote: &str| -> HashMap<u64, &Value> {
+        tcp.iter()
+            .filter(|e| e[remote] == traffic.port)
+            .map(|e| (e[local].as_u64().expect("port"), *e))
+            .collect()
+    };
+    let servers = ends("remote_port", "local_port");
+    let clients = ends("local_port", "remote_port");
+    assert_eq!(tcp.len(), 60, "{events:#?}");
+    for &(port, sent) in &traffic.clients {
+        let port = u64::from(port);
+        let (server, client) = (servers[&port], clients[&port]);
+        // The kernel counts the FIN received as a byte, and the SYN and FIN acked.
+        let received = server["bytes_received"].as_u64().expect("bytes_received");
+        assert!((sent..=sent + 1).contains(&(received as usize)), "{server}");
+        let acked = client["bytes_acked"].as_u64().expect("bytes_acked");
+        assert!((sent..=sent + 2).contains(&(acked as usize)), "{client}");
+    }
+    let listeners = closes("listener-closed", "tcp");
+    assert_eq!(listeners.len(), 1, "{events:#?}");
+    assert_eq!(listeners[0]["local_port"], traffic.port);
+    assert_eq!(listeners[0]["seen_open"], false);
+    let mut udp: Vec<u64> = closes("listener-closed", "udp")
+        .iter()
+        .filter(|e| e["seen_open"] == false)
+        .map(|e| e["local_port"].as_u64().expect("port"))
+        .collect();
+    udp.sort_unstable();
+    let mut expected: Vec<u64> = traffic.udp.iter().map(|&p| u64::from(p)).collect();
+    expected.sort_unstable();
+    assert_eq!(udp, expected, "{events:#?}");
+    assert!(
+        events.iter().all(|e| e["event"] != "events-lost"),
+        "{events:#?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_watch_reports_every_connection_that_opens_and_closes_between_readings() {
+    let _serial = serial();
+    let (traffic, events) = watch_short_lived_traffic(false);
+    check_every_close_is_seen(&traffic, &events);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn root_watch_reports_them_as_nobody_too() {
+    let _serial = serial();
+    let (traffic, events) = watch_short_lived_traffic(true);
+    check_every_close_is_seen(&traffic, &events);
 }

@@ -156,6 +156,10 @@ pub struct Socket {
     /// The inode of the network namespace the socket was read in; 0 for portstat's own when
     /// only that one is read.
     pub netns: u64,
+    /// The kernel's cookie for the socket (sock_diag's `idiag_cookie`): no other socket of the
+    /// host has it while the host runs, and a connection's TIME_WAIT keeps it. 0 where the
+    /// backend has none (procfs, netstat2).
+    pub cookie: u64,
 }
 
 impl Socket {
@@ -176,6 +180,7 @@ impl Socket {
             holders: None,
             v6only: None,
             netns: 0,
+            cookie: 0,
         }
     }
 
@@ -550,6 +555,34 @@ pub enum Source {
     Live,
     /// Recorded `/proc/net` tables in a directory (files named tcp, tcp6, udp, udp6).
     Recorded(PathBuf),
+}
+
+/// A socket the kernel reported destroyed (sock_diag's destroy groups), as it was at the end:
+/// TCP's state is then always CLOSE, and the kernel sends neither uid nor inode (`uid` is
+/// `None`, `inode` 0). `netns` is the namespace it was subscribed in, as a reading marks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destroyed {
+    pub socket: Socket,
+    /// A TCP socket's byte counts (tcp_info), as `ss -i` shows them.
+    pub bytes: Option<TcpBytes>,
+}
+
+/// tcp_info's `bytes_acked` and `bytes_received`: the kernel counts a SYN and a FIN it sent
+/// (acked) or received as one byte each, and an abortive close (`SO_LINGER` 0) clears both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TcpBytes {
+    pub acked: u64,
+    pub received: u64,
+}
+
+/// What one namespace's subscription received since it was last asked.
+#[derive(Debug, Default)]
+pub struct DestroyedSince {
+    /// Oldest first.
+    pub sockets: Vec<Destroyed>,
+    /// Reports the kernel could not queue (the receive buffer was full), or portstat could not
+    /// keep.
+    pub lost: u64,
 }
 
 /// The result of one walk over every process's open files.

@@ -1,6 +1,7 @@
 //! Following changes between readings of the tables: which sockets opened, changed state or
-//! closed. Pure: readings in, changes out. What it remembers is what exists now, so memory stays
-//! flat however many events it has seen.
+//! closed, and the kernel's reports of sockets destroyed in between. Pure: readings and reports
+//! in, changes out. What it remembers is what exists now (and the cookies of what closed in the
+//! last two readings), so memory stays flat however many events it has seen.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::core::model::{Entry, Process, Proto, Socket, State};
+use crate::core::model::{Destroyed, Entry, Process, Proto, Socket, State, TcpBytes};
 
 /// A connection's namespace, protocol and two ends: the kernel holds at most one such socket
 /// at a time.
@@ -27,8 +28,9 @@ fn tuple(socket: &Socket) -> Tuple {
 /// so that is its key. A socket with inode 0 has no file (a TIME_WAIT, a connection orphaned by
 /// `close()`, one waiting in an accept queue; or any socket of a backend without inodes) and is
 /// known by its addresses; [`goes_on`] and the follower's matching across the two kinds of key
-/// tell a connection that lives on from a new one at the same addresses. (The kernel's socket
-/// cookie, which sock_diag reports for every socket, would identify all of them alike.)
+/// tell a connection that lives on from a new one at the same addresses. The kernel's socket
+/// cookie (netlink backend only) is what a destroy report names a socket by: [`Follower`]
+/// finds a followed socket by it, never by its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
     File {
@@ -106,6 +108,15 @@ pub struct Event {
     /// The state it left, for `state-changed`.
     pub previous_state: Option<&'static str>,
     pub processes: Vec<Arc<Process>>,
+    /// For a close: whether a reading saw the socket open (false: it opened and closed between
+    /// two readings, and only the kernel's report of its end tells of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen_open: Option<bool>,
+    /// For a TCP close the kernel reported: tcp_info's counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_acked: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
 }
 
 /// One change the follower saw, before it is printed.
@@ -116,7 +127,48 @@ pub struct Change {
     pub previous: Option<State>,
     /// Its owners, as first seen.
     pub processes: Vec<Arc<Process>>,
+    /// For a close, whether a reading saw it open.
+    pub seen_open: bool,
+    /// For a TCP close the kernel reported, its byte counts.
+    pub bytes: Option<TcpBytes>,
 }
+
+impl Change {
+    fn new(kind: Kind, socket: Socket, processes: Vec<Arc<Process>>) -> Change {
+        Change {
+            kind,
+            socket,
+            previous: None,
+            processes,
+            seen_open: true,
+            bytes: None,
+        }
+    }
+
+    fn closed(known: Known, bytes: Option<TcpBytes>) -> Change {
+        let kind = if known.socket.state.is_listening() {
+            Kind::ListenerClosed
+        } else {
+            Kind::ConnectionClosed
+        };
+        Change {
+            bytes,
+            ..Change::new(kind, known.socket, known.processes)
+        }
+    }
+}
+
+/// A socket's cookie in its namespace: what a destroy report names it by.
+type Cookie = (u64, u64);
+
+fn cookie(socket: &Socket) -> Option<Cookie> {
+    (socket.cookie != 0).then_some((socket.netns, socket.cookie))
+}
+
+/// How long the cookie of a closed socket is remembered, in readings: long enough for a report
+/// that comes after the reading that missed the socket, and for the TIME_WAIT a connection
+/// leaves behind to show up in the next reading.
+const REMEMBER_CLOSED: u64 = 2;
 
 /// What is known of a socket being followed.
 struct Known {
@@ -130,9 +182,133 @@ struct Known {
 pub struct Follower {
     known: HashMap<Key, Known>,
     ignored: HashSet<Key>,
+    /// The followed sockets by cookie.
+    by_cookie: HashMap<Cookie, Key>,
+    /// How many followed sockets have no cookie (a backend without them): reports are matched
+    /// to those by their addresses instead.
+    cookieless: usize,
+    /// Sockets whose close was reported lately, with the reading it was reported at: a report
+    /// of one of them comes late and is not a close again, and a TIME_WAIT with its cookie is
+    /// the rest of that close.
+    closed: HashMap<Cookie, u64>,
+    /// Readings taken so far.
+    readings: u64,
 }
 
 impl Follower {
+    fn follow(&mut self, key: Key, known: Known) {
+        match cookie(&known.socket) {
+            Some(cookie) => {
+                self.by_cookie.insert(cookie, key);
+            }
+            None => self.cookieless += 1,
+        }
+        if let Some(old) = self.known.insert(key, known) {
+            self.unindex(&old.socket);
+        }
+    }
+
+    fn unfollow(&mut self, key: &Key) -> Option<Known> {
+        let known = self.known.remove(key)?;
+        self.unindex(&known.socket);
+        Some(known)
+    }
+
+    fn unindex(&mut self, socket: &Socket) {
+        match cookie(socket) {
+            Some(cookie) => {
+                self.by_cookie.remove(&cookie);
+            }
+            None => self.cookieless = self.cookieless.saturating_sub(1),
+        }
+    }
+
+    /// A followed socket changed (state, owners) and stays under its key.
+    fn refollow(&mut self, key: Key, socket: Socket) {
+        if let Some(mut known) = self.unfollow(&key) {
+            known.socket = socket;
+            self.follow(key, known);
+        }
+    }
+
+    fn remember_closed(&mut self, socket: &Socket) {
+        if let Some(cookie) = cookie(socket) {
+            self.closed.insert(cookie, self.readings);
+        }
+    }
+
+    /// Takes the kernel's reports of destroyed sockets: a followed one is closed now, with the
+    /// counts the report carries; one no reading saw is closed with `seen_open` false when
+    /// `shown` (the query's socket-level and owner filters) accepts it as it is matched. A
+    /// socket that was never bound (local port 0) was in no table and is not one to report; a
+    /// report of a close already reported is dropped.
+    ///
+    /// An unseen socket is matched as a connection (ESTABLISHED) when it has a peer, else as a
+    /// listener (LISTEN for TCP, UNCONN for UDP): the report only says how it ended (TCP: in
+    /// CLOSE, which it shows), and has no uid and no owner to match.
+    pub fn destroyed(
+        &mut self,
+        reports: Vec<Destroyed>,
+        mut shown: impl FnMut(&Socket) -> bool,
+    ) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for Destroyed { socket, bytes } in reports {
+            let cookie = cookie(&socket);
+            if cookie.is_some_and(|cookie| self.closed.contains_key(&cookie)) {
+                continue;
+            }
+            self.remember_closed(&socket);
+            let followed = cookie
+                .and_then(|cookie| self.by_cookie.get(&cookie).copied())
+                .or_else(|| self.followed_at(&socket));
+            if let Some(known) = followed.and_then(|key| self.unfollow(&key)) {
+                changes.push(Change::closed(known, bytes));
+                continue;
+            }
+            if socket.local.port() == 0 {
+                continue;
+            }
+            let matched = Socket {
+                state: match (socket.proto, socket.remote) {
+                    (_, Some(_)) => State::Established,
+                    (Proto::Tcp, None) => State::Listen,
+                    (Proto::Udp, None) => State::Unconn,
+                },
+                ..socket.clone()
+            };
+            if !shown(&matched) {
+                continue;
+            }
+            let kind = if matched.state.is_listening() {
+                Kind::ListenerClosed
+            } else {
+                Kind::ConnectionClosed
+            };
+            changes.push(Change {
+                seen_open: false,
+                bytes,
+                ..Change::new(kind, socket, Vec::new())
+            });
+        }
+        changes
+    }
+
+    /// A followed socket without a cookie at the report's addresses: only where the backend
+    /// gives no cookies, so this walk is never made on every report of a netlink watch.
+    fn followed_at(&self, socket: &Socket) -> Option<Key> {
+        if self.cookieless == 0 {
+            return None;
+        }
+        self.known
+            .iter()
+            .find(|(_, known)| {
+                known.socket.cookie == 0
+                    && tuple(&known.socket) == tuple(socket)
+                    && !matches!(known.socket.state, State::TimeWait)
+            })
+            .map(|(&key, _)| key)
+    }
+
     /// Takes one reading of the tables (already filtered by the query's socket-level filters)
     /// and returns the changes since the last: sockets closed, then state changes, then sockets
     /// opened. `describe` looks up the owners of new sockets and drops those the owner filters
@@ -150,6 +326,10 @@ impl Follower {
             .into_iter()
             .filter(|socket| seen.insert(key(socket)))
             .collect();
+        self.readings += 1;
+        let readings = self.readings;
+        self.closed
+            .retain(|_, reported| *reported + REMEMBER_CLOSED >= readings);
         // Followed until now and absent from this reading: closed, or a connection that goes
         // on under the other kind of key (orphaned by close(), or accept()ed).
         let absent: Vec<Key> = self
@@ -160,7 +340,7 @@ impl Follower {
             .collect();
         let mut gone: HashMap<Key, Known> = absent
             .into_iter()
-            .filter_map(|key| self.known.remove_entry(&key))
+            .filter_map(|key| Some((key, self.unfollow(&key)?)))
             .collect();
         let mut gone_by_tuple: HashMap<Tuple, Key> = gone
             .iter()
@@ -178,23 +358,27 @@ impl Follower {
             if self.ignored.contains(&key) {
                 continue;
             }
-            if let Some(known) = self.known.get_mut(&key) {
+            if let Some(known) = self.known.get(&key) {
                 if known.socket.state == socket.state {
                     continue;
                 }
                 if goes_on(known.socket.state, socket.state) {
                     changed.push(Change {
-                        kind: Kind::StateChanged,
-                        socket: socket.clone(),
                         previous: Some(known.socket.state),
-                        processes: known.processes.clone(),
+                        ..Change::new(Kind::StateChanged, socket.clone(), known.processes.clone())
                     });
-                    known.socket = socket;
-                } else if let Some(old) = self.known.remove(&key) {
+                    self.refollow(key, socket);
+                } else if let Some(old) = self.unfollow(&key) {
                     // A new connection at the addresses of one that ended.
                     closed.push(old);
                     fresh.push(socket);
                 }
+                continue;
+            }
+            // What a connection the kernel reported destroyed leaves behind (its TIME_WAIT):
+            // that close was said already.
+            if cookie(&socket).is_some_and(|cookie| self.closed.contains_key(&cookie)) {
+                self.ignored.insert(key);
                 continue;
             }
             let continued = gone_by_tuple
@@ -209,10 +393,12 @@ impl Follower {
                     gone_by_tuple.remove(&tuple(&socket));
                     if known.socket.state != socket.state {
                         changed.push(Change {
-                            kind: Kind::StateChanged,
-                            socket: socket.clone(),
                             previous: Some(known.socket.state),
-                            processes: known.processes.clone(),
+                            ..Change::new(
+                                Kind::StateChanged,
+                                socket.clone(),
+                                known.processes.clone(),
+                            )
                         });
                     }
                     if known.processes.is_empty() && socket.inode != 0 {
@@ -220,7 +406,7 @@ impl Follower {
                         fresh.push(socket.clone());
                     }
                     known.socket = socket;
-                    self.known.insert(key, known);
+                    self.follow(key, known);
                 }
                 None => fresh.push(socket),
             }
@@ -254,14 +440,13 @@ impl Follower {
                 Kind::ConnectionOpened
             };
             if !baseline {
-                opened.push(Change {
+                opened.push(Change::new(
                     kind,
-                    socket: entry.socket.clone(),
-                    previous: None,
-                    processes: entry.processes.clone(),
-                });
+                    entry.socket.clone(),
+                    entry.processes.clone(),
+                ));
             }
-            self.known.insert(
+            self.follow(
                 key,
                 Known {
                     socket: entry.socket,
@@ -276,16 +461,10 @@ impl Follower {
             let socket = &known.socket;
             (socket.proto, socket.local, socket.remote, socket.inode)
         });
-        let closed = closed.into_iter().map(|known| Change {
-            kind: if known.socket.state.is_listening() {
-                Kind::ListenerClosed
-            } else {
-                Kind::ConnectionClosed
-            },
-            socket: known.socket,
-            previous: None,
-            processes: known.processes,
-        });
+        for known in &closed {
+            self.remember_closed(&known.socket);
+        }
+        let closed = closed.into_iter().map(|known| Change::closed(known, None));
         self.ignored.retain(|key| seen.contains(key));
         closed.chain(changed).chain(opened).collect()
     }
@@ -315,7 +494,10 @@ impl Event {
             socket,
             previous,
             processes,
+            seen_open,
+            bytes,
         } = change;
+        let closed = matches!(kind, Kind::ListenerClosed | Kind::ConnectionClosed);
         let event = Event {
             time: humantime::format_rfc3339_millis(time).to_string(),
             event: kind,
@@ -328,6 +510,9 @@ impl Event {
             state: socket.state.as_str(),
             previous_state: previous.map(State::as_str),
             processes,
+            seen_open: closed.then_some(seen_open),
+            bytes_acked: bytes.map(|bytes| bytes.acked),
+            bytes_received: bytes.map(|bytes| bytes.received),
         };
         (event, socket)
     }
@@ -556,5 +741,215 @@ mod tests {
         });
         assert_eq!(described, 1);
         assert_eq!(follower.followed(), 1);
+    }
+
+    /// A socket as the netlink backend reads it: with a cookie.
+    fn with_cookie(socket: &Socket, cookie: u64) -> Socket {
+        Socket {
+            cookie,
+            ..socket.clone()
+        }
+    }
+
+    /// The kernel's report of a socket's end: TCP in CLOSE, no uid, no inode.
+    fn report(socket: &Socket, bytes: Option<TcpBytes>) -> Destroyed {
+        Destroyed {
+            socket: Socket {
+                state: match socket.proto {
+                    Proto::Tcp => State::Close,
+                    Proto::Udp => socket.state,
+                },
+                uid: None,
+                inode: 0,
+                ..socket.clone()
+            },
+            bytes,
+        }
+    }
+
+    fn every(_: &Socket) -> bool {
+        true
+    }
+
+    #[test]
+    fn a_followed_socket_reported_destroyed_closes_at_once_and_once() {
+        let mut follower = Follower::default();
+        let connection = with_cookie(
+            &socket("127.0.0.1:80", Some("127.0.0.1:5000"), State::Established),
+            77,
+        );
+        follower.update(vec![connection.clone()], true, entries);
+        let bytes = Some(TcpBytes {
+            acked: 501,
+            received: 1001,
+        });
+        let events = follower.destroyed(vec![report(&connection, bytes)], every);
+        assert_eq!(kinds(&events), [Kind::ConnectionClosed]);
+        let closed = &events[0];
+        // As last seen, with its owner, and the counts of the report.
+        assert_eq!(closed.socket.state, State::Established);
+        assert_eq!(pids(closed), [9]);
+        assert!(closed.seen_open);
+        assert_eq!(closed.bytes, bytes);
+        assert_eq!(follower.followed(), 0);
+        // The next reading does not see it: nothing more to say.
+        assert!(follower.update(vec![], false, entries).is_empty());
+        // A report repeated (or one for a close a reading saw first) is no second close.
+        assert!(
+            follower
+                .destroyed(vec![report(&connection, bytes)], every)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_close_a_reading_saw_first_is_not_reported_again_by_a_late_report() {
+        let mut follower = Follower::default();
+        let listener = with_cookie(&socket("0.0.0.0:22", None, State::Listen), 5);
+        follower.update(vec![listener.clone()], true, entries);
+        let events = follower.update(vec![], false, entries);
+        assert_eq!(kinds(&events), [Kind::ListenerClosed]);
+        assert!(events[0].seen_open && events[0].bytes.is_none());
+        assert!(
+            follower
+                .destroyed(vec![report(&listener, None)], every)
+                .is_empty()
+        );
+        // Remembered for two readings only: memory stays flat.
+        follower.update(vec![], false, entries);
+        follower.update(vec![], false, entries);
+        follower.update(vec![], false, entries);
+        assert!(follower.closed.is_empty());
+    }
+
+    #[test]
+    fn a_socket_no_reading_saw_is_reported_closed_unseen_as_the_filters_match_it() {
+        let mut follower = Follower::default();
+        follower.update(vec![], true, entries);
+        let connection = with_cookie(
+            &socket("127.0.0.1:40000", Some("127.0.0.1:80"), State::Established),
+            90,
+        );
+        let listener = with_cookie(&socket("127.0.0.1:8081", None, State::Listen), 91);
+        let udp = with_cookie(
+            &Socket::example(Proto::Udp, "127.0.0.1:53", None, State::Unconn),
+            92,
+        );
+        let never_bound = with_cookie(&socket("0.0.0.0:0", None, State::Close), 93);
+        let mut matched = Vec::new();
+        let events = follower.destroyed(
+            vec![
+                report(
+                    &connection,
+                    Some(TcpBytes {
+                        acked: 12,
+                        received: 1,
+                    }),
+                ),
+                report(&listener, None),
+                report(&udp, None),
+                report(&never_bound, None),
+            ],
+            |socket| {
+                matched.push(socket.state);
+                socket.local.port() != 8081
+            },
+        );
+        // Matched as what it was (a connection, a listener, a bound UDP socket), shown as
+        // the kernel reported it; the never-bound one is not even asked about.
+        assert_eq!(matched, [State::Established, State::Listen, State::Unconn]);
+        assert_eq!(
+            kinds(&events),
+            [Kind::ConnectionClosed, Kind::ListenerClosed]
+        );
+        assert!(events.iter().all(|change| !change.seen_open));
+        assert!(events.iter().all(|change| change.processes.is_empty()));
+        assert_eq!(events[0].socket.state, State::Close);
+        assert_eq!(events[0].bytes.map(|b| b.acked), Some(12));
+        assert_eq!(events[1].socket.state, State::Unconn);
+        assert_eq!(follower.followed(), 0);
+    }
+
+    #[test]
+    fn the_time_wait_a_reported_close_leaves_is_not_an_open_nor_a_second_close() {
+        let mut follower = Follower::default();
+        let connection = with_cookie(
+            &socket("127.0.0.1:40000", Some("127.0.0.1:80"), State::Established),
+            40,
+        );
+        follower.update(vec![connection.clone()], true, entries);
+        let events = follower.destroyed(vec![report(&connection, None)], every);
+        assert_eq!(kinds(&events), [Kind::ConnectionClosed]);
+        // It keeps the connection's cookie, as the kernel's TIME_WAIT does.
+        let time_wait = Socket {
+            state: State::TimeWait,
+            inode: 0,
+            ..connection
+        };
+        for _ in 0..3 {
+            assert!(
+                follower
+                    .update(vec![time_wait.clone()], false, entries)
+                    .is_empty()
+            );
+        }
+        assert!(follower.update(vec![], false, entries).is_empty());
+        assert_eq!(follower.remembered(), 0);
+    }
+
+    #[test]
+    fn a_time_wait_followed_from_a_reading_still_closes_when_it_ends() {
+        // The kernel reports no TIME_WAIT's end: that close comes from the readings.
+        let mut follower = Follower::default();
+        let time_wait = with_cookie(
+            &with_inode(
+                &socket("127.0.0.1:40000", Some("127.0.0.1:80"), State::TimeWait),
+                0,
+            ),
+            41,
+        );
+        follower.update(vec![time_wait], true, entries);
+        assert_eq!(
+            kinds(&follower.update(vec![], false, entries)),
+            [Kind::ConnectionClosed]
+        );
+    }
+
+    #[test]
+    fn without_cookies_a_report_is_matched_by_its_addresses() {
+        let mut follower = Follower::default();
+        let connection = socket("127.0.0.1:80", Some("127.0.0.1:5000"), State::Established);
+        let other = socket("127.0.0.1:80", Some("127.0.0.1:5001"), State::Established);
+        follower.update(vec![connection.clone(), other], true, entries);
+        let events = follower.destroyed(vec![report(&connection, None)], every);
+        assert_eq!(kinds(&events), [Kind::ConnectionClosed]);
+        assert!(events[0].seen_open);
+        assert_eq!(events[0].socket.remote, connection.remote);
+        assert_eq!(follower.followed(), 1);
+    }
+
+    #[test]
+    fn the_cookie_index_follows_a_connection_through_its_changes() {
+        let mut follower = Follower::default();
+        let queued = with_cookie(
+            &with_inode(
+                &socket("10.0.0.5:80", Some("10.0.0.9:50000"), State::Established),
+                0,
+            ),
+            60,
+        );
+        follower.update(vec![queued.clone()], true, entries);
+        // accept()ed (an inode now), then closed by the peer.
+        let accepted = with_inode(&queued, 12);
+        follower.update(vec![accepted.clone()], false, entries);
+        let closing = Socket {
+            state: State::CloseWait,
+            ..accepted
+        };
+        follower.update(vec![closing.clone()], false, entries);
+        let events = follower.destroyed(vec![report(&closing, None)], every);
+        assert_eq!(kinds(&events), [Kind::ConnectionClosed]);
+        assert_eq!(events[0].socket.state, State::CloseWait);
+        assert!(follower.by_cookie.is_empty() && follower.cookieless == 0);
     }
 }

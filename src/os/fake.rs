@@ -22,13 +22,13 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
-use super::{Os, Wait};
+use super::{DestroyFeed, Os, Wait};
 use crate::core::counters::NetStatistics;
 use crate::core::error::UsageError;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
-    Backend, EphemeralRange, Holders, InterfaceAddress, Namespace, Process, Proto, Socket, Source,
-    TableRead, TableRequest, Unreadable,
+    Backend, Destroyed, DestroyedSince, EphemeralRange, Holders, InterfaceAddress, Namespace,
+    Process, Proto, Socket, Source, State, TableRead, TableRequest, TcpBytes, Unreadable,
 };
 use crate::core::query::{NetnsSelection, PortSpec};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
@@ -73,6 +73,13 @@ pub struct FakeOs {
     pub files: HashMap<PathBuf, String>,
     /// Files written (`metrics --output`), by path.
     pub written: Mutex<HashMap<PathBuf, Vec<u8>>>,
+    /// Sockets the kernel reports destroyed while the watch waits after reading N (0: the
+    /// first), each with N and the namespace it is in (0: portstat's own).
+    pub destroyed: Vec<(usize, Destroyed)>,
+    /// Reports lost while the watch waits after reading N: (N, the namespace, how many).
+    pub lost: Vec<(usize, u64, u64)>,
+    /// When set, subscribing to the reports fails with this error.
+    pub subscribe_error: Option<String>,
     /// The wall clock at the first reading.
     pub started: SystemTime,
     reading: AtomicUsize,
@@ -111,6 +118,9 @@ impl Default for FakeOs {
             accepting: HashSet::new(),
             files: HashMap::new(),
             written: Mutex::default(),
+            destroyed: Vec::new(),
+            lost: Vec::new(),
+            subscribe_error: None,
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_057_600),
             reading: AtomicUsize::new(0),
             waited: Mutex::new(Duration::ZERO),
@@ -145,11 +155,83 @@ struct HostFile {
     bind: Vec<BindFile>,
     #[serde(default)]
     accepting: Vec<SocketAddr>,
+    /// Sockets reported destroyed (watch's scripted destroy reports).
+    #[serde(default)]
+    destroyed: Vec<DestroyedFile>,
+    #[serde(default)]
+    lost: Vec<LostFile>,
+    /// Cookies of the sockets at these addresses, in every reading (the recorded tables have
+    /// none; a connection's TIME_WAIT keeps its cookie, as the kernel's does).
+    #[serde(default)]
+    cookie: Vec<CookieFile>,
+    subscribe_error: Option<String>,
     /// Why the firewall can't be read; otherwise it is read from `firewall/` beside this file
     /// (`nft.json`, `iptables-nft.v4`, `iptables-nft.v6`, `iptables-legacy.v4`,
     /// `iptables-legacy.v6`: what each tool printed), and a host without that directory has
     /// no firewall at all.
     firewall_unreadable: Option<String>,
+}
+
+/// A destroy report, arriving while the watch waits after reading `after` (0: the first).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestroyedFile {
+    after: usize,
+    /// The namespace's inode; 0, portstat's own, when left out.
+    #[serde(default)]
+    netns: u64,
+    proto: Proto,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+    /// As `ss` names it; the kernel reports TCP sockets as CLOSE.
+    state: String,
+    cookie: u64,
+    bytes_acked: Option<u64>,
+    bytes_received: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LostFile {
+    after: usize,
+    #[serde(default)]
+    netns: u64,
+    count: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CookieFile {
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+    cookie: u64,
+}
+
+impl DestroyedFile {
+    fn report(self, file: &Path) -> Result<(usize, Destroyed)> {
+        let state = State::parse(&self.state)
+            .ok_or_else(|| anyhow!("{}: unknown state {:?}", file.display(), self.state))?;
+        let bytes = match (self.bytes_acked, self.bytes_received) {
+            (Some(acked), Some(received)) => Some(TcpBytes { acked, received }),
+            _ => None,
+        };
+        let socket = Socket {
+            proto: self.proto,
+            local: self.local,
+            remote: self.remote,
+            state,
+            tx_queue: 0,
+            rx_queue: 0,
+            timer: None,
+            uid: None,
+            inode: 0,
+            holders: None,
+            v6only: None,
+            netns: self.netns,
+            cookie: self.cookie,
+        };
+        Ok((self.after, Destroyed { socket, bytes }))
+    }
 }
 
 /// The firewall recorded in `dir`, assembled as the live one is.
@@ -307,10 +389,28 @@ impl FakeOs {
             fake.statistics = Some(NetStatistics { netstat, snmp });
         }
         for reading in &host.readings {
-            let read = super::procfs::read(&dir.join(reading), TableRequest::ALL)?;
+            let mut read = super::procfs::read(&dir.join(reading), TableRequest::ALL)?;
+            for socket in &mut read.sockets {
+                if let Some(known) = host
+                    .cookie
+                    .iter()
+                    .find(|c| c.local == socket.local && c.remote == socket.remote)
+                {
+                    socket.cookie = known.cookie;
+                }
+            }
             fake.table_warnings.extend(read.warnings);
             fake.readings.push(read.sockets);
         }
+        for report in host.destroyed {
+            fake.destroyed.push(report.report(&file)?);
+        }
+        fake.lost = host
+            .lost
+            .iter()
+            .map(|lost| (lost.after, lost.netns, lost.count))
+            .collect();
+        fake.subscribe_error = host.subscribe_error;
         if let Some(facts) = host.facts {
             let (ephemeral, warning) = match facts.ephemeral {
                 EphemeralFile::Ports([first, last]) => (EphemeralRange { first, last }, None),
@@ -625,6 +725,20 @@ impl Os for FakeOs {
         Ok(Wait::Elapsed)
     }
 
+    fn subscribe_destroyed<'a>(
+        &'a self,
+        netns: Option<&Namespace>,
+    ) -> Result<Box<dyn DestroyFeed + 'a>> {
+        if let Some(error) = &self.subscribe_error {
+            return Err(anyhow!("{error}"));
+        }
+        Ok(Box::new(FakeFeed {
+            os: self,
+            netns: netns.filter(|ns| !ns.own).map_or(0, |ns| ns.inode),
+            delivered: 0,
+        }))
+    }
+
     fn read_user_file(&self, path: &Path) -> io::Result<String> {
         self.files.get(path).cloned().ok_or_else(|| {
             io::Error::new(
@@ -640,5 +754,37 @@ impl Os for FakeOs {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(path.to_path_buf(), contents.to_vec());
         Ok(())
+    }
+}
+
+/// A fake's destroy reports of one namespace: those scripted for the waits after the readings
+/// gone by, each once.
+struct FakeFeed<'a> {
+    os: &'a FakeOs,
+    netns: u64,
+    /// Reports of the waits after readings before this one have been taken.
+    delivered: usize,
+}
+
+impl DestroyFeed for FakeFeed<'_> {
+    fn take(&mut self) -> DestroyedSince {
+        let now = self.os.reading.load(Ordering::Relaxed);
+        let due = self.delivered..now;
+        let sockets = self
+            .os
+            .destroyed
+            .iter()
+            .filter(|(after, report)| due.contains(after) && report.socket.netns == self.netns)
+            .map(|(_, report)| report.clone())
+            .collect();
+        let lost = self
+            .os
+            .lost
+            .iter()
+            .filter(|&&(after, netns, _)| due.contains(&after) && netns == self.netns)
+            .map(|(_, _, count)| count)
+            .sum();
+        self.delivered = self.delivered.max(now);
+        DestroyedSince { sockets, lost }
     }
 }

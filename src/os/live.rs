@@ -4,14 +4,14 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
 use super::host::{self, UserNames};
-use super::{Os, Wait, probe, processes, tables};
+use super::{DestroyFeed, Os, Wait, probe, processes, tables};
 use crate::core::counters::NetStatistics;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
@@ -26,7 +26,19 @@ use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 pub struct LiveOs {
     users: UserNames,
     started: OnceLock<Instant>,
-    interrupted: OnceLock<Mutex<Receiver<()>>>,
+    /// What ends a wait early: Ctrl-C, once caught, and reports of destroyed sockets.
+    signals: OnceLock<Signals>,
+    interrupts_caught: OnceLock<()>,
+}
+
+enum Signal {
+    Interrupt,
+    Reports,
+}
+
+struct Signals {
+    sender: Sender<Signal>,
+    receiver: Mutex<Receiver<Signal>>,
 }
 
 impl LiveOs {
@@ -34,6 +46,16 @@ impl LiveOs {
         let os = LiveOs::default();
         os.started.get_or_init(Instant::now);
         os
+    }
+
+    fn signals(&self) -> &Signals {
+        self.signals.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel();
+            Signals {
+                sender,
+                receiver: Mutex::new(receiver),
+            }
+        })
     }
 
     /// Runs `f` inside `netns` (here when it is `None` or portstat's own).
@@ -207,30 +229,53 @@ impl Os for LiveOs {
     }
 
     fn catch_interrupts(&self) -> Result<()> {
-        if self.interrupted.get().is_some() {
+        if self.interrupts_caught.get().is_some() {
             return Ok(());
         }
-        let (sender, receiver) = mpsc::channel();
+        let sender = self.signals().sender.clone();
         ctrlc::set_handler(move || {
-            let _ = sender.send(());
+            let _ = sender.send(Signal::Interrupt);
         })
         .context("could not install the Ctrl-C handler")?;
-        self.interrupted.get_or_init(|| Mutex::new(receiver));
+        self.interrupts_caught.get_or_init(|| ());
         Ok(())
     }
 
     fn wait(&self, duration: Duration) -> Result<Wait> {
-        let Some(interrupted) = self.interrupted.get() else {
+        let Some(signals) = self.signals.get() else {
             std::thread::sleep(duration);
             return Ok(Wait::Elapsed);
         };
-        let receiver = interrupted
+        let receiver = signals
+            .receiver
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(match receiver.recv_timeout(duration) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => Wait::Interrupted,
+            Ok(Signal::Interrupt) | Err(RecvTimeoutError::Disconnected) => Wait::Interrupted,
+            Ok(Signal::Reports) => Wait::Reports,
             Err(RecvTimeoutError::Timeout) => Wait::Elapsed,
         })
+    }
+
+    fn subscribe_destroyed<'a>(
+        &'a self,
+        netns: Option<&Namespace>,
+    ) -> Result<Box<dyn DestroyFeed + 'a>> {
+        #[cfg(target_os = "linux")]
+        {
+            let sender = self.signals().sender.clone();
+            let wake = Box::new(move || {
+                let _ = sender.send(Signal::Reports);
+            });
+            super::destroy_events::subscribe(netns.filter(|ns| !ns.own), wake)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = netns;
+            Err(anyhow::anyhow!(
+                "reports of destroyed sockets are a Linux feature"
+            ))
+        }
     }
 
     /// Only a regular file, or standard input, of at most 256 MiB (`USER_FILE_LIMIT`): a FIFO

@@ -15,13 +15,15 @@ use anyhow::Result;
 use crate::core::counters::NetStatistics;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
-    Backend, Holders, InterfaceAddress, Namespace, Process, Proto, Source, TableRead, TableRequest,
+    Backend, DestroyedSince, Holders, InterfaceAddress, Namespace, Process, Proto, Source,
+    TableRead, TableRequest,
 };
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
 #[cfg(target_os = "linux")]
 mod bytecode;
+mod destroy_events;
 pub mod fake;
 #[cfg(target_os = "linux")]
 mod fd_walk;
@@ -53,6 +55,15 @@ pub enum Wait {
     Elapsed,
     /// The user asked to stop (Ctrl-C), or there is nothing more to read (a fake's last reading).
     Interrupted,
+    /// Reports of destroyed sockets arrived on a [`DestroyFeed`] before the time went by.
+    Reports,
+}
+
+/// One network namespace's reports of destroyed sockets, as they arrive.
+pub trait DestroyFeed: Send {
+    /// Every socket reported destroyed since the last call, oldest first, and how many reports
+    /// were lost.
+    fn take(&mut self) -> DestroyedSince;
 }
 
 /// Everything portstat asks of the operating system. `netns: None` is portstat's own network
@@ -140,8 +151,16 @@ pub trait Os: Sync {
     /// From now on, Ctrl-C ends the current or next [`Os::wait`] instead of the process.
     fn catch_interrupts(&self) -> Result<()>;
 
-    /// Waits `duration`, or less if the user asks to stop (Ctrl-C, once caught).
+    /// Waits `duration`, or less if the user asks to stop (Ctrl-C, once caught) or a
+    /// subscription has reports waiting.
     fn wait(&self, duration: Duration) -> Result<Wait>;
+
+    /// Subscribes to the kernel's reports of TCP and UDP sockets destroyed inside `netns`, from
+    /// now on (sock_diag's destroy groups, Linux only).
+    fn subscribe_destroyed<'a>(
+        &'a self,
+        netns: Option<&Namespace>,
+    ) -> Result<Box<dyn DestroyFeed + 'a>>;
 
     /// A file the user named (`-` is standard input).
     fn read_user_file(&self, path: &Path) -> io::Result<String>;

@@ -441,7 +441,7 @@ fn os_error(code: i32) -> io::Error {
 /// TIME_WAIT socket's expiry, which `/proc/net/tcp` shows; nor `InetResponse`, which would
 /// collect every attribute (`Nla::parse` allocates for each kind it does not name) when only
 /// one is wanted. So a socket costs no allocation.
-fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
+pub(super) fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
     let message = InetResponseBuffer::new_checked(payload).map_err(|_| ())?;
     let bytes = message.socket_id();
     let id = SocketIdBuffer::new_checked(&bytes).map_err(|_| ())?;
@@ -465,7 +465,14 @@ fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
         holders: None,
         v6only: v6only(&message),
         netns: 0,
+        cookie: cookie_of(id.cookie),
     }))
+}
+
+/// `idiag_cookie`: two 32-bit halves in the host's byte order, the low one first.
+fn cookie_of(bytes: [u8; 8]) -> u64 {
+    let [a, b, c, d, e, f, g, h] = bytes;
+    u64::from(u32::from_ne_bytes([a, b, c, d])) | u64::from(u32::from_ne_bytes([e, f, g, h])) << 32
 }
 
 /// An address of the socket with its zone: `idiag_if` is the interface the socket is bound to
@@ -671,6 +678,7 @@ mod tests {
             holders: None,
             v6only: None,
             netns: 0,
+            cookie: 0,
         };
         assert_eq!(socket, expected);
     }
@@ -948,6 +956,7 @@ mod tests {
         assert_eq!(
             Socket {
                 tx_queue: 0,
+                cookie: 0,
                 ..from_netlink
             },
             from_procfs
@@ -960,6 +969,7 @@ mod tests {
             Socket {
                 v6only: None,
                 netns: 0,
+                cookie: 0,
                 ..udp6
             },
             find(&procfs, udp_local, Proto::Udp)

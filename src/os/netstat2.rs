@@ -156,6 +156,7 @@ fn socket(info: SocketInfo, owners_known: bool) -> Option<Socket> {
         holders: owners_known.then_some(holders),
         v6only: None,
         netns: 0,
+        cookie: 0,
     })
 }
 

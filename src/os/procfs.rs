@@ -376,6 +376,7 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         holders: None,
         v6only: None,
         netns: 0,
+        cookie: 0,
     }))
 }
 
@@ -551,6 +552,7 @@ mod tests {
             holders: None,
             v6only: None,
             netns: 0,
+            cookie: 0,
         }
     }
 
@@ -1198,6 +1200,7 @@ mod tests {
             holders: None,
             v6only: None,
             netns: 0,
+            cookie: 0,
         };
         let mut sockets = vec![
             socket("[fe80::7c4b:a1ff:fec6:90b1]:53", None),

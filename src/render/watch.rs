@@ -1,6 +1,9 @@
 //! `watch`'s events: a line each for people, one JSON object each (NDJSON) for scripts.
 
 use std::io::{self, Write};
+use std::time::SystemTime;
+
+use serde::Serialize;
 
 use super::{json, owner_cell, printable};
 use crate::core::model::Socket;
@@ -16,11 +19,17 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
         event.processes.iter().map(|p| (p.pid, p.name.as_str())),
         "-",
     );
-    // The state column is as wide as the widest state; a change says where it came from after
-    // the owners, so the columns stay aligned.
-    let was = event
+    // The state column is as wide as the widest state; a change says where it came from, and a
+    // close what the kernel told of it, after the owners, so the columns stay aligned.
+    let mut was = event
         .previous_state
         .map_or_else(String::new, |previous| format!("  (was {previous})"));
+    if event.seen_open == Some(false) {
+        was.push_str("  (opened and closed between readings)");
+    }
+    if let (Some(acked), Some(received)) = (event.bytes_acked, event.bytes_received) {
+        was.push_str(&format!("  bytes_acked:{acked} bytes_received:{received}"));
+    }
     writeln!(
         out,
         "{}  {:<17}  {:<4} {:<22} {:<22} {:<12} {}{was}",
@@ -37,6 +46,34 @@ pub fn write(event: &Event, socket: &Socket, json: bool, out: &mut dyn Write) ->
     Ok(())
 }
 
+/// `events-lost`: reports of destroyed sockets the kernel dropped, or portstat could not keep.
+#[derive(Serialize)]
+struct Lost {
+    time: String,
+    event: &'static str,
+    lost: u64,
+}
+
+/// Says that `lost` reports of closed sockets were lost at `time`: never silently.
+pub fn write_lost(time: SystemTime, lost: u64, json: bool, out: &mut dyn Write) -> io::Result<()> {
+    let event = Lost {
+        time: humantime::format_rfc3339_millis(time).to_string(),
+        event: "events-lost",
+        lost,
+    };
+    if json {
+        return json::document(&event, false, out);
+    }
+    writeln!(
+        out,
+        "{}  {:<17}  {} lost: the kernel's queue of closed sockets overflowed, so sockets that \
+         opened and closed meanwhile may be missing (those followed show at the next reading)",
+        event.time,
+        event.event,
+        crate::core::text::count(usize::try_from(lost).unwrap_or(usize::MAX), "event"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +86,8 @@ mod tests {
             socket: socket.clone(),
             previous,
             processes: vec![Process::example(1301, "postgres", None)],
+            seen_open: true,
+            bytes: None,
         };
         let time = humantime::parse_rfc3339("2026-11-25T08:00:01.000Z").expect("a time");
         let (event, socket) = Event::of(change, time);
