@@ -106,9 +106,13 @@ fn incompatible_tables(save: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether nft's dump holds tables of the names iptables uses, in the ip and the ip6 family:
-/// the tables iptables-nft may manage, for which its save tool runs. A dump that is not nft
-/// JSON says yes, so nothing is missed.
+/// Whether nft's dump holds tables iptables-nft may manage, in the ip and the ip6 family, for
+/// which its save tool runs: tables of the names iptables uses that have a chain of iptables'
+/// built-in names (INPUT, PREROUTING, ...) or a rule with an `xt` expression (a match or target
+/// nft can't show, a DNAT's target among them). A table of those names made with nft, with
+/// nft's own chain names and no `xt` in it, is whole in nft's dump and starts no process
+/// (running the save tool anyway would only cost time: `assemble` leaves a table it calls
+/// incompatible to nft). A dump that is not nft JSON says yes, so nothing is missed.
 fn iptables_named_tables(json: &[u8]) -> [bool; 2] {
     match serde_json::from_slice::<serde_json::Value>(json) {
         Ok(document) => iptables_named_tables_of(&document),
@@ -118,19 +122,42 @@ fn iptables_named_tables(json: &[u8]) -> [bool; 2] {
 
 fn iptables_named_tables_of(document: &serde_json::Value) -> [bool; 2] {
     const NAMES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
+    const BUILT_IN: [&str; 5] = ["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"];
     let mut found = [false, false];
     let objects = document["nftables"].as_array().into_iter().flatten();
-    for table in objects.filter_map(|object| object.get("table")) {
-        let named = table["name"]
+    for object in objects {
+        let (item, iptables_like) = if let Some(chain) = object.get("chain") {
+            let name = chain["name"].as_str().unwrap_or("");
+            (chain, BUILT_IN.contains(&name))
+        } else if let Some(rule) = object.get("rule") {
+            (rule, holds_xt(&rule["expr"]))
+        } else {
+            continue;
+        };
+        let named = item["table"]
             .as_str()
             .is_some_and(|name| NAMES.contains(&name));
-        match table["family"].as_str() {
-            Some("ip") if named => found[0] = true,
-            Some("ip6") if named => found[1] = true,
+        if !named || !iptables_like {
+            continue;
+        }
+        match item["family"].as_str() {
+            Some("ip") => found[0] = true,
+            Some("ip6") => found[1] = true,
             _ => {}
         }
     }
     found
+}
+
+/// Whether an `xt` expression is anywhere in `value`.
+fn holds_xt(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(object) => {
+            object.contains_key("xt") || object.values().any(holds_xt)
+        }
+        serde_json::Value::Array(items) => items.iter().any(holds_xt),
+        _ => false,
+    }
 }
 
 fn save_tool(family: TableFamily, variant: &str) -> String {
@@ -497,7 +524,18 @@ mod tests {
         let named = |path: &str| iptables_named_tables(fixture(path).as_bytes());
         // Real podman (netavark on iptables-nft): IPv4 tables only.
         assert_eq!(named("podman/nft.json"), [true, false]);
+        assert_eq!(named("nft/iptables-nft.json"), [true, false]);
         assert_eq!(named("nft/docker29.json"), [false, false]);
+        // A native `ip nat` table of nft's own, with nft's chain names and no xt in it: no
+        // save tool runs.
+        let native = r#"{"nftables": [{"table": {"family": "ip", "name": "nat"}},
+            {"chain": {"family": "ip", "table": "nat", "name": "prerouting", "handle": 1,
+             "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}},
+            {"rule": {"family": "ip", "table": "nat", "chain": "prerouting", "handle": 2,
+             "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp",
+             "field": "dport"}}, "right": 40000}}, {"dnat": {"addr": "10.201.0.1",
+             "port": 80}}]}}]}"#;
+        assert_eq!(iptables_named_tables(native.as_bytes()), [false, false]);
         assert_eq!(iptables_named_tables(b"garbage"), [true, true]);
         let save = "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them.\n\
                     *nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n";
