@@ -14,7 +14,8 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
     let os = context.os;
     let filters = &args.filters;
     let numeric = args.numeric.numeric;
-    let query = filters.query(args.ports_positional.as_ref(), |name| os.user_id(name))?;
+    let mut query = filters.query(args.ports_positional.as_ref(), |name| os.user_id(name))?;
+    query.extensions = args.extensions();
     let source = args.proc_net.clone().map_or(Source::Live, Source::Recorded);
     let names = Names {
         services: (!numeric).then(|| context.services()),
@@ -45,6 +46,7 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
         numeric,
         zones: &scan::zones(os, &args.scan.netns(), &scan.entries),
         firewall: firewall.as_ref().map(|(passages, _)| passages.as_slice()),
+        extensions: args.extensions(),
     };
     render::write(args.format(), &report, output)?;
     Ok(Outcome::Pass)

@@ -9,8 +9,8 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
-use crate::core::model::TableRequest;
 use crate::core::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State};
+use crate::core::model::{Extensions, TableRequest};
 use crate::core::text::quoted;
 
 /// A set of ports: `22`, `22,80,443`, `8000-9000`, or a mix (`22,8000-8100`).
@@ -162,6 +162,9 @@ pub struct Query {
     pub process: Option<String>,
     pub uid: Option<u32>,
     pub range: Option<RangeFilter>,
+    /// The extra views asked for (`-i`, `-o`, `-m`): not a filter, but what the tables are
+    /// read with.
+    pub extensions: Extensions,
 }
 
 /// How the view flags (`-l`, `-e`, `-a`, `--state`) choose states.
@@ -225,6 +228,7 @@ impl Query {
             ipv6: true,
             states,
             local_port,
+            extensions: self.extensions,
         }
     }
 

@@ -148,14 +148,15 @@ fn socket(info: SocketInfo, owners_known: bool) -> Option<Socket> {
         local,
         remote,
         state,
-        tx_queue: 0,
-        rx_queue: 0,
+        tx_queue: None,
+        rx_queue: None,
         timer: None,
         uid: uid(&info),
         inode: inode(&info),
         holders: owners_known.then_some(holders),
         v6only: None,
         netns: 0,
+        details: None,
     })
 }
 

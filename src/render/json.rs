@@ -27,7 +27,8 @@ pub fn write(report: &Report, output: &mut Output) -> io::Result<()> {
         report.warnings,
     )
     .with_zones(report.zones)
-    .with_firewall(report.firewall);
+    .with_firewall(report.firewall)
+    .with_extensions(report.extensions);
     output.json(&snapshot)
 }
 
@@ -75,6 +76,7 @@ mod tests {
             numeric: false,
             zones: &Default::default(),
             firewall: None,
+            extensions: Default::default(),
         };
         for pretty in [false, true] {
             let style = crate::render::Style {
