@@ -173,7 +173,7 @@ fn document_of(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).expect("JSON")
 }
 
-fn find<'a>(document: &'a Value, local: SocketAddr) -> &'a Value {
+fn find(document: &Value, local: SocketAddr) -> &Value {
     sockets(document)
         .iter()
         .find(|s| s["local_port"] == local.port() && s["local_address"] == local.ip().to_string())
