@@ -114,6 +114,17 @@ golden!(
     ["-l", "--firewall", "--format", "csv"]
 );
 golden!(list_listening_numeric, "web-1", ["-l", "-n"]);
+// Issue 16: queues and TCP internals (-i), timers (-o), memory (-m), as ss shows them.
+golden!(list_info, "busy-1", ["-a", "-i"]);
+golden!(list_timers_memory, "busy-1", ["-a", "-n", "-o", "-m"]);
+golden!(list_details_json, "busy-1", ["-a", "-iom", "--json"]);
+golden!(
+    list_details_csv,
+    "busy-1",
+    ["-a", "-iom", "--format", "csv"]
+);
+// Without them: the same host as ever, queues in JSON and CSV only.
+golden!(list_busy_plain, "busy-1", ["-a"]);
 golden!(list_port_80, "web-1", ["-a", "80"]);
 golden!(
     list_by_process,
@@ -247,14 +258,20 @@ fn terminal(width: u16) -> Style {
 
 #[test]
 fn tables_fit_the_terminal_without_cutting_words() {
-    let os = host("web-1");
     for (name, width, args) in [
         ("list_terminal_100", 100, &["-a"][..]),
         ("list_terminal_80", 80, &["-a"][..]),
         ("list_terminal_60", 60, &["-l"][..]),
         ("audit_terminal_80", 80, &["audit", "--listeners"][..]),
         ("who_terminal_80", 80, &["who", "80"][..]),
+        ("list_info_terminal_140", 140, &["-a", "-io"][..]),
     ] {
+        // -i and -o on a host whose sockets carry them.
+        let os = host(if name.starts_with("list_info") {
+            "busy-1"
+        } else {
+            "web-1"
+        });
         let actual = run_with(&os, terminal(width), args);
         check(name, &actual);
         // Every row and command line fits; sentences and the facts about an owner are left to the

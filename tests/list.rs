@@ -85,7 +85,15 @@ fn tcp_listener_is_reported_with_owner_range_and_every_json_field() {
             "netns",
             "local_zone",
             "remote_zone",
+            "recv_q",
+            "send_q",
         ]
+    );
+    // Nothing waits to be accepted; SEND-Q is the backlog std listened with.
+    assert_eq!(socket["recv_q"], json!(0));
+    assert!(
+        socket["send_q"].as_u64().is_some_and(|backlog| backlog > 0),
+        "{socket}"
     );
     assert_eq!(socket["netns"], Value::Null);
     assert_eq!(socket["local_zone"], Value::Null);
@@ -312,7 +320,7 @@ fn csv_has_a_header_and_flattened_owners() {
         Some(
             "proto,family,local_address,local_port,remote_address,remote_port,state,\
              local_range,remote_range,ephemeral,local_service,remote_service,direction,uid,\
-             user,inode,processes,owner_note,netns,local_zone,remote_zone"
+             user,inode,processes,owner_note,netns,local_zone,remote_zone,recv_q,send_q"
         )
     );
     let row = lines.next().expect("one row");

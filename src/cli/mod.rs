@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::core::audit::rules::FailOn;
 use crate::core::error::UsageError;
 use crate::core::filter::Prefix;
-use crate::core::model::{Backend, Family, Proto, State};
+use crate::core::model::{Backend, Extensions, Family, Proto, State};
 use crate::core::query::{
     NetnsSelection, PortSpec, Query, RangeFilter, Selector, SortKey, StateSelection, parse_state,
 };
@@ -562,12 +562,35 @@ pub struct ListArgs {
     #[arg(long, help_heading = "Output", conflicts_with = "proc_net")]
     pub firewall: bool,
 
+    /// Queues and TCP internals, as `ss -i`: RECV-Q and SEND-Q columns, and round-trip time,
+    /// congestion window, bytes acknowledged, received and sent (netlink backend)
+    #[arg(short = 'i', long, help_heading = "Output")]
+    pub info: bool,
+
+    /// Timers, as `ss -o`: which timer runs (on, keepalive, timewait, persist), time left,
+    /// retransmissions
+    #[arg(short = 'o', long, help_heading = "Output")]
+    pub timers: bool,
+
+    /// Socket memory, as `ss -m`: receive and send buffers and what they hold (netlink
+    /// backend)
+    #[arg(short = 'm', long, help_heading = "Output")]
+    pub memory: bool,
+
     /// Read recorded tables (files tcp, tcp6, udp, udp6) from DIR instead of /proc/net
     #[arg(long, value_name = "DIR", hide = true)]
     pub proc_net: Option<PathBuf>,
 }
 
 impl ListArgs {
+    pub fn extensions(&self) -> Extensions {
+        Extensions {
+            info: self.info,
+            timers: self.timers,
+            memory: self.memory,
+        }
+    }
+
     pub fn format(&self) -> Format {
         if self.json.json {
             Format::Json
@@ -615,6 +638,7 @@ impl FilterArgs {
             process: self.process.as_ref().map(|name| name.to_lowercase()),
             uid,
             range: self.range,
+            extensions: Extensions::NONE,
         })
     }
 
@@ -669,6 +693,32 @@ mod tests {
         assert_eq!(filters.states(), [State::Listen, State::Unconn]);
         let cli = Cli::try_parse_from(["portstat", "-tanp"]).expect("-tanp parses");
         assert!(cli.list.filters.all && cli.list.filters.states().is_empty());
+    }
+
+    #[test]
+    fn ss_style_extension_flags_bundle() {
+        let cli = Cli::try_parse_from(["portstat", "-tuanpi"]).expect("-tuanpi parses");
+        let list = &cli.list;
+        assert!(list.filters.tcp && list.filters.udp && list.filters.all && list.numeric.numeric);
+        assert_eq!(
+            list.extensions(),
+            Extensions {
+                info: true,
+                ..Extensions::NONE
+            }
+        );
+        let cli = Cli::try_parse_from(["portstat", "-tno"]).expect("-tno parses");
+        assert!(cli.list.timers && !cli.list.info && !cli.list.memory);
+        let cli = Cli::try_parse_from(["portstat", "-tm"]).expect("-tm parses");
+        assert!(cli.list.memory && cli.list.filters.tcp);
+        let cli = Cli::try_parse_from(["portstat", "-l", "--info", "--timers", "--memory"])
+            .expect("long forms parse");
+        assert!(cli.list.extensions().info && cli.list.extensions().timers);
+        assert!(cli.list.extensions().memory);
+        assert_eq!(
+            Cli::try_parse_from(["portstat"]).unwrap().list.extensions(),
+            Extensions::NONE
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
     let numeric = args.numeric.numeric;
     let mut query = filters.query(args.selector.as_ref(), |name| os.user_id(name))?;
     scan::find_endpoint_zone(os, &mut query, &args.scan.netns())?;
+    query.extensions = args.extensions();
     let source = args.proc_net.clone().map_or(Source::Live, Source::Recorded);
     let names = Names {
         services: (!numeric).then(|| context.services()),
@@ -46,6 +47,7 @@ pub fn run(args: &ListArgs, context: &mut Context) -> Result<Outcome> {
         numeric,
         zones: &scan::zones(os, &args.scan.netns(), &scan.entries),
         firewall: firewall.as_ref().map(|(passages, _)| passages.as_slice()),
+        extensions: args.extensions(),
     };
     render::write(args.format(), &report, output)?;
     Ok(Outcome::Pass)

@@ -117,17 +117,19 @@ pub fn run(args: &MetricsArgs, context: &mut Context) -> Result<Outcome> {
 }
 
 /// Every TCP listener's accept queue; the backlog where the backend read one (netlink gives a
-/// listener's backlog as its send queue, /proc/net/tcp prints 0 there).
+/// listener's backlog as its send queue; procfs has none).
 fn accept_queues(scan: &Scan) -> Vec<AcceptQueue> {
     scan.entries
         .iter()
         .filter(|entry| entry.socket.proto == Proto::Tcp && entry.socket.state == State::Listen)
-        .map(|entry| AcceptQueue {
-            address: entry.socket.local.ip().to_string(),
-            port: entry.socket.local.port(),
-            netns: netns_of(entry),
-            queued: entry.socket.rx_queue,
-            backlog: (entry.socket.tx_queue > 0).then_some(entry.socket.tx_queue),
+        .filter_map(|entry| {
+            Some(AcceptQueue {
+                address: entry.socket.local.ip().to_string(),
+                port: entry.socket.local.port(),
+                netns: netns_of(entry),
+                queued: entry.socket.rx_queue?,
+                backlog: entry.socket.tx_queue,
+            })
         })
         .collect()
 }

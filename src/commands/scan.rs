@@ -416,7 +416,12 @@ fn read_namespaces(
                 }
                 read.sockets.append(&mut tables.sockets);
                 read.inodes_known &= tables.inodes_known;
-                warnings.append(&mut tables.warnings);
+                // What a backend can't read it says in every namespace: once is enough.
+                for warning in tables.warnings {
+                    if !warnings.contains(&warning) {
+                        warnings.push(warning);
+                    }
+                }
                 labels.insert(namespace.inode, Arc::new(label));
             }
             Err(error) if only_one => return Err(error),

@@ -134,13 +134,16 @@ pub struct Socket {
     /// `None` for listeners and unconnected UDP sockets: they have no peer.
     pub remote: Option<SocketAddr>,
     pub state: State,
-    /// Bytes waiting to be sent (0 for a TCP listener in /proc/net/tcp).
-    pub tx_queue: u32,
-    /// Bytes waiting to be read; for a TCP listener, connections waiting to be accepted.
-    pub rx_queue: u32,
-    /// Time left on the socket's running kernel timer (retransmit, keepalive, TIME_WAIT expiry),
-    /// if one runs.
-    pub timer: Option<Duration>,
+    /// `ss`'s Send-Q: bytes not yet acknowledged (TCP) or held in the send buffer (UDP); for a
+    /// TCP listener, its backlog. `None` where the backend can't tell: a listener's backlog in
+    /// /proc/net/tcp (it prints 0), anything from netstat2.
+    pub tx_queue: Option<u32>,
+    /// `ss`'s Recv-Q: bytes not yet read; for a TCP listener, connections waiting to be
+    /// accepted. `None` from netstat2.
+    pub rx_queue: Option<u32>,
+    /// The socket's running kernel timer (retransmit, keepalive, TIME_WAIT expiry, ...), if one
+    /// runs.
+    pub timer: Option<Timer>,
     /// The user who created the socket; `None` where the backend can't tell (netstat2 on macOS
     /// and Windows).
     pub uid: Option<u32>,
@@ -160,6 +163,172 @@ pub struct Socket {
     /// host has it while the host runs, and a connection's TIME_WAIT keeps it. 0 where the
     /// backend has none (procfs, netstat2).
     pub cookie: u64,
+    /// TCP internals and socket memory, read only when asked for (`-i`, `-m`) and where the
+    /// backend has them; boxed so that the default listing of 100k sockets does not carry them.
+    pub details: Option<Box<SocketDetails>>,
+}
+
+/// A socket's kernel timer, as `ss -o` shows it: `timer:(keepalive,119min,0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timer {
+    pub kind: TimerKind,
+    /// Time left, in milliseconds (saturated at `u32::MAX`, 49 days).
+    pub expires_ms: u32,
+    /// Retransmissions for a retransmit timer, unanswered probes for keepalive and
+    /// zero-window probe timers (`idiag_retrans`).
+    pub retrans: u8,
+}
+
+impl Timer {
+    pub fn left(self) -> Duration {
+        Duration::from_millis(self.expires_ms.into())
+    }
+}
+
+/// Which timer runs, by the kernel's number for it (`idiag_timer`, the `tr` column of
+/// /proc/net/tcp), named as `ss` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimerKind {
+    /// 1: retransmission (also the loss probe and the reordering timer), and a request
+    /// socket's SYN-ACK retransmit.
+    On,
+    /// 2: keepalive (for an orphaned FIN_WAIT2 socket, its expiry runs on this timer too).
+    Keepalive,
+    /// 3: TIME_WAIT expiry.
+    Timewait,
+    /// 4: zero-window probe.
+    Persist,
+    /// 5: delayed ACK (newer kernels).
+    Delack,
+    /// A number this version of portstat does not know.
+    Unknown,
+}
+
+impl TimerKind {
+    /// The kind of timer number `number`; `None` for 0, no timer.
+    pub fn of(number: u8) -> Option<TimerKind> {
+        Some(match number {
+            0 => return None,
+            1 => TimerKind::On,
+            2 => TimerKind::Keepalive,
+            3 => TimerKind::Timewait,
+            4 => TimerKind::Persist,
+            5 => TimerKind::Delack,
+            _ => TimerKind::Unknown,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::On => "on",
+            TimerKind::Keepalive => "keepalive",
+            TimerKind::Timewait => "timewait",
+            TimerKind::Persist => "persist",
+            TimerKind::Delack => "delack",
+            TimerKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// What `-i` and `-m` add to a socket, as far as the backend and the kernel gave it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketDetails {
+    /// `-i`: TCP sockets other than TIME_WAIT and request sockets, over netlink.
+    pub tcp_info: Option<TcpInfo>,
+    /// `-m`: every full socket over netlink (not TIME_WAIT or request sockets).
+    pub memory: Option<SocketMemory>,
+}
+
+/// TCP internals (`struct tcp_info`, `include/uapi/linux/tcp.h`) and the congestion control
+/// algorithm. A field is `None` where the kernel's struct ends before it (older kernels send a
+/// shorter one), never 0 for "not known".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TcpInfo {
+    /// The congestion control algorithm (`INET_DIAG_CONG`): `cubic`, `bbr`, `reno`, ...
+    pub congestion: Option<Arc<str>>,
+    /// Smoothed round-trip time and its variation, in microseconds.
+    pub rtt_us: Option<u32>,
+    pub rttvar_us: Option<u32>,
+    /// The smallest round-trip time seen, in microseconds.
+    pub min_rtt_us: Option<u32>,
+    /// The retransmission timeout, in microseconds.
+    pub rto_us: Option<u32>,
+    /// Congestion window and slow-start threshold, in segments.
+    pub cwnd: Option<u32>,
+    pub ssthresh: Option<u32>,
+    /// Maximum segment sizes, sending and receiving.
+    pub snd_mss: Option<u32>,
+    pub rcv_mss: Option<u32>,
+    /// Segments sent but not yet acknowledged.
+    pub unacked: Option<u32>,
+    /// Segments being retransmitted now, and retransmitted over the connection's life.
+    pub retrans: Option<u32>,
+    pub total_retrans: Option<u32>,
+    /// Bytes the peer acknowledged, bytes received, bytes sent (retransmissions included).
+    pub bytes_acked: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub bytes_sent: Option<u64>,
+    /// Bytes written but not yet sent.
+    pub notsent_bytes: Option<u32>,
+    /// The most recent delivery rate, in bytes per second.
+    pub delivery_rate: Option<u64>,
+    /// Milliseconds since data was last sent and last received.
+    pub last_send_ms: Option<u32>,
+    pub last_recv_ms: Option<u32>,
+}
+
+/// Socket memory (`INET_DIAG_SKMEMINFO`, `SK_MEMINFO_*` in `include/uapi/linux/sock_diag.h`),
+/// in bytes, as `ss -m` shows it: `skmem:(r0,rb131072,t0,tb87040,f0,w0,o0,bl0,d0)`. A field
+/// past the end of what the kernel sent (`backlog` and `drops` came later) is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketMemory {
+    /// Memory of data received and not yet read, and the receive buffer's size.
+    pub rmem_alloc: Option<u32>,
+    pub rcvbuf: Option<u32>,
+    /// Memory of data sent and not yet freed, and the send buffer's size.
+    pub wmem_alloc: Option<u32>,
+    pub sndbuf: Option<u32>,
+    /// Memory reserved ahead for the socket.
+    pub fwd_alloc: Option<u32>,
+    /// Memory of the send queue.
+    pub wmem_queued: Option<u32>,
+    /// Memory of socket options and ancillary data.
+    pub optmem: Option<u32>,
+    /// Memory of packets waiting for the socket's lock.
+    pub backlog: Option<u32>,
+    /// Packets dropped before they reached the socket.
+    pub drops: Option<u32>,
+}
+
+/// Which of `ss`'s extra views a listing asks for: `-i` (queues and TCP internals), `-o`
+/// (timers), `-m` (socket memory). Backends read TCP internals and memory only when asked;
+/// queues and timers come with every socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extensions {
+    pub info: bool,
+    pub timers: bool,
+    pub memory: bool,
+}
+
+impl Extensions {
+    pub const NONE: Extensions = Extensions {
+        info: false,
+        timers: false,
+        memory: false,
+    };
+
+    /// Something the backend must ask the kernel for beyond the socket's row.
+    pub fn needs_details(self) -> bool {
+        self.info || self.memory
+    }
+
+    pub fn any(self) -> bool {
+        self.info || self.timers || self.memory
+    }
 }
 
 impl Socket {
@@ -172,8 +341,8 @@ impl Socket {
             local: address(local),
             remote: remote.map(address),
             state,
-            tx_queue: 0,
-            rx_queue: 0,
+            tx_queue: Some(0),
+            rx_queue: Some(0),
             timer: None,
             uid: Some(1000),
             inode: 1,
@@ -181,6 +350,7 @@ impl Socket {
             v6only: None,
             netns: 0,
             cookie: 0,
+            details: None,
         }
     }
 
@@ -506,6 +676,9 @@ pub struct TableRequest {
     pub states: StateSet,
     /// Only sockets that pass this are wanted; `None` means every socket.
     pub filter: Option<Arc<Filter>>,
+    /// The extra views asked for: netlink asks the kernel for TCP internals and memory only
+    /// then.
+    pub extensions: Extensions,
 }
 
 impl TableRequest {
@@ -516,6 +689,7 @@ impl TableRequest {
         ipv6: true,
         states: StateSet::EMPTY,
         filter: None,
+        extensions: Extensions::NONE,
     };
 
     pub fn wants(&self, proto: Proto, ipv6: bool) -> bool {
@@ -535,6 +709,7 @@ impl TableRequest {
             ipv6,
             states: self.states,
             filter: self.filter.clone(),
+            extensions: self.extensions,
         }
     }
 }

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::core::filter::{Filter, Prefix, Side};
-use crate::core::model::TableRequest;
 use crate::core::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State, zone_of};
+use crate::core::model::{Extensions, TableRequest};
 use crate::core::target::Endpoint;
 use crate::core::text::quoted;
 
@@ -209,6 +209,9 @@ pub struct Query {
     pub process: Option<String>,
     pub uid: Option<u32>,
     pub range: Option<RangeFilter>,
+    /// The extra views asked for (`-i`, `-o`, `-m`): not a filter, but what the tables are
+    /// read with.
+    pub extensions: Extensions,
 }
 
 /// How the view flags (`-l`, `-e`, `-a`, `--state`) choose states.
@@ -266,6 +269,7 @@ impl Query {
             ipv6: true,
             states,
             filter: self.filter().map(Arc::new),
+            extensions: self.extensions,
         }
     }
 

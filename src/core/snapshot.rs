@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::core::firewall::eval::Reach;
 use crate::core::firewall::judge::{ForwardTarget, Passage};
 use crate::core::model::{
-    Direction, Entry, Family, NetnsLabel, OwnerNote, PortRange, Process, Proto, State, Zones,
-    zone_of,
+    Direction, Entry, Extensions, Family, NetnsLabel, OwnerNote, PortRange, Process, Proto,
+    SocketMemory, State, TcpInfo, Timer, Zones, zone_of,
 };
 use crate::core::text::quoted;
 
@@ -52,7 +52,7 @@ impl<'a> Snapshot<'a, Records<'a>> {
             schema: SCHEMA,
             host: host.into(),
             captured_at: captured_at.into(),
-            sockets: Records(entries, None, None),
+            sockets: Records(entries, None, None, Extensions::NONE),
             warnings: warnings.iter().map(|w| Cow::from(w.as_str())).collect(),
         }
     }
@@ -63,16 +63,24 @@ impl<'a> Snapshot<'a, Records<'a>> {
 #[derive(Debug)]
 /// With the interface names of the zones, when they were looked up.
 /// And with what the firewall says of each entry, in order, when it was asked (`--firewall`).
+/// And with the extra views asked for (`-i`, `-o`, `-m`).
 pub struct Records<'a>(
     pub &'a [Entry],
     pub Option<&'a Zones>,
     pub Option<&'a [Passage]>,
+    pub Extensions,
 );
 
 impl<'a> Snapshot<'a, Records<'a>> {
     /// With what the firewall says of each entry, in order (`--firewall`).
     pub fn with_firewall(mut self, passages: Option<&'a [Passage]>) -> Snapshot<'a, Records<'a>> {
         self.sockets.2 = passages;
+        self
+    }
+
+    /// With `timer`, `tcp_info` and `memory` for the views asked for.
+    pub fn with_extensions(mut self, extensions: Extensions) -> Snapshot<'a, Records<'a>> {
+        self.sockets.3 = extensions;
         self
     }
 
@@ -87,8 +95,10 @@ impl Serialize for Records<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let zones = self.1;
         let passages = self.2;
+        let extensions = self.3;
         serializer.collect_seq(self.0.iter().enumerate().map(|(index, entry)| {
-            let mut record = SocketRecord::from_entry_in(entry, zones);
+            let mut record =
+                SocketRecord::from_entry_in(entry, zones).with_extensions(entry, extensions);
             if let Some(passage) = passages.and_then(|all| all.get(index)) {
                 record.firewall = passage.firewall.as_ref().map(Cow::Borrowed);
                 record.forward = passage.forward.as_deref().map(Cow::Borrowed);
@@ -144,6 +154,38 @@ pub struct SocketRecord<'a> {
     /// The same for `remote_address`.
     #[serde(borrow, default, deserialize_with = "optional_text")]
     pub remote_zone: Option<Cow<'a, str>>,
+    /// `ss`'s Recv-Q: bytes not read yet; for a TCP listener, connections waiting to be
+    /// accepted. `null` where the backend can't tell, and absent from snapshots older than it.
+    #[serde(default)]
+    pub recv_q: Option<u32>,
+    /// `ss`'s Send-Q: bytes not acknowledged yet (TCP) or in the send buffer (UDP); for a TCP
+    /// listener, its backlog.
+    #[serde(default)]
+    pub send_q: Option<u32>,
+    /// With `-o` only: the running timer, `null` when none runs or the backend can't tell.
+    /// Absent without `-o`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub timer: Option<Option<Timer>>,
+    /// With `-i` only: TCP internals, `null` where there are none (UDP, TIME_WAIT, request
+    /// sockets) or the backend can't read them.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub tcp_info: Option<Option<Cow<'a, TcpInfo>>>,
+    /// With `-m` only: socket memory, `null` for TIME_WAIT and request sockets, and where the
+    /// backend can't read it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub memory: Option<Option<Cow<'a, SocketMemory>>>,
     /// With `--firewall` only: whether new connections from beyond the host reach this
     /// listener (for a published port, through its forward). Written, never read back.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
@@ -193,10 +235,40 @@ impl<'a> SocketRecord<'a> {
             netns: entry.netns.as_deref().map(Cow::Borrowed),
             local_zone: zone(socket.local),
             remote_zone: socket.remote.and_then(zone),
+            recv_q: socket.rx_queue,
+            send_q: socket.tx_queue,
+            timer: None,
+            tcp_info: None,
+            memory: None,
             firewall: None,
             forward: None,
         }
     }
+
+    /// With the fields of the views asked for: each present, `null` where the socket has none.
+    pub fn with_extensions(mut self, entry: &'a Entry, extensions: Extensions) -> SocketRecord<'a> {
+        let details = entry.socket.details.as_deref();
+        if extensions.timers {
+            self.timer = Some(entry.socket.timer);
+        }
+        if extensions.info {
+            self.tcp_info = Some(details.and_then(|d| d.tcp_info.as_ref()).map(Cow::Borrowed));
+        }
+        if extensions.memory {
+            self.memory = Some(details.and_then(|d| d.memory.as_ref()).map(Cow::Borrowed));
+        }
+        self
+    }
+}
+
+/// A field that is absent without its option and `null` with it: present, even as `null`, is
+/// `Some`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Reads a JSON document written by portstat. A value that is wrong is named by its path in

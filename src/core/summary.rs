@@ -175,10 +175,12 @@ fn tcp_health(entries: &[Entry], counters: Option<TcpCounters>) -> TcpHealth {
         if (socket.proto, socket.state) != (Proto::Tcp, State::Listen) {
             continue;
         }
-        let backlog = socket.tx_queue;
-        if backlog == 0 {
+        // A listener's send queue is its backlog where the backend reads one (netlink).
+        let (Some(backlog), Some(queued)) = (socket.tx_queue, socket.rx_queue) else {
             backlog_unknown += 1;
-        } else if socket.rx_queue >= backlog {
+            continue;
+        };
+        if queued >= backlog {
             let mut processes: Vec<ProcessRef> = entry
                 .processes
                 .iter()
@@ -192,7 +194,7 @@ fn tcp_health(entries: &[Entry], counters: Option<TcpCounters>) -> TcpHealth {
             full_accept_queues.push(FullQueue {
                 local_address: socket.local.ip().to_string(),
                 local_port: socket.local.port(),
-                accept_queue: socket.rx_queue,
+                accept_queue: queued,
                 backlog,
                 processes,
             });

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::core::cgroup::Manager;
-use crate::core::model::{Entry, EphemeralRange, OwnerNote, Process, Proto, State};
+use crate::core::model::{Entry, EphemeralRange, OwnerNote, Process, Proto, State, Timer};
 use crate::core::query::PortSpec;
 use crate::core::target::Target;
 
@@ -887,7 +887,7 @@ fn connections_message(
     let longest_wait = connections
         .iter()
         .filter(|(e, _)| e.socket.state == State::TimeWait)
-        .filter_map(|(e, _)| e.socket.timer)
+        .filter_map(|(e, _)| e.socket.timer.map(Timer::left))
         .max();
     let expiry = longest_wait.map_or_else(String::new, |wait| {
         format!(
@@ -1017,12 +1017,17 @@ fn queue_notes(listeners: &[(&Entry, Overlap)]) -> Vec<String> {
     listeners
         .iter()
         .filter(|(e, _)| e.socket.proto == Proto::Tcp)
-        .filter(|(e, _)| e.socket.tx_queue > 0 && e.socket.rx_queue >= e.socket.tx_queue)
-        .map(|(e, _)| {
+        .filter_map(|(e, _)| match (e.socket.rx_queue, e.socket.tx_queue) {
+            (Some(waiting), Some(backlog)) if backlog > 0 && waiting >= backlog => {
+                Some((e, waiting, backlog))
+            }
+            _ => None,
+        })
+        .map(|(e, waiting, backlog)| {
             format!(
-                "The accept queue of {} is full ({} waiting, backlog {}): the service is up but \
-                 not accepting, so clients hang.",
-                e.socket.local, e.socket.rx_queue, e.socket.tx_queue
+                "The accept queue of {} is full ({waiting} waiting, backlog {backlog}): the \
+                 service is up but not accepting, so clients hang.",
+                e.socket.local
             )
         })
         .collect()
@@ -1203,8 +1208,8 @@ mod tests {
     #[test]
     fn a_full_accept_queue_is_flagged() {
         let mut busy = entry(Proto::Tcp, "127.0.0.1:8080", None, State::Listen, &[3]);
-        busy.socket.rx_queue = 129;
-        busy.socket.tx_queue = 128;
+        busy.socket.rx_queue = Some(129);
+        busy.socket.tx_queue = Some(128);
         let verdict = decide_tables("127.0.0.1:8080", &[busy], &HOST);
         assert!(
             verdict
@@ -1580,7 +1585,11 @@ mod tests {
     fn connection_counts_say_which_address_they_refer_to() {
         let waiting = |local: &str, remote: &str, secs: u64| {
             let mut e = entry(Proto::Tcp, local, Some(remote), State::TimeWait, &[]);
-            e.socket.timer = Some(std::time::Duration::from_secs(secs));
+            e.socket.timer = Some(crate::core::model::Timer {
+                kind: crate::core::model::TimerKind::Timewait,
+                expires_ms: u32::try_from(secs * 1000).unwrap(),
+                retrans: 0,
+            });
             e
         };
         let entries = [

@@ -285,7 +285,8 @@ fn report_of(payload: &[u8]) -> Option<Destroyed> {
         IPPROTO_UDP => Proto::Udp,
         _ => return None,
     };
-    let mut socket = super::netlink::socket_of(proto, payload).ok()??;
+    // Reports carry no congestion algorithm worth sharing between them.
+    let mut socket = super::netlink::socket_of(proto, payload, &mut Vec::new()).ok()??;
     socket.uid = None;
     let bytes = counters
         .filter(|_| proto == Proto::Tcp)

@@ -27,8 +27,9 @@ use crate::core::counters::NetStatistics;
 use crate::core::error::UsageError;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
-    Backend, Destroyed, DestroyedSince, EphemeralRange, Holders, InterfaceAddress, Namespace,
-    Process, Proto, Socket, Source, State, TableRead, TableRequest, TcpBytes, Unreadable,
+    Backend, Destroyed, DestroyedSince, EphemeralRange, Extensions, Holders, InterfaceAddress,
+    Namespace, Process, Proto, Socket, SocketDetails, SocketMemory, Source, State, TableRead,
+    TableRequest, TcpBytes, TcpInfo, Unreadable,
 };
 use crate::core::query::{NetnsSelection, PortSpec};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
@@ -39,6 +40,8 @@ pub struct FakeOs {
     /// Successive readings of the tables: every socket, each marked with its namespace's inode
     /// (0: portstat's own).
     pub readings: Vec<Vec<Socket>>,
+    /// Socket inode -> the TCP internals and memory netlink would report with `-i` and `-m`.
+    pub details: HashMap<u64, SocketDetails>,
     /// Warnings the table reader gives with every reading.
     pub table_warnings: Vec<String>,
     /// When set, reading the tables fails with this error.
@@ -90,6 +93,7 @@ impl Default for FakeOs {
     fn default() -> FakeOs {
         FakeOs {
             readings: vec![Vec::new()],
+            details: HashMap::new(),
             table_warnings: Vec::new(),
             table_error: None,
             namespaces: Vec::new(),
@@ -165,6 +169,10 @@ struct HostFile {
     #[serde(default)]
     cookie: Vec<CookieFile>,
     subscribe_error: Option<String>,
+    /// What netlink reports of a socket beyond its /proc/net line: a listener's backlog, and
+    /// with `-i` and `-m` its TCP internals and memory.
+    #[serde(default)]
+    socket: Vec<SocketFile>,
     /// Why the firewall can't be read; otherwise it is read from `firewall/` beside this file
     /// (`nft.json`, `iptables-nft.v4`, `iptables-nft.v6`, `iptables-legacy.v4`,
     /// `iptables-legacy.v6`: what each tool printed), and a host without that directory has
@@ -220,8 +228,9 @@ impl DestroyedFile {
             local: self.local,
             remote: self.remote,
             state,
-            tx_queue: 0,
-            rx_queue: 0,
+            // The kernel's report of a destroyed socket carries no queues worth showing.
+            tx_queue: None,
+            rx_queue: None,
             timer: None,
             uid: None,
             inode: 0,
@@ -229,6 +238,7 @@ impl DestroyedFile {
             v6only: None,
             netns: self.netns,
             cookie: self.cookie,
+            details: None,
         };
         Ok((self.after, Destroyed { socket, bytes }))
     }
@@ -326,6 +336,16 @@ struct ProcessFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SocketFile {
+    inode: u64,
+    /// A TCP listener's backlog (its SEND-Q), which /proc/net/tcp does not print.
+    backlog: Option<u32>,
+    tcp_info: Option<TcpInfo>,
+    memory: Option<SocketMemory>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UserFile {
     uid: u32,
     name: String,
@@ -388,9 +408,17 @@ impl FakeOs {
         if let (Some(netstat), Some(snmp)) = (statistic("netstat"), statistic("snmp")) {
             fake.statistics = Some(NetStatistics { netstat, snmp });
         }
+        let backlogs: HashMap<u64, u32> = host
+            .socket
+            .iter()
+            .filter_map(|socket| Some((socket.inode, socket.backlog?)))
+            .collect();
         for reading in &host.readings {
             let mut read = super::procfs::read(&dir.join(reading), TableRequest::ALL)?;
             for socket in &mut read.sockets {
+                if let Some(&backlog) = backlogs.get(&socket.inode) {
+                    socket.tx_queue = Some(backlog);
+                }
                 if let Some(known) = host
                     .cookie
                     .iter()
@@ -411,6 +439,15 @@ impl FakeOs {
             .map(|lost| (lost.after, lost.netns, lost.count))
             .collect();
         fake.subscribe_error = host.subscribe_error;
+        for socket in host.socket {
+            if socket.tcp_info.is_some() || socket.memory.is_some() {
+                let details = SocketDetails {
+                    tcp_info: socket.tcp_info,
+                    memory: socket.memory,
+                };
+                fake.details.insert(socket.inode, details);
+            }
+        }
         if let Some(facts) = host.facts {
             let (ephemeral, warning) = match facts.ephemeral {
                 EphemeralFile::Ports([first, last]) => (EphemeralRange { first, last }, None),
@@ -489,6 +526,19 @@ impl FakeOs {
         Ok(fake)
     }
 
+    /// What netlink would send of a socket for `wanted`: only the extensions asked for.
+    fn details_of(&self, socket: &Socket, asked: Extensions) -> Option<Box<SocketDetails>> {
+        let known = self
+            .details
+            .get(&socket.inode)
+            .filter(|_| socket.inode != 0)?;
+        let details = SocketDetails {
+            tcp_info: known.tcp_info.clone().filter(|_| asked.info),
+            memory: known.memory.clone().filter(|_| asked.memory),
+        };
+        (details != SocketDetails::default()).then(|| Box::new(details))
+    }
+
     fn current(&self) -> &[Socket] {
         let index = self.reading.load(Ordering::Relaxed);
         self.readings
@@ -531,7 +581,11 @@ impl Os for FakeOs {
             .iter()
             .filter(|socket| socket.netns == inode && wanted_by(socket, &wanted))
             .cloned()
-            .map(|socket| Socket { netns: 0, ..socket })
+            .map(|socket| Socket {
+                netns: 0,
+                details: self.details_of(&socket, wanted.extensions),
+                ..socket
+            })
             .collect();
         Ok(TableRead {
             sockets,

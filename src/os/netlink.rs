@@ -15,7 +15,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use netlink_packet_core::{
@@ -24,8 +24,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{
-    AF_INET, AF_INET6, INET_DIAG_SKV6ONLY, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY,
-    TCP_LISTEN,
+    AF_INET, AF_INET6, INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SKMEMINFO, INET_DIAG_SKV6ONLY,
+    IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY, TCP_LISTEN,
 };
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponseBuffer, SocketId, SocketIdBuffer, StateFlags,
@@ -37,7 +37,10 @@ use netlink_sys::{Socket as NetlinkSocket, SocketAddr as NetlinkAddr};
 use super::bytecode;
 use super::kernel::{EVERY_STATE, kernel_state, state_of};
 use crate::core::model::TABLES;
-use crate::core::model::{Proto, Socket, State, StateSet, TableRead, TableRequest, needs_zone};
+use crate::core::model::{
+    Extensions, Proto, Socket, SocketDetails, SocketMemory, State, StateSet, TableRead,
+    TableRequest, TcpInfo, Timer, TimerKind, needs_zone,
+};
 
 /// The kernel fills a dump datagram up to the largest receive buffer seen, capped at 32 KiB
 /// (`netlink_recvmsg`); twice that leaves room, and a datagram that still does not fit is an
@@ -212,13 +215,17 @@ fn dump_table(
     let states = state_mask(proto, wanted.states);
     let mut dump = Dump::new(sequence, proto, &mut sockets);
     if states != 0 {
-        let asked = link.dump(sequence, proto, ipv6, states, bytecode, &mut dump);
+        let asked = link.dump(
+            &request(sequence, proto, ipv6, states, bytecode, wanted.extensions),
+            &mut dump,
+        );
         match asked {
             // A kernel older than an op the program uses refuses it: the query filters anyway,
             // so the same dump without one loses nothing.
-            Err(error) if bytecode.is_some() && errno(&error) == Some(libc::EINVAL) => {
-                link.dump(sequence, proto, ipv6, states, None, &mut dump)?
-            }
+            Err(error) if bytecode.is_some() && errno(&error) == Some(libc::EINVAL) => link.dump(
+                &request(sequence, proto, ipv6, states, None, wanted.extensions),
+                &mut dump,
+            )?,
             asked => asked?,
         }
     }
@@ -256,6 +263,7 @@ fn request(
     ipv6: bool,
     states: u32,
     bytecode: Option<&[u8]>,
+    extensions: Extensions,
 ) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -266,7 +274,7 @@ fn request(
             Proto::Tcp => IPPROTO_TCP,
             Proto::Udp => IPPROTO_UDP,
         },
-        extensions: ExtensionFlags::empty(),
+        extensions: extension_flags(proto, extensions),
         // The crate names bits 1 to 11; the kernel adds TCP_NEW_SYN_RECV (12) to SYN_RECV itself.
         states: StateFlags::from_bits_truncate(states),
         socket_id: if ipv6 {
@@ -283,6 +291,20 @@ fn request(
         append_bytecode(&mut bytes, code);
     }
     bytes
+}
+
+/// The attributes the kernel is asked to add to each socket (`idiag_ext`): only what `-i` and
+/// `-m` show, so the default listing's dump is what it always was. UDP has no `tcp_info` nor a
+/// congestion algorithm.
+fn extension_flags(proto: Proto, extensions: Extensions) -> ExtensionFlags {
+    let mut flags = ExtensionFlags::empty();
+    if extensions.info && proto == Proto::Tcp {
+        flags |= ExtensionFlags::INFO | ExtensionFlags::CONG;
+    }
+    if extensions.memory {
+        flags |= ExtensionFlags::SKMEMINFO;
+    }
+    flags
 }
 
 /// `INET_DIAG_REQ_BYTECODE`: the attribute that carries the filter program.
@@ -320,19 +342,11 @@ impl Link {
         })
     }
 
-    /// Sends one dump request and reads its answer to the end (`NLMSG_DONE`) into `dump`.
-    fn dump(
-        &mut self,
-        sequence: u32,
-        proto: Proto,
-        ipv6: bool,
-        states: u32,
-        bytecode: Option<&[u8]>,
-        dump: &mut Dump<'_>,
-    ) -> Result<()> {
-        let request = request(sequence, proto, ipv6, states, bytecode);
+    /// Sends one dump request (see [`request`]) and reads its answer to the end (`NLMSG_DONE`)
+    /// into `dump`.
+    fn dump(&mut self, request: &[u8], dump: &mut Dump<'_>) -> Result<()> {
         self.socket
-            .send(&request, 0)
+            .send(request, 0)
             .context("could not send the dump request")?;
         loop {
             // MSG_TRUNC: the datagram's real length, even when it did not fit.
@@ -365,6 +379,8 @@ struct Dump<'a> {
     sockets: &'a mut Vec<Socket>,
     unknown_states: usize,
     malformed: usize,
+    /// The congestion algorithms seen so far, each once: thousands of sockets share `cubic`.
+    congestion: Vec<Arc<str>>,
 }
 
 impl<'a> Dump<'a> {
@@ -375,6 +391,7 @@ impl<'a> Dump<'a> {
             sockets,
             unknown_states: 0,
             malformed: 0,
+            congestion: Vec::new(),
         }
     }
 
@@ -409,11 +426,13 @@ impl<'a> Dump<'a> {
                         return Ok(true);
                     }
                     NLMSG_OVERRUN => bail!("the kernel reported a netlink overrun"),
-                    SOCK_DIAG_BY_FAMILY => match socket_of(self.proto, payload) {
-                        Ok(Some(socket)) => self.sockets.push(socket),
-                        Ok(None) => self.unknown_states += 1,
-                        Err(()) => self.malformed += 1,
-                    },
+                    SOCK_DIAG_BY_FAMILY => {
+                        match socket_of(self.proto, payload, &mut self.congestion) {
+                            Ok(Some(socket)) => self.sockets.push(socket),
+                            Ok(None) => self.unknown_states += 1,
+                            Err(()) => self.malformed += 1,
+                        }
+                    }
                     // No other message type answers a dump; nothing to learn from one.
                     _ => {}
                 }
@@ -441,7 +460,11 @@ fn os_error(code: i32) -> io::Error {
 /// TIME_WAIT socket's expiry, which `/proc/net/tcp` shows; nor `InetResponse`, which would
 /// collect every attribute (`Nla::parse` allocates for each kind it does not name) when only
 /// one is wanted. So a socket costs no allocation.
-pub(super) fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, ()> {
+pub(super) fn socket_of(
+    proto: Proto,
+    payload: &[u8],
+    congestion: &mut Vec<Arc<str>>,
+) -> Result<Option<Socket>, ()> {
     let message = InetResponseBuffer::new_checked(payload).map_err(|_| ())?;
     let bytes = message.socket_id();
     let id = SocketIdBuffer::new_checked(&bytes).map_err(|_| ())?;
@@ -451,21 +474,27 @@ pub(super) fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, 
     let Some(state) = state_of(proto, message.state()) else {
         return Ok(None);
     };
+    let attributes = attributes(&message, congestion);
     Ok(Some(Socket {
         proto,
         local,
         // As procfs: no peer when the remote end is the unspecified address and port 0.
         remote: (!(remote.ip().is_unspecified() && remote.port() == 0)).then_some(remote),
         state,
-        tx_queue: message.send_queue(),
-        rx_queue: message.recv_queue(),
-        timer: (message.timer() != 0).then(|| Duration::from_millis(message.expires().into())),
+        tx_queue: Some(message.send_queue()),
+        rx_queue: Some(message.recv_queue()),
+        timer: TimerKind::of(message.timer()).map(|kind| Timer {
+            kind,
+            expires_ms: message.expires(),
+            retrans: message.retransmits(),
+        }),
         uid: Some(message.uid()),
         inode: message.inode().into(),
         holders: None,
-        v6only: v6only(&message),
+        v6only: attributes.v6only,
         netns: 0,
         cookie: cookie_of(id.cookie),
+        details: attributes.details,
     }))
 }
 
@@ -473,6 +502,115 @@ pub(super) fn socket_of(proto: Proto, payload: &[u8]) -> Result<Option<Socket>, 
 fn cookie_of(bytes: [u8; 8]) -> u64 {
     let [a, b, c, d, e, f, g, h] = bytes;
     u64::from(u32::from_ne_bytes([a, b, c, d])) | u64::from(u32::from_ne_bytes([e, f, g, h])) << 32
+}
+
+/// What the attributes after an `inet_diag_msg` hold.
+#[derive(Debug, Default)]
+struct Attributes {
+    v6only: Option<bool>,
+    details: Option<Box<SocketDetails>>,
+}
+
+/// One walk over a socket's attributes. The crate's iterator steps over those not named here
+/// (its `kind` masks off the NLA_F_* flag bits) and ends at a broken one. A socket carries
+/// details only when the kernel sent some: it sends `INET_DIAG_INFO`, `INET_DIAG_CONG` and
+/// `INET_DIAG_SKMEMINFO` only when asked, and never for TIME_WAIT and request sockets.
+fn attributes(message: &InetResponseBuffer<&[u8]>, congestion: &mut Vec<Arc<str>>) -> Attributes {
+    let mut found = Attributes::default();
+    let mut info: Option<TcpInfo> = None;
+    let mut algorithm: Option<Arc<str>> = None;
+    let mut memory: Option<SocketMemory> = None;
+    for attribute in message.nlas().map_while(Result::ok) {
+        let value = attribute.value();
+        match attribute.kind() {
+            INET_DIAG_SKV6ONLY => found.v6only = value.first().map(|&flag| flag != 0),
+            INET_DIAG_INFO => info = Some(tcp_info(value)),
+            INET_DIAG_CONG => algorithm = congestion_name(value, congestion),
+            INET_DIAG_SKMEMINFO => memory = Some(socket_memory(value)),
+            _ => {}
+        }
+    }
+    if info.is_some() || algorithm.is_some() || memory.is_some() {
+        let tcp_info = match (info, algorithm) {
+            (None, None) => None,
+            (info, algorithm) => Some(TcpInfo {
+                congestion: algorithm,
+                ..info.unwrap_or_default()
+            }),
+        };
+        found.details = Some(Box::new(SocketDetails { tcp_info, memory }));
+    }
+    found
+}
+
+/// `INET_DIAG_CONG`: the algorithm's name, NUL-terminated; shared with every other socket of
+/// the dump that uses it.
+fn congestion_name(value: &[u8], seen: &mut Vec<Arc<str>>) -> Option<Arc<str>> {
+    let name = value.split(|&byte| byte == 0).next().unwrap_or_default();
+    let name = std::str::from_utf8(name)
+        .ok()
+        .filter(|name| !name.is_empty())?;
+    if let Some(known) = seen.iter().find(|known| &***known == name) {
+        return Some(Arc::clone(known));
+    }
+    let new: Arc<str> = Arc::from(name);
+    seen.push(Arc::clone(&new));
+    Some(new)
+}
+
+/// A native-endian field of a kernel struct at `offset`, `None` where the struct ends first.
+fn field<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
+    bytes.get(offset..offset + N)?.try_into().ok()
+}
+
+fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+    field(bytes, offset).map(u32::from_ne_bytes)
+}
+
+fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
+    field(bytes, offset).map(u64::from_ne_bytes)
+}
+
+/// `struct tcp_info` (`include/uapi/linux/tcp.h`), read by offset: the kernel sends as much of
+/// it as it knows, so an older kernel's shorter struct leaves the later fields `None`.
+pub fn tcp_info(bytes: &[u8]) -> TcpInfo {
+    TcpInfo {
+        congestion: None,
+        rto_us: u32_at(bytes, 8),
+        snd_mss: u32_at(bytes, 16),
+        rcv_mss: u32_at(bytes, 20),
+        unacked: u32_at(bytes, 24),
+        retrans: u32_at(bytes, 36),
+        last_send_ms: u32_at(bytes, 44),
+        last_recv_ms: u32_at(bytes, 52),
+        rtt_us: u32_at(bytes, 68),
+        rttvar_us: u32_at(bytes, 72),
+        ssthresh: u32_at(bytes, 76),
+        cwnd: u32_at(bytes, 80),
+        total_retrans: u32_at(bytes, 100),
+        bytes_acked: u64_at(bytes, 120),
+        bytes_received: u64_at(bytes, 128),
+        notsent_bytes: u32_at(bytes, 144),
+        min_rtt_us: u32_at(bytes, 148),
+        delivery_rate: u64_at(bytes, 160),
+        bytes_sent: u64_at(bytes, 200),
+    }
+}
+
+/// `INET_DIAG_SKMEMINFO`: `u32`s indexed by `SK_MEMINFO_*` (`include/uapi/linux/sock_diag.h`).
+pub fn socket_memory(bytes: &[u8]) -> SocketMemory {
+    let at = |index: usize| u32_at(bytes, 4 * index);
+    SocketMemory {
+        rmem_alloc: at(0),
+        rcvbuf: at(1),
+        wmem_alloc: at(2),
+        sndbuf: at(3),
+        fwd_alloc: at(4),
+        wmem_queued: at(5),
+        optmem: at(6),
+        backlog: at(7),
+        drops: at(8),
+    }
 }
 
 /// An address of the socket with its zone: `idiag_if` is the interface the socket is bound to
@@ -488,18 +626,6 @@ fn zoned(ip: IpAddr, port: u16, interface: u32) -> SocketAddr {
         }
         ip => SocketAddr::new(ip, port),
     }
-}
-
-/// `INET_DIAG_SKV6ONLY`, which the kernel attaches to IPv6 sockets in LISTEN or CLOSE (UDP
-/// without a peer) state: whether the socket is IPV6_V6ONLY. `None` without it. The crate's
-/// iterator steps over other attributes (its `kind` masks off the NLA_F_* flag bits) and ends at
-/// a broken one.
-fn v6only(message: &InetResponseBuffer<&[u8]>) -> Option<bool> {
-    let attribute = message
-        .nlas()
-        .map_while(Result::ok)
-        .find(|attribute| attribute.kind() == INET_DIAG_SKV6ONLY)?;
-    attribute.value().first().map(|&flag| flag != 0)
 }
 
 /// sock_diag reports a request socket (a connection in its listener's SYN queue, `SYN_RECV`
@@ -543,6 +669,8 @@ fn fill_request_uids(sockets: &mut [Socket]) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::core::filter::{Filter, Side};
 
@@ -670,8 +798,8 @@ mod tests {
             local: "127.0.0.1:8080".parse().unwrap(),
             remote: None,
             state: State::Listen,
-            tx_queue: 4096,
-            rx_queue: 2,
+            tx_queue: Some(4096),
+            rx_queue: Some(2),
             timer: None,
             uid: Some(1000),
             inode: 42,
@@ -679,6 +807,7 @@ mod tests {
             v6only: None,
             netns: 0,
             cookie: 0,
+            details: None,
         };
         assert_eq!(socket, expected);
     }
@@ -708,10 +837,14 @@ mod tests {
         listener.v6only = Some(false);
         assert_eq!(one(Proto::Tcp, &listener).v6only, Some(false));
         // Other attributes before it are stepped over; a broken one ends the search.
-        let after_header = |attributes: &[u8]| {
+        let after_header = |extra: &[u8]| {
             let mut bytes = payload(&diag(10, "[::]:443", "[::]:0"));
-            bytes.extend(attributes);
-            v6only(&InetResponseBuffer::new_checked(&bytes[..]).unwrap())
+            bytes.extend(extra);
+            attributes(
+                &InetResponseBuffer::new_checked(&bytes[..]).unwrap(),
+                &mut Vec::new(),
+            )
+            .v6only
         };
         let mut other = vec![8, 0, 10, 0, 6, 0, 0, 0]; // INET_DIAG_PROTOCOL
         other.extend([5, 0, 11, 0, 1, 0, 0, 0]);
@@ -771,11 +904,199 @@ mod tests {
         (time_wait.uid, time_wait.inode) = (0, 0);
         let socket = one(Proto::Tcp, &time_wait);
         assert_eq!(socket.state, State::TimeWait);
-        assert_eq!(socket.timer, Some(Duration::from_millis(59_250)));
+        assert_eq!(
+            socket.timer,
+            Some(Timer {
+                kind: TimerKind::Timewait,
+                expires_ms: 59_250,
+                retrans: 0
+            })
+        );
+        assert_eq!(
+            socket.timer.map(Timer::left),
+            Some(Duration::from_millis(59_250))
+        );
         assert_eq!((socket.uid, socket.inode), (Some(0), 0));
         let mut idle = diag(1, "127.0.0.1:1", "127.0.0.1:2");
         idle.expires = 500; // no timer runs: expires means nothing
         assert_eq!(one(Proto::Tcp, &idle).timer, None);
+    }
+
+    /// A recorded answer (`fixtures/sock-diag/`) as the socket it reads as.
+    fn recorded(proto: Proto, payload: &[u8]) -> Socket {
+        socket_of(proto, payload, &mut Vec::new())
+            .expect("a well-formed message")
+            .expect("a known state")
+    }
+
+    const LISTEN: &[u8] = include_bytes!("../../fixtures/sock-diag/tcp-listen.bin");
+    const UNREAD: &[u8] = include_bytes!("../../fixtures/sock-diag/tcp-unread.bin");
+    const KEEPALIVE: &[u8] = include_bytes!("../../fixtures/sock-diag/tcp-keepalive-client.bin");
+    const UDP_UNREAD: &[u8] = include_bytes!("../../fixtures/sock-diag/udp-unread.bin");
+
+    #[test]
+    fn recorded_tcp_info_congestion_and_memory_decode() {
+        let listener = recorded(Proto::Tcp, LISTEN);
+        assert_eq!(listener.state, State::Listen);
+        // One connection waits to be accepted, against a backlog of 8.
+        assert_eq!((listener.rx_queue, listener.tx_queue), (Some(1), Some(8)));
+        let details = listener.details.expect("details");
+        let info = details.tcp_info.expect("tcp_info");
+        assert_eq!(info.congestion.as_deref(), Some("bbr"));
+        assert_eq!(info.cwnd, Some(10));
+        assert_eq!(info.bytes_acked, Some(0));
+        let memory = details.memory.expect("memory");
+        assert_eq!(memory.rcvbuf, Some(131072));
+        assert_eq!(memory.sndbuf, Some(16384));
+        assert_eq!(memory.drops, Some(0));
+
+        let unread = recorded(Proto::Tcp, UNREAD);
+        assert_eq!((unread.rx_queue, unread.tx_queue), (Some(1000), Some(0)));
+        assert_eq!(unread.timer, None);
+        let details = unread.details.expect("details");
+        let info = details.tcp_info.expect("tcp_info");
+        assert_eq!(info.bytes_received, Some(1000));
+        assert_eq!((info.rtt_us, info.rttvar_us), (Some(8), Some(4)));
+        assert_eq!(info.rto_us, Some(204_000));
+        assert_eq!(
+            (info.last_send_ms, info.last_recv_ms),
+            (Some(204), Some(204))
+        );
+        let memory = details.memory.expect("memory");
+        assert_eq!(
+            (memory.rmem_alloc, memory.fwd_alloc),
+            (Some(1832), Some(2264))
+        );
+
+        let client = recorded(Proto::Tcp, KEEPALIVE);
+        assert_eq!(
+            client.timer,
+            Some(Timer {
+                kind: TimerKind::Keepalive,
+                expires_ms: 7_199_800,
+                retrans: 0
+            })
+        );
+        let info = client.details.expect("details").tcp_info.expect("tcp_info");
+        // The SYN counts as one byte acknowledged.
+        assert_eq!(
+            (info.bytes_sent, info.bytes_acked),
+            (Some(1000), Some(1001))
+        );
+        assert_eq!(info.delivery_rate, Some(2_944_000_000));
+        assert_eq!((info.cwnd, info.total_retrans), (Some(11), Some(0)));
+        assert_eq!(info.ssthresh, Some(0x7fff_ffff));
+
+        // UDP: memory, and no tcp_info (the kernel sends none).
+        let udp = recorded(Proto::Udp, UDP_UNREAD);
+        assert_eq!((udp.state, udp.rx_queue), (State::Unconn, Some(832)));
+        let details = udp.details.expect("details");
+        assert_eq!(details.tcp_info, None);
+        assert_eq!(details.memory.expect("memory").rmem_alloc, Some(832));
+    }
+
+    #[test]
+    fn sockets_of_a_dump_share_one_congestion_name() {
+        let mut seen = Vec::new();
+        let first = socket_of(Proto::Tcp, UNREAD, &mut seen).unwrap().unwrap();
+        let second = socket_of(Proto::Tcp, KEEPALIVE, &mut seen)
+            .unwrap()
+            .unwrap();
+        let name = |socket: &Socket| {
+            socket
+                .details
+                .as_ref()
+                .unwrap()
+                .tcp_info
+                .as_ref()
+                .unwrap()
+                .congestion
+                .clone()
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(&name(&first), &name(&second)));
+        assert_eq!(seen.len(), 1);
+        // A name that is empty or not UTF-8 is no name.
+        assert_eq!(congestion_name(b"\0", &mut seen), None);
+        assert_eq!(congestion_name(&[0xff, 0], &mut seen), None);
+        assert_eq!(
+            congestion_name(b"cubic", &mut seen).as_deref(),
+            Some("cubic")
+        );
+    }
+
+    /// The `INET_DIAG_INFO` value of a recorded answer.
+    fn info_value(payload: &[u8]) -> Vec<u8> {
+        let message = InetResponseBuffer::new_checked(payload).unwrap();
+        let attribute = message
+            .nlas()
+            .map_while(Result::ok)
+            .find(|attribute| attribute.kind() == INET_DIAG_INFO)
+            .unwrap();
+        attribute.value().to_vec()
+    }
+
+    #[test]
+    fn an_older_kernels_shorter_tcp_info_leaves_later_fields_absent() {
+        let whole = info_value(KEEPALIVE);
+        assert_eq!(whole.len(), 280);
+        // Before Linux 3.15 the struct ended at tcpi_total_retrans (104 bytes).
+        let old = tcp_info(&whole[..104]);
+        assert_eq!(old.cwnd, Some(11));
+        assert_eq!(old.total_retrans, Some(0));
+        assert_eq!((old.bytes_acked, old.bytes_received), (None, None));
+        assert_eq!(
+            (old.bytes_sent, old.delivery_rate, old.min_rtt_us),
+            (None, None, None)
+        );
+        // Linux 4.6 to 4.8: up to tcpi_min_rtt (152 bytes): no delivery rate nor bytes sent.
+        let middle = tcp_info(&whole[..152]);
+        assert_eq!(middle.bytes_acked, Some(1001));
+        assert!(middle.min_rtt_us.is_some());
+        assert_eq!((middle.delivery_rate, middle.bytes_sent), (None, None));
+        // A field cut in the middle is absent too; nothing at all reads as nothing.
+        assert_eq!(tcp_info(&whole[..122]).bytes_acked, None);
+        assert_eq!(tcp_info(&[]), TcpInfo::default());
+        // The same through a whole message: an INFO attribute of 104 bytes.
+        let mut message = payload(&diag(1, "127.0.0.1:1", "127.0.0.1:2"));
+        message.extend((4u16 + 104).to_ne_bytes());
+        message.extend(INET_DIAG_INFO.to_ne_bytes());
+        message.extend(&whole[..104]);
+        let socket = recorded(Proto::Tcp, &message);
+        let info = socket.details.unwrap().tcp_info.unwrap();
+        assert_eq!(
+            (info.cwnd, info.bytes_acked, info.congestion),
+            (Some(11), None, None)
+        );
+        // Memory without backlog and drops, which later kernels added.
+        let memory = socket_memory(&[
+            1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0, 6, 0, 0, 0, 7, 0, 0, 0,
+        ]);
+        assert_eq!((memory.rmem_alloc, memory.optmem), (Some(1), Some(7)));
+        assert_eq!((memory.backlog, memory.drops), (None, None));
+    }
+
+    #[test]
+    fn without_extensions_a_socket_has_no_details_and_the_request_asks_none() {
+        assert_eq!(
+            one(Proto::Tcp, &diag(1, "127.0.0.1:1", "127.0.0.1:2")).details,
+            None
+        );
+        let ext = |proto, info, memory| {
+            let extensions = Extensions {
+                info,
+                timers: true,
+                memory,
+            };
+            let bytes = request(1, proto, false, EVERY_STATE, None, extensions);
+            NetlinkBuffer::new_checked(&bytes[..]).unwrap().payload()[2]
+        };
+        assert_eq!(ext(Proto::Tcp, false, false), 0, "-o needs nothing extra");
+        // INET_DIAG_INFO (bit 1) and INET_DIAG_CONG (bit 3); INET_DIAG_SKMEMINFO (bit 6).
+        assert_eq!(ext(Proto::Tcp, true, false), 1 << 1 | 1 << 3);
+        assert_eq!(ext(Proto::Tcp, true, true), 1 << 1 | 1 << 3 | 1 << 6);
+        assert_eq!(ext(Proto::Udp, true, false), 0, "UDP has no tcp_info");
+        assert_eq!(ext(Proto::Udp, true, true), 1 << 6);
     }
 
     #[test]
@@ -797,7 +1118,7 @@ mod tests {
 
     #[test]
     fn the_request_is_an_inet_diag_req_v2_dump() {
-        let bytes = request(7, Proto::Udp, true, 1 << 7 | 1 << 1, None);
+        let bytes = request(7, Proto::Udp, true, 1 << 7 | 1 << 1, None, Extensions::NONE);
         let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
         assert_eq!(message.length() as usize, bytes.len());
         assert_eq!(message.message_type(), SOCK_DIAG_BY_FAMILY);
@@ -812,7 +1133,7 @@ mod tests {
             inet[8..].iter().all(|&b| b == 0),
             "no socket id: every socket"
         );
-        let tcp4 = request(1, Proto::Tcp, false, EVERY_STATE, None);
+        let tcp4 = request(1, Proto::Tcp, false, EVERY_STATE, None, Extensions::NONE);
         let inet = NetlinkBuffer::new_checked(&tcp4[..]).unwrap().payload();
         assert_eq!((inet[0], inet[1]), (AF_INET, IPPROTO_TCP));
     }
@@ -952,10 +1273,11 @@ mod tests {
             find(&netlink, local, Proto::Tcp),
             find(&procfs, local, Proto::Tcp),
         );
-        // A listener's tx_queue is its backlog over netlink, 0 in /proc/net/tcp.
+        // A listener's tx_queue is its backlog over netlink; /proc/net/tcp does not print it.
+        assert!(from_netlink.tx_queue.is_some_and(|backlog| backlog > 0));
         assert_eq!(
             Socket {
-                tx_queue: 0,
+                tx_queue: None,
                 cookie: 0,
                 ..from_netlink
             },
@@ -1021,7 +1343,14 @@ mod tests {
             Filter::ports(Side::Remote, &[22..=22]),
         ]);
         let code = bytecode::compile(&filter).unwrap();
-        let bytes = request(3, Proto::Tcp, false, EVERY_STATE, Some(&code));
+        let bytes = request(
+            3,
+            Proto::Tcp,
+            false,
+            EVERY_STATE,
+            Some(&code),
+            Extensions::NONE,
+        );
         let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
         assert_eq!(message.length() as usize, bytes.len());
         let attribute = &message.payload()[56..];
@@ -1031,11 +1360,19 @@ mod tests {
         assert_eq!(&attribute[4..], &code[..]);
         // Without a program, or with an empty one (every socket), there is no attribute.
         assert_eq!(
-            request(3, Proto::Tcp, false, EVERY_STATE, None).len(),
+            request(3, Proto::Tcp, false, EVERY_STATE, None, Extensions::NONE).len(),
             16 + 56
         );
         assert_eq!(
-            request(3, Proto::Tcp, false, EVERY_STATE, Some(&[])).len(),
+            request(
+                3,
+                Proto::Tcp,
+                false,
+                EVERY_STATE,
+                Some(&[]),
+                Extensions::NONE
+            )
+            .len(),
             16 + 56
         );
     }
@@ -1067,15 +1404,16 @@ mod tests {
             for ipv6 in [false, true] {
                 let mut sockets = Vec::new();
                 let mut dump = Dump::new(sequence, Proto::Tcp, &mut sockets);
-                link.dump(
+                let asked = request(
                     sequence,
                     Proto::Tcp,
                     ipv6,
                     EVERY_STATE,
                     Some(&code),
-                    &mut dump,
-                )
-                .unwrap_or_else(|e| panic!("{filter:?}: {e:#}"));
+                    Extensions::NONE,
+                );
+                link.dump(&asked, &mut dump)
+                    .unwrap_or_else(|e| panic!("{filter:?}: {e:#}"));
                 assert!(
                     sockets
                         .iter()
@@ -1088,14 +1426,15 @@ mod tests {
         let malformed = [[1u8, 4, 8, 0], [11, 8, 12, 0], [0, 0, 1, 0]].concat();
         let mut sockets = Vec::new();
         let mut dump = Dump::new(2, Proto::Tcp, &mut sockets);
-        let refused = link.dump(
+        let asked = request(
             2,
             Proto::Tcp,
             false,
             EVERY_STATE,
             Some(&malformed),
-            &mut dump,
+            Extensions::NONE,
         );
+        let refused = link.dump(&asked, &mut dump);
         assert_eq!(
             refused.as_ref().err().and_then(errno),
             Some(libc::EINVAL),
@@ -1105,8 +1444,15 @@ mod tests {
         let code = bytecode::compile(filters.last().unwrap()).unwrap();
         let mut sockets = Vec::new();
         let mut dump = Dump::new(1, Proto::Tcp, &mut sockets);
-        link.dump(1, Proto::Tcp, false, EVERY_STATE, Some(&code), &mut dump)
-            .unwrap();
+        let asked = request(
+            1,
+            Proto::Tcp,
+            false,
+            EVERY_STATE,
+            Some(&code),
+            Extensions::NONE,
+        );
+        link.dump(&asked, &mut dump).unwrap();
         let mut ends: Vec<_> = sockets.iter().map(|s| (s.local, s.remote)).collect();
         ends.sort();
         let mut expected = vec![

@@ -148,8 +148,8 @@ fn socket(info: SocketInfo, owners_known: bool) -> Option<Socket> {
         local,
         remote,
         state,
-        tx_queue: 0,
-        rx_queue: 0,
+        tx_queue: None,
+        rx_queue: None,
         timer: None,
         uid: uid(&info),
         inode: inode(&info),
@@ -157,6 +157,7 @@ fn socket(info: SocketInfo, owners_known: bool) -> Option<Socket> {
         v6only: None,
         netns: 0,
         cookie: 0,
+        details: None,
     })
 }
 

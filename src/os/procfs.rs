@@ -23,7 +23,9 @@ use anyhow::Context;
 use super::kernel::state_of;
 use crate::core::error::UsageError;
 use crate::core::model::TABLES;
-use crate::core::model::{Proto, Socket, TableRead, TableRequest, needs_zone};
+use crate::core::model::{
+    Proto, Socket, State, TableRead, TableRequest, Timer, TimerKind, needs_zone,
+};
 
 /// Fields a socket line needs: sl, local, remote, st, tx:rx, tr:when, retrnsmt, uid, timeout,
 /// inode.
@@ -328,20 +330,21 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         .and_then(|(tx, rx)| Some((hex_u32(tx)?, hex_u32(rx)?)))
         .ok_or(bad("tx_queue:rx_queue", queues))?;
 
-    let timer = next()?;
-    let (tr, when) = timer
+    let timer_field = next()?;
+    let (tr, when) = timer_field
         .split_once(':')
         .and_then(|(tr, when)| Some((hex_u8(tr)?, hex_u64(when)?)))
-        .ok_or(bad("tr:tm->when", timer))?;
+        .ok_or(bad("tr:tm->when", timer_field))?;
 
     let retransmits = next()?;
-    hex_u32(retransmits).ok_or(bad("retrnsmt", retransmits))?;
+    let retransmits = hex_u32(retransmits).ok_or(bad("retrnsmt", retransmits))?;
 
     let uid_field = next()?;
     let uid = dec_u32(uid_field).ok_or(bad("uid", uid_field))?;
 
+    // For a full TCP socket, the probes sent without an answer (`icsk_probes_out`).
     let timeout = next()?;
-    dec_i64(timeout).ok_or(bad("timeout", timeout))?;
+    let probes = dec_i64(timeout).ok_or(bad("timeout", timeout))?;
 
     let inode_field = next()?;
     let inode = dec_u64(inode_field).ok_or(bad("inode", inode_field))?;
@@ -368,16 +371,35 @@ fn parse_line(line: &str, proto: Proto) -> Result<Option<Socket>, LineError<'_>>
         local,
         remote,
         state,
-        tx_queue,
-        rx_queue,
-        timer: (tr != 0).then(|| clock_ticks(when)),
+        // A listener's first field is `write_seq - snd_una`, 0: its backlog is not printed.
+        tx_queue: (!(proto == Proto::Tcp && state == State::Listen)).then_some(tx_queue),
+        rx_queue: Some(rx_queue),
+        timer: timer(tr, when, retransmits, probes),
         uid: Some(uid),
         inode,
         holders: None,
         v6only: None,
         netns: 0,
         cookie: 0,
+        details: None,
     }))
+}
+
+/// The timer of a line: `tr` its kind, `when` its time left in clock ticks. What sock_diag
+/// reports as `idiag_retrans` is `retrnsmt` for a retransmit timer and the unanswered probes
+/// (the `timeout` column) for keepalive and zero-window probe timers (`get_tcp4_sock` and
+/// `inet_sk_diag_fill` read the same fields).
+fn timer(tr: u8, when: u64, retransmits: u32, probes: i64) -> Option<Timer> {
+    let kind = TimerKind::of(tr)?;
+    let retrans = match kind {
+        TimerKind::Keepalive | TimerKind::Persist => probes,
+        _ => retransmits.into(),
+    };
+    Some(Timer {
+        kind,
+        expires_ms: u32::try_from(clock_ticks(when).as_millis()).unwrap_or(u32::MAX),
+        retrans: u8::try_from(retrans.max(0)).unwrap_or(u8::MAX),
+    })
 }
 
 /// What is wrong with a line of `fields` fields, if anything. The kernel prints (since 2.6.27):
@@ -535,7 +557,7 @@ mod tests {
         state: State,
         tx_queue: u32,
         rx_queue: u32,
-        timer_ticks: Option<u64>,
+        timer: Option<(u8, u64)>,
         uid: u32,
         inode: u64,
     ) -> Socket {
@@ -544,15 +566,20 @@ mod tests {
             local,
             remote,
             state,
-            tx_queue,
-            rx_queue,
-            timer: timer_ticks.map(clock_ticks),
+            tx_queue: (!(proto == Proto::Tcp && state == State::Listen)).then_some(tx_queue),
+            rx_queue: Some(rx_queue),
+            timer: timer.map(|(kind, ticks)| Timer {
+                kind: TimerKind::of(kind).unwrap(),
+                expires_ms: u32::try_from(clock_ticks(ticks).as_millis()).unwrap(),
+                retrans: 0,
+            }),
             uid: Some(uid),
             inode,
             holders: None,
             v6only: None,
             netns: 0,
             cookie: 0,
+            details: None,
         }
     }
 
@@ -590,8 +617,8 @@ mod tests {
             // FIN_WAIT2 after shutdown(SHUT_WR): still a full socket with an inode, no timer.
             socket(t, v4(LO, 41006), Some(v4(LO, 7006)), FinWait2, 0, 0, None, 0, 10822),
             // FIN_WAIT2 after close(): the kernel printed an orphaned timewait socket.
-            socket(t, v4(LO, 41016), Some(v4(LO, 7006)), FinWait2, 0, 0, Some(0x1752), 0, 0),
-            socket(t, v4(LO, 41005), Some(v4(LO, 7005)), TimeWait, 0, 0, Some(0x1752), 0, 0),
+            socket(t, v4(LO, 41016), Some(v4(LO, 7006)), FinWait2, 0, 0, Some((3, 0x1752)), 0, 0),
+            socket(t, v4(LO, 41005), Some(v4(LO, 7005)), TimeWait, 0, 0, Some((3, 0x1752)), 0, 0),
             socket(t, v4(LO, 7006), Some(v4(LO, 41006)), CloseWait, 0, 1, None, 0, 10823),
             socket(t, v4(LO, 41004), Some(v4(LO, 7004)), Established, 0, 0, None, 0, 10816),
             // Not accepted yet: no inode, 5 bytes already received.
@@ -610,7 +637,7 @@ mod tests {
             socket(t, v6("::", 7004), None, Listen, 0, 0, None, 0, 10811),
             socket(t, v6("::1", 7002), None, Listen, 0, 0, None, 0, 10809),
             // The client has SO_KEEPALIVE: timer 2 with 7200 s minus a little, in ticks.
-            socket(t, v6("::1", 41002), Some(v6("::1", 7002)), Established, 0, 0, Some(0xAFC61), 0, 10814),
+            socket(t, v6("::1", 41002), Some(v6("::1", 7002)), Established, 0, 0, Some((2, 0xAFC61)), 0, 10814),
             socket(t, v6("::1", 7002), Some(v6("::1", 41002)), Established, 0, 0, None, 0, 10815),
             socket(
                 t,
@@ -1192,8 +1219,8 @@ mod tests {
             local: local.parse().unwrap(),
             remote: remote.map(|r| r.parse().unwrap()),
             state: crate::core::model::State::Unconn,
-            tx_queue: 0,
-            rx_queue: 0,
+            tx_queue: Some(0),
+            rx_queue: Some(0),
             timer: None,
             uid: Some(0),
             inode: 1,
@@ -1201,6 +1228,7 @@ mod tests {
             v6only: None,
             netns: 0,
             cookie: 0,
+            details: None,
         };
         let mut sockets = vec![
             socket("[fe80::7c4b:a1ff:fec6:90b1]:53", None),

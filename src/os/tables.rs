@@ -14,7 +14,7 @@ use super::netstat2;
 #[cfg(target_os = "linux")]
 use super::{netlink, procfs};
 use crate::core::error::UsageError;
-use crate::core::model::{Backend, Source, TableRead, TableRequest};
+use crate::core::model::{Backend, Extensions, Source, TableRead, TableRequest};
 
 /// Reads the wanted tables with the chosen backend.
 pub fn read(backend: Backend, source: &Source, wanted: TableRequest) -> Result<TableRead> {
@@ -83,6 +83,7 @@ fn from_procfs_instead(read: &mut TableRead, failure: &netlink::Failure) {
             ));
             read.sockets.append(&mut table.sockets);
             read.warnings.append(&mut table.warnings);
+            read.warnings.extend(procfs_lacks(failure.only.extensions));
         }
         Err(procfs_error) => read.warnings.push(format!(
             "{}; nor could /proc/net/{} be read ({procfs_error:#})",
@@ -116,7 +117,29 @@ fn read_procfs(source: &Source, wanted: TableRequest) -> Result<TableRead> {
         Source::Live => std::path::Path::new("/proc/net"),
         Source::Recorded(dir) => dir.as_path(),
     };
-    procfs::read(dir, wanted)
+    let asked = wanted.extensions;
+    let mut read = procfs::read(dir, wanted)?;
+    read.warnings.extend(procfs_lacks(asked));
+    Ok(read)
+}
+
+/// What `-i` and `-m` asked for that /proc/net does not print, said once (its queues and
+/// timers are there; a TCP listener's backlog is not).
+#[cfg(target_os = "linux")]
+fn procfs_lacks(asked: Extensions) -> Option<String> {
+    let (what, fields) = match (asked.info, asked.memory) {
+        (false, false) => return None,
+        (true, false) => ("TCP internals (-i)", "tcp_info is"),
+        (false, true) => ("socket memory (-m)", "memory is"),
+        (true, true) => (
+            "TCP internals (-i) or socket memory (-m)",
+            "tcp_info and memory are",
+        ),
+    };
+    Some(format!(
+        "the procfs backend can't read {what} nor a TCP listener's backlog (SEND-Q): {fields} \
+         null; the netlink backend reads them"
+    ))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -126,7 +149,16 @@ fn read_procfs(_source: &Source, _wanted: TableRequest) -> Result<TableRead> {
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
 fn read_netstat2(wanted: TableRequest) -> Result<TableRead> {
-    netstat2::read(wanted)
+    let asked = wanted.extensions;
+    let mut read = netstat2::read(wanted)?;
+    if asked.any() {
+        read.warnings.push(
+            "the netstat2 backend reads no queues, timers, TCP internals or socket memory: \
+             recv_q, send_q, timer, tcp_info and memory are null"
+                .to_string(),
+        );
+    }
+    Ok(read)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]

@@ -8,7 +8,7 @@
 use std::io::{self, Write};
 
 use super::{Report, printable};
-use crate::core::model::{Direction, NetnsLabel, OwnerNote, PortRange};
+use crate::core::model::{Direction, NetnsLabel, OwnerNote, PortRange, SocketMemory, TcpInfo};
 use crate::core::snapshot::SocketRecord;
 
 pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -52,6 +52,17 @@ fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
         "local_zone",
         "remote_zone",
     ];
+    header.extend(["recv_q", "send_q"]);
+    let extensions = report.extensions;
+    if extensions.timers {
+        header.extend(TIMER_COLUMNS);
+    }
+    if extensions.info {
+        header.extend(TCP_INFO_COLUMNS);
+    }
+    if extensions.memory {
+        header.extend(MEMORY_COLUMNS);
+    }
     // With --firewall: the verdict, and where a forward takes the port (`10.88.0.2:80`).
     if report.firewall.is_some() {
         header.extend(["firewall", "forwarded_to"]);
@@ -96,7 +107,25 @@ fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
                 .unwrap_or_default(),
             text(record.local_zone.as_deref()),
             text(record.remote_zone.as_deref()),
+            optional(record.recv_q),
+            optional(record.send_q),
         ];
+        let socket = &entry.socket;
+        let details = socket.details.as_deref();
+        if extensions.timers {
+            let timer = socket.timer;
+            fields.extend([
+                text(timer.map(|t| t.kind.as_str())),
+                optional(timer.map(|t| t.expires_ms)),
+                optional(timer.map(|t| t.retrans)),
+            ]);
+        }
+        if extensions.info {
+            fields.extend(tcp_info_fields(details.and_then(|d| d.tcp_info.as_ref())));
+        }
+        if extensions.memory {
+            fields.extend(memory_fields(details.and_then(|d| d.memory.as_ref())));
+        }
         if let Some(passages) = report.firewall {
             let passage = passages.get(index);
             let verdict = passage
@@ -114,4 +143,133 @@ fn records(report: &Report, out: &mut dyn Write) -> Result<(), ::csv::Error> {
     }
     writer.flush()?;
     Ok(())
+}
+
+/// `null` is an empty field.
+fn optional(value: Option<impl ToString>) -> String {
+    value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+/// With `-o`: the JSON `timer` object's fields.
+const TIMER_COLUMNS: [&str; 3] = ["timer_kind", "timer_expires_ms", "timer_retrans"];
+
+/// With `-i`: the JSON `tcp_info` object's fields, in its order.
+const TCP_INFO_COLUMNS: [&str; 19] = [
+    "congestion",
+    "rtt_us",
+    "rttvar_us",
+    "min_rtt_us",
+    "rto_us",
+    "cwnd",
+    "ssthresh",
+    "snd_mss",
+    "rcv_mss",
+    "unacked",
+    "retrans",
+    "total_retrans",
+    "bytes_acked",
+    "bytes_received",
+    "bytes_sent",
+    "notsent_bytes",
+    "delivery_rate",
+    "last_send_ms",
+    "last_recv_ms",
+];
+
+fn tcp_info_fields(info: Option<&TcpInfo>) -> [String; 19] {
+    let Some(info) = info else {
+        return Default::default();
+    };
+    [
+        optional(info.congestion.as_deref()),
+        optional(info.rtt_us),
+        optional(info.rttvar_us),
+        optional(info.min_rtt_us),
+        optional(info.rto_us),
+        optional(info.cwnd),
+        optional(info.ssthresh),
+        optional(info.snd_mss),
+        optional(info.rcv_mss),
+        optional(info.unacked),
+        optional(info.retrans),
+        optional(info.total_retrans),
+        optional(info.bytes_acked),
+        optional(info.bytes_received),
+        optional(info.bytes_sent),
+        optional(info.notsent_bytes),
+        optional(info.delivery_rate),
+        optional(info.last_send_ms),
+        optional(info.last_recv_ms),
+    ]
+}
+
+/// With `-m`: the JSON `memory` object's fields, in its order.
+const MEMORY_COLUMNS: [&str; 9] = [
+    "rmem_alloc",
+    "rcvbuf",
+    "wmem_alloc",
+    "sndbuf",
+    "fwd_alloc",
+    "wmem_queued",
+    "optmem",
+    "backlog",
+    "drops",
+];
+
+fn memory_fields(memory: Option<&SocketMemory>) -> [String; 9] {
+    let Some(memory) = memory else {
+        return Default::default();
+    };
+    [
+        memory.rmem_alloc,
+        memory.rcvbuf,
+        memory.wmem_alloc,
+        memory.sndbuf,
+        memory.fwd_alloc,
+        memory.wmem_queued,
+        memory.optmem,
+        memory.backlog,
+        memory.drops,
+    ]
+    .map(optional)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CSV columns are the JSON objects' keys, in the same order.
+    #[test]
+    fn extension_columns_are_the_json_fields() {
+        let keys = |value: serde_json::Value| -> Vec<String> {
+            value.as_object().unwrap().keys().cloned().collect()
+        };
+        let info = serde_json::to_value(TcpInfo::default()).unwrap();
+        let mut expected = keys(info);
+        let mut columns: Vec<String> = TCP_INFO_COLUMNS.map(String::from).to_vec();
+        // serde_json's map is sorted unless preserve_order is on: compare as sets, then order
+        // against the struct's own field order through the filled row.
+        expected.sort();
+        columns.sort();
+        assert_eq!(columns, expected);
+        let memory = serde_json::to_value(SocketMemory::default()).unwrap();
+        let mut expected = keys(memory);
+        let mut columns: Vec<String> = MEMORY_COLUMNS.map(String::from).to_vec();
+        expected.sort();
+        columns.sort();
+        assert_eq!(columns, expected);
+        let timer = crate::core::model::Timer {
+            kind: crate::core::model::TimerKind::On,
+            expires_ms: 1,
+            retrans: 2,
+        };
+        let mut expected: Vec<String> = keys(serde_json::to_value(timer).unwrap())
+            .into_iter()
+            .map(|key| format!("timer_{key}"))
+            .collect();
+        expected.sort();
+        let mut columns = TIMER_COLUMNS.map(String::from).to_vec();
+        columns.sort();
+        assert_eq!(columns, expected);
+    }
 }

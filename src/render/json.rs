@@ -27,7 +27,8 @@ pub fn write(report: &Report, output: &mut Output) -> io::Result<()> {
         report.warnings,
     )
     .with_zones(report.zones)
-    .with_firewall(report.firewall);
+    .with_firewall(report.firewall)
+    .with_extensions(report.extensions);
     output.json(&snapshot)
 }
 
@@ -75,6 +76,7 @@ mod tests {
             numeric: false,
             zones: &Default::default(),
             firewall: None,
+            extensions: Default::default(),
         };
         for pretty in [false, true] {
             let style = crate::render::Style {
@@ -93,6 +95,77 @@ mod tests {
             assert_eq!(record.remote_port, Some(50000));
             assert_eq!(record.direction, Some(Direction::Inbound));
             assert_eq!(record.processes[0].cmdline, "server --port 8080");
+            // Without -i, -o, -m their fields are absent, not null.
+            assert!(!text.contains("\"timer\"") && !text.contains("tcp_info"));
         }
+    }
+
+    #[test]
+    fn details_are_written_null_where_missing_and_read_back() {
+        use crate::core::model::{Extensions, SocketDetails, TcpInfo, Timer, TimerKind};
+        let mut with = Entry::example(
+            Socket::example(
+                Proto::Tcp,
+                "127.0.0.1:1",
+                Some("127.0.0.1:2"),
+                State::Established,
+            ),
+            Vec::new(),
+        );
+        with.socket.timer = Some(Timer {
+            kind: TimerKind::Keepalive,
+            expires_ms: 7_140_000,
+            retrans: 1,
+        });
+        with.socket.details = Some(Box::new(SocketDetails {
+            tcp_info: Some(TcpInfo {
+                congestion: Some("cubic".into()),
+                bytes_acked: Some(1001),
+                ..TcpInfo::default()
+            }),
+            memory: None,
+        }));
+        let mut without = with.clone();
+        (without.socket.timer, without.socket.details) = (None, None);
+        without.socket.tx_queue = None;
+        let entries = [with, without];
+        let report = Report {
+            host: "h",
+            captured_at: "2026-11-25T08:00:00Z",
+            entries: &entries,
+            warnings: &[],
+            numeric: true,
+            zones: &Default::default(),
+            firewall: None,
+            extensions: Extensions {
+                info: true,
+                timers: true,
+                memory: true,
+            },
+        };
+        let text = crate::render::captured(Default::default(), |output| write(&report, output));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let first = &value["sockets"][0];
+        assert_eq!(
+            first["timer"],
+            serde_json::json!({"kind": "keepalive", "expires_ms": 7140000, "retrans": 1})
+        );
+        assert_eq!(first["tcp_info"]["bytes_acked"], 1001);
+        assert_eq!(first["tcp_info"]["congestion"], "cubic");
+        assert!(first["tcp_info"]["bytes_sent"].is_null());
+        assert!(first["memory"].is_null());
+        let second = &value["sockets"][1];
+        for field in ["timer", "tcp_info", "memory", "send_q"] {
+            assert!(second[field].is_null(), "{field}: {second}");
+        }
+        assert_eq!(second["recv_q"], 0);
+        let snapshot: Snapshot = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(
+            snapshot.sockets[0].timer.unwrap().unwrap().expires_ms,
+            7_140_000
+        );
+        assert_eq!(snapshot.sockets[1].timer, Some(None));
+        assert_eq!(snapshot.sockets[1].memory, Some(None));
+        assert_eq!(snapshot.sockets[1].send_q, None);
     }
 }

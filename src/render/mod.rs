@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::core::firewall::eval::{Reach, Verdict};
 use crate::core::firewall::judge::Passage;
-use crate::core::model::{Entry, Zones};
+use crate::core::model::{Entry, Extensions, Zones};
 
 pub mod audit;
 pub mod csv;
@@ -217,6 +217,8 @@ pub struct Report<'a> {
     pub zones: &'a Zones,
     /// What the firewall says of each entry, in order, when it was asked (`--firewall`).
     pub firewall: Option<&'a [Passage]>,
+    /// The extra views asked for (`-i`, `-o`, `-m`).
+    pub extensions: Extensions,
 }
 
 pub fn write(format: Format, report: &Report, output: &mut Output) -> io::Result<()> {

@@ -10,7 +10,9 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{Paint, Report, Style, owner_cell, printable};
 use crate::core::firewall::judge::Passage;
-use crate::core::model::{Direction, Entry, Family, Zones};
+use crate::core::model::{
+    Direction, Entry, Extensions, Family, SocketMemory, TcpInfo, Timer, Zones,
+};
 
 /// A bold header underlined, and nothing else: rows stay easy to scan and to copy.
 const UNDERLINED_HEADER: TableStyle =
@@ -23,13 +25,20 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
     if with_netns {
         columns.push(Column::new("NETNS", Give::Shorten(8)));
     }
+    let extensions = report.extensions;
     columns.extend([
         Column::new("PROTO", Give::Whole),
         Column::new("LOCAL", Give::Whole),
         Column::new("REMOTE", Give::Whole),
         Column::new("STATE", Give::Whole).painted(Paint::State),
-        Column::new("RANGE", Give::Drop(1)),
     ]);
+    if extensions.info {
+        columns.extend([
+            Column::new("RECV-Q", Give::Whole),
+            Column::new("SEND-Q", Give::Whole),
+        ]);
+    }
+    columns.push(Column::new("RANGE", Give::Drop(1)));
     if !report.numeric {
         columns.push(Column::new("SERVICE", Give::Drop(3)));
     }
@@ -37,6 +46,15 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
         Column::new("PID/PROGRAM", Give::Shorten(12)),
         Column::new("USER", Give::Drop(2)),
     ]);
+    if extensions.timers {
+        columns.push(Column::new("TIMER", Give::Whole));
+    }
+    if extensions.memory {
+        columns.push(Column::new("MEMORY", Give::Shorten(12)));
+    }
+    if extensions.info {
+        columns.push(Column::new("INFO", Give::Wrap(24)));
+    }
     if report.firewall.is_some() {
         columns.push(Column::new("FIREWALL", Give::Shorten(10)).painted(Paint::Verdict));
     }
@@ -50,7 +68,25 @@ pub fn write(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<
                     .map_or_else(|| "-".to_string(), |ns| ns.short()),
             );
         }
-        cells.extend(row(entry, report.numeric, report.zones));
+        cells.extend(row(entry, report.numeric, report.zones, extensions));
+        let details = entry.socket.details.as_deref();
+        if extensions.timers {
+            cells.push(entry.socket.timer.map_or_else(|| "-".into(), timer_cell));
+        }
+        if extensions.memory {
+            cells.push(
+                details
+                    .and_then(|d| d.memory.as_ref())
+                    .map_or_else(|| "-".into(), memory_cell),
+            );
+        }
+        if extensions.info {
+            cells.push(
+                details
+                    .and_then(|d| d.tcp_info.as_ref())
+                    .map_or_else(|| "-".into(), info_cell),
+            );
+        }
         if let Some(passages) = report.firewall {
             cells.push(passages.get(index).map_or_else(|| "-".into(), passage));
         }
@@ -350,7 +386,7 @@ pub fn write_lines(table: &Table, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-fn row(entry: &Entry, numeric: bool, zones: &Zones) -> Vec<String> {
+fn row(entry: &Entry, numeric: bool, zones: &Zones, extensions: Extensions) -> Vec<String> {
     let socket = &entry.socket;
     let proto = match socket.family() {
         Family::Ipv4 => socket.proto.as_str().to_string(),
@@ -369,8 +405,12 @@ fn row(entry: &Entry, numeric: bool, zones: &Zones) -> Vec<String> {
             |remote| zones.address(socket.netns, remote),
         ),
         socket.state.as_str().to_string(),
-        range,
     ];
+    if extensions.info {
+        let queue = |queue: Option<u32>| queue.map_or_else(|| "-".into(), |q| q.to_string());
+        cells.extend([queue(socket.rx_queue), queue(socket.tx_queue)]);
+    }
+    cells.push(range);
     if !numeric {
         cells.push(service(entry));
     }
@@ -382,6 +422,145 @@ fn row(entry: &Entry, numeric: bool, zones: &Zones) -> Vec<String> {
     };
     cells.push(entry.user.as_deref().map_or_else(uid, str::to_string));
     cells
+}
+
+/// The TIMER cell, as `ss -o` prints it: `timer:(keepalive,119min,0)`.
+pub fn timer_cell(timer: Timer) -> String {
+    format!(
+        "timer:({},{},{})",
+        timer.kind.as_str(),
+        milliseconds(timer.expires_ms),
+        timer.retrans
+    )
+}
+
+/// A time left as `ss` writes it (`print_ms_timer`): `119min`, `1min5sec`, `59sec`, `2.500sec`,
+/// `200ms`; the smaller units are left out once the larger ones are large.
+fn milliseconds(total: u32) -> String {
+    let minutes = total / 60_000;
+    let mut seconds = total / 1000 % 60;
+    let mut millis = total % 1000;
+    let mut text = String::new();
+    if minutes > 0 {
+        millis = 0;
+        text.push_str(&format!("{minutes}min"));
+        if minutes > 9 {
+            seconds = 0;
+        }
+    }
+    if seconds > 0 {
+        if seconds > 9 {
+            millis = 0;
+        }
+        text.push_str(&format!(
+            "{seconds}{}",
+            if millis > 0 { "." } else { "sec" }
+        ));
+    }
+    if millis > 0 {
+        let unit = if seconds > 0 { "sec" } else { "ms" };
+        text.push_str(&format!("{millis:03}{unit}"));
+    }
+    if text.is_empty() {
+        text.push_str("0ms");
+    }
+    text
+}
+
+/// The MEMORY cell, as `ss -m` prints it: `skmem:(r0,rb131072,t0,tb87040,f0,w0,o0,bl0,d0)`;
+/// what the kernel did not send is left out.
+pub fn memory_cell(memory: &SocketMemory) -> String {
+    let fields = [
+        ("r", memory.rmem_alloc),
+        ("rb", memory.rcvbuf),
+        ("t", memory.wmem_alloc),
+        ("tb", memory.sndbuf),
+        ("f", memory.fwd_alloc),
+        ("w", memory.wmem_queued),
+        ("o", memory.optmem),
+        ("bl", memory.backlog),
+        ("d", memory.drops),
+    ];
+    let shown: Vec<String> = fields
+        .iter()
+        .filter_map(|(name, value)| Some(format!("{name}{}", (*value)?)))
+        .collect();
+    format!("skmem:({})", shown.join(","))
+}
+
+/// The INFO cell, in `ss -i`'s words and order: the congestion algorithm, `rto` and `rtt` in
+/// milliseconds, windows, byte counts; what is 0 or unknown is left out, as ss does.
+pub fn info_cell(info: &TcpInfo) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(algorithm) = &info.congestion {
+        parts.push(algorithm.to_string());
+    }
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    if let Some(rto) = info.rto_us.filter(|&rto| rto > 0) {
+        parts.push(format!("rto:{}", ms(rto)));
+    }
+    if let Some(rtt) = info.rtt_us.filter(|&rtt| rtt > 0) {
+        parts.push(format!(
+            "rtt:{}/{}",
+            ms(rtt),
+            ms(info.rttvar_us.unwrap_or_default())
+        ));
+    }
+    let counters = [
+        ("mss", info.snd_mss.map(u64::from)),
+        ("rcvmss", info.rcv_mss.map(u64::from)),
+        ("cwnd", info.cwnd.map(u64::from)),
+        // The kernel's "no threshold yet" is TCP_INFINITE_SSTHRESH; ss shows one below 0xffff.
+        (
+            "ssthresh",
+            info.ssthresh.filter(|&s| s < 0xffff).map(u64::from),
+        ),
+        ("bytes_sent", info.bytes_sent),
+        ("bytes_acked", info.bytes_acked),
+        ("bytes_received", info.bytes_received),
+        ("lastsnd", info.last_send_ms.map(u64::from)),
+        ("lastrcv", info.last_recv_ms.map(u64::from)),
+    ];
+    for (name, value) in counters {
+        if let Some(value) = value.filter(|&value| value > 0) {
+            parts.push(format!("{name}:{value}"));
+        }
+    }
+    if let Some(rate) = info.delivery_rate.filter(|&rate| rate > 0) {
+        parts.push(format!("delivery_rate:{}", bits_per_second(rate)));
+    }
+    if let Some(unacked) = info.unacked.filter(|&unacked| unacked > 0) {
+        parts.push(format!("unacked:{unacked}"));
+    }
+    let (retrans, total) = (info.retrans.unwrap_or(0), info.total_retrans.unwrap_or(0));
+    if retrans > 0 || total > 0 {
+        parts.push(format!("retrans:{retrans}/{total}"));
+    }
+    if let Some(notsent) = info.notsent_bytes.filter(|&notsent| notsent > 0) {
+        parts.push(format!("notsent:{notsent}"));
+    }
+    if let Some(min) = info.min_rtt_us.filter(|&min| min > 0) {
+        parts.push(format!("minrtt:{}", ms(min)));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// A rate of bytes per second as bits per second, as `ss` writes it (`sprint_bw`): `1.2Gbps`.
+fn bits_per_second(bytes: u64) -> String {
+    let bits = bytes as f64 * 8.0;
+    if bits > 1e9 {
+        format!("{:.1}Gbps", bits / 1e9)
+    } else if bits > 1e6 {
+        format!("{:.1}Mbps", bits / 1e6)
+    } else if bits > 1e3 {
+        format!("{:.1}Kbps", bits / 1e3)
+    } else {
+        format!("{bits}bps")
+    }
 }
 
 /// The service that matters: a listener's or inbound connection's own port, an outbound
@@ -417,6 +596,73 @@ mod tests {
             .write(&style, &mut out)
             .expect("write");
         String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn timers_read_as_ss_prints_them() {
+        let cases = [
+            (7_140_000, "119min"),
+            (65_000, "1min5sec"),
+            (600_000, "10min"),
+            (59_000, "59sec"),
+            (2_500, "2.500sec"),
+            (12_500, "12sec"),
+            (200, "200ms"),
+            (0, "0ms"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(milliseconds(ms), text, "{ms}");
+        }
+        let timer = Timer {
+            kind: crate::core::model::TimerKind::Keepalive,
+            expires_ms: 7_140_000,
+            retrans: 0,
+        };
+        assert_eq!(timer_cell(timer), "timer:(keepalive,119min,0)");
+    }
+
+    #[test]
+    fn memory_and_info_read_as_ss_prints_them() {
+        let mut memory = SocketMemory {
+            rmem_alloc: Some(0),
+            rcvbuf: Some(131072),
+            wmem_alloc: Some(0),
+            sndbuf: Some(87040),
+            fwd_alloc: Some(0),
+            wmem_queued: Some(0),
+            optmem: Some(0),
+            backlog: Some(0),
+            drops: Some(0),
+        };
+        assert_eq!(
+            memory_cell(&memory),
+            "skmem:(r0,rb131072,t0,tb87040,f0,w0,o0,bl0,d0)"
+        );
+        (memory.backlog, memory.drops) = (None, None);
+        assert_eq!(
+            memory_cell(&memory),
+            "skmem:(r0,rb131072,t0,tb87040,f0,w0,o0)"
+        );
+        let info = TcpInfo {
+            congestion: Some("cubic".into()),
+            rtt_us: Some(50),
+            rttvar_us: Some(25),
+            rto_us: Some(204_000),
+            cwnd: Some(10),
+            ssthresh: Some(0x7fff_ffff),
+            bytes_sent: Some(5),
+            bytes_acked: Some(6),
+            bytes_received: Some(0),
+            delivery_rate: Some(1_500_000_000),
+            total_retrans: Some(2),
+            ..TcpInfo::default()
+        };
+        assert_eq!(
+            info_cell(&info),
+            "cubic rto:204 rtt:0.05/0.025 cwnd:10 bytes_sent:5 bytes_acked:6 \
+             delivery_rate:12.0Gbps retrans:0/2"
+        );
+        assert_eq!(info_cell(&TcpInfo::default()), "-");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::core::cgroup::{Container, Manager};
 use crate::core::firewall::eval::Reach;
 use crate::core::firewall::judge::ForwardTarget;
-use crate::core::model::{Entry, PortRange, Process, Proto, State, Zones};
+use crate::core::model::{Entry, PortRange, Process, Proto, State, Timer, Zones};
 use crate::core::services::Services;
 use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
@@ -132,7 +132,7 @@ impl<'a> WhoReport<'a> {
             .collect();
         waiting.sort_by_key(|e| {
             (
-                std::cmp::Reverse(e.socket.timer),
+                std::cmp::Reverse(e.socket.timer.map(Timer::left)),
                 e.socket.local,
                 e.socket.remote,
             )
@@ -145,7 +145,7 @@ impl<'a> WhoReport<'a> {
                     .socket
                     .remote
                     .map(|remote| zones.address(e.socket.netns, remote)),
-                expires_in_seconds: e.socket.timer.map(|left| left.as_secs_f64()),
+                expires_in_seconds: e.socket.timer.map(|timer| timer.left().as_secs_f64()),
             })
             .collect();
         WhoReport {
@@ -174,16 +174,18 @@ impl<'a> WhoReport<'a> {
 
 fn listener(entry: &Entry, managers: &HashMap<u32, Manager>, zones: &Zones) -> Listener {
     let socket = &entry.socket;
-    let backlog = (socket.tx_queue > 0).then_some(socket.tx_queue);
+    let backlog = socket.tx_queue.filter(|&backlog| backlog > 0);
+    // Only netstat2 reports no queues; who's schema has a number here.
+    let accept_queue = socket.rx_queue.unwrap_or_default();
     Listener {
         local: zones.address(socket.netns, socket.local),
         local_address: socket.local.ip().to_string(),
         local_port: socket.local.port(),
         state: socket.state.as_str(),
         proto: socket.proto,
-        accept_queue: socket.rx_queue,
+        accept_queue,
         backlog,
-        queue_full: backlog.is_some_and(|backlog| socket.rx_queue >= backlog),
+        queue_full: backlog.is_some_and(|backlog| accept_queue >= backlog),
         uid: socket.uid,
         user: entry.user.as_deref().map(str::to_string),
         owners: entry

@@ -207,6 +207,14 @@ const SPECS: &[Spec] = &[
         one_is_ok: false,
     },
     Spec {
+        label: "portstat -a -i --json",
+        tool: Tool::Portstat,
+        args: &["-a", "-i", "--json"],
+        counterpart: Some("ss -tuanpi"),
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
         label: "portstat -l",
         tool: Tool::Portstat,
         args: &["-l"],
@@ -250,6 +258,14 @@ const SPECS: &[Spec] = &[
         label: "ss -tuanp",
         tool: Tool::Ss,
         args: &["-tuanp"],
+        counterpart: None,
+        may_be_missing: false,
+        one_is_ok: false,
+    },
+    Spec {
+        label: "ss -tuanpi",
+        tool: Tool::Ss,
+        args: &["-tuanpi"],
         counterpart: None,
         may_be_missing: false,
         one_is_ok: false,
@@ -1264,6 +1280,7 @@ fn targets(results: &[ScaleResult]) -> Vec<Target> {
     );
     ratio_target("portstat -a -n --json", find(10_000), 0.7);
     ratio_target("portstat -a -n --json", find(100_000), 0.5);
+    ratio_target("portstat -a -i --json", find(10_000), 0.5);
     ratio_target("portstat audit --input S", find(100_000), 2.0);
     ratio_target("portstat metrics", find(10_000), 0.5);
     ratio_target("portstat metrics", find(100_000), 0.5);
