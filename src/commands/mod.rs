@@ -14,6 +14,7 @@ use crate::render::Output;
 pub mod audit;
 pub mod list;
 pub mod metrics;
+pub mod probe;
 pub mod scan;
 pub mod serve;
 pub mod summary;

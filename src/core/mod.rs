@@ -6,6 +6,7 @@ pub mod error;
 pub mod firewall;
 pub mod meaning;
 pub mod model;
+pub mod probe;
 pub mod query;
 pub mod services;
 pub mod snapshot;
