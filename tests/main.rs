@@ -30,6 +30,8 @@ mod metrics;
 #[cfg(target_os = "linux")]
 mod netns;
 #[cfg(target_os = "linux")]
+mod probe;
+#[cfg(target_os = "linux")]
 mod props;
 #[cfg(target_os = "linux")]
 mod reach;
