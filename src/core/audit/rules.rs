@@ -1,6 +1,7 @@
 //! Which listeners deserve a person's attention, and why. The port rules are data in one
 //! table, [`PORT_RULES`] (README.md shows the same table); two more rules look at owners and at
-//! how a process binds its other sockets. Pure: listeners in, findings out.
+//! how a process binds its other sockets, and `probe_rules` at what `--probe` heard. Pure:
+//! listeners in, findings out.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
