@@ -157,6 +157,47 @@ golden!(
 );
 golden!(audit_json, "web-1", ["audit", "--json"]);
 
+// Issue 19: --probe (web-1's recorded answers): the PROBE column, who's Probe: line, JSON.
+golden!(
+    audit_probe,
+    "web-1",
+    ["audit", "--listeners", "--probe", "--fail-on", "never"]
+);
+golden!(audit_probe_json, "web-1", ["audit", "--probe", "--json"]);
+golden!(who_probe_tls, "web-1", ["who", "127.0.0.1:9000", "--probe"]);
+golden!(who_probe_json, "web-1", ["who", "22", "--probe", "--json"]);
+golden!(who_probe_withheld, "web-1", ["who", "6379", "--probe=http"]);
+
+#[test]
+fn probe_sends_the_safety_list_nothing_and_udp_is_never_probed() {
+    use portstat::core::probe::Sending;
+    let os = host("web-1");
+    run_with(&os, PIPED, &["audit", "--probe=http"]);
+    let probed = os.probed.lock().expect("probed");
+    let sent = |address: &str| {
+        let address: std::net::SocketAddr = address.parse().expect("address");
+        probed
+            .iter()
+            .find(|request| request.address == address)
+            .map(|request| request.send)
+    };
+    assert_eq!(sent("127.0.0.1:6379"), Some(Sending::Nothing));
+    assert_eq!(sent("127.0.0.1:22"), Some(Sending::TlsThenHttp));
+    // Every TCP listener once, and no UDP socket (53, 323, 5353).
+    assert_eq!(probed.len(), 7, "{probed:?}");
+    assert!(
+        probed
+            .iter()
+            .all(|r| ![53, 323, 5353].contains(&r.address.port()))
+    );
+    drop(probed);
+    // Without --probe, nothing is probed at all.
+    let os = host("web-1");
+    run_with(&os, PIPED, &["audit"]);
+    run_with(&os, PIPED, &["who", "22"]);
+    assert!(os.probed.lock().expect("probed").is_empty());
+}
+
 // summary and watch.
 golden!(summary_text, "web-1", ["summary"]);
 golden!(summary_json, "web-1", ["summary", "--json"]);

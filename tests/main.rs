@@ -38,6 +38,8 @@ mod netns;
 #[cfg(target_os = "linux")]
 mod nfnl;
 #[cfg(target_os = "linux")]
+mod probe;
+#[cfg(target_os = "linux")]
 mod props;
 #[cfg(target_os = "linux")]
 mod reach;

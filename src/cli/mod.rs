@@ -8,6 +8,7 @@ use crate::core::audit::rules::FailOn;
 use crate::core::error::UsageError;
 use crate::core::filter::Prefix;
 use crate::core::model::{Backend, Extensions, Family, Proto, State};
+use crate::core::probe::ProbeMode;
 use crate::core::query::{
     NetnsSelection, PortSpec, Query, RangeFilter, Selector, SortKey, StateSelection, parse_state,
 };
@@ -388,6 +389,22 @@ pub struct AuditArgs {
     #[arg(long, conflicts_with = "listeners")]
     pub summary: bool,
 
+    /// Talk to each TCP listener (inside its namespace) to learn what it speaks: a banner
+    /// (SSH, SMTP, ...), else TLS with its certificate; HTTP on web ports, or on every port with
+    /// =http. Services on the safety list (Redis, memcached, debuggers, printers) are only
+    /// listened to. Findings: expired or expiring certificates, self-signed, TLS 1.0/1.1,
+    /// plain HTTP, a port that speaks otherwise than it promises (see README)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "http",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "tls",
+        conflicts_with = "input"
+    )]
+    pub probe: Option<ProbeMode>,
+
     #[command(flatten)]
     pub json: JsonArg,
 }
@@ -408,6 +425,19 @@ pub struct WhoArgs {
     /// Also try a TCP connection (on loopback for a wildcard target), like `nc -z`
     #[arg(long)]
     pub connect: bool,
+
+    /// Talk to each TCP listener on the port to learn what it speaks (a banner, TLS and its
+    /// certificate, HTTP on web ports or with =http); the safety list's services are only
+    /// listened to (see README)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "http",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "tls"
+    )]
+    pub probe: Option<ProbeMode>,
 
     #[command(flatten)]
     pub json: JsonArg,

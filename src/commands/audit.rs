@@ -19,6 +19,7 @@ use crate::core::audit::outcome::{self, AuditSummary};
 use crate::core::audit::{policy, rules};
 use crate::core::error::UsageError;
 use crate::core::model::{Backend, Entry, Source, State};
+use crate::core::probe::ProbeMode;
 use crate::core::query::{NetnsSelection, Query};
 use crate::core::services::Services;
 use crate::os::Os;
@@ -122,7 +123,11 @@ pub fn run(args: &AuditArgs, context: &mut Context) -> Result<Outcome> {
     )?;
     let gathered = if args.input.is_empty() {
         let mut scan = scan_listeners(context, args.scan.backend, &args.scan.netns())?;
-        gather_live(context, &mut scan, args.scan.backend)?
+        let mut gathered = gather_live(context, &mut scan, args.scan.backend)?;
+        if let Some(mode) = args.probe {
+            probe_live(context, &scan, &mut gathered.listeners, mode);
+        }
+        gathered
     } else {
         gather_snapshots(os, &args.input, services)?
     };
@@ -227,12 +232,7 @@ pub fn gather_live(context: &Context, scan: &mut scan::Scan, backend: Backend) -
         bindv6only: Some(os.host_facts(None)?.bindv6only),
     };
     let host = os.hostname();
-    // With several network namespaces (--netns all), each is audited as a host of its own,
-    // named after the namespace, so every finding says where it is.
-    let host_of = |entry: &Entry| match &entry.netns {
-        Some(label) => format!("{host} netns {}", label.short()),
-        None => host.clone(),
-    };
+    let host_of = |entry: &Entry| host_of(&host, entry);
     let firewalls = scan::judge_firewalls(
         os,
         services,
@@ -284,6 +284,41 @@ pub fn gather_live(context: &Context, scan: &mut scan::Scan, backend: Backend) -
     })
 }
 
+/// With several network namespaces (--netns all), each is audited as a host of its own, named
+/// after the namespace, so every finding says where it is.
+fn host_of(host: &str, entry: &Entry) -> String {
+    match &entry.netns {
+        Some(label) => format!("{host} netns {}", label.short()),
+        None => host.to_string(),
+    }
+}
+
+/// `--probe`: what each TCP listener of the scan speaks, set on its listener. Published
+/// ports are not probed here: their server is, in its own namespace (`--netns all`).
+fn probe_live(context: &Context, scan: &scan::Scan, listeners: &mut [Listener], mode: ProbeMode) {
+    let host = context.os.hostname();
+    let listening: Vec<(&Entry, Option<&crate::core::model::Namespace>)> = scan
+        .entries
+        .iter()
+        .filter(|entry| entry.socket.state.is_listening())
+        .map(|entry| (entry, scan.namespace_of(entry)))
+        .collect();
+    let probes = super::probe::listeners(context.os, &listening, mode);
+    for ((entry, _), probe) in listening.iter().zip(probes) {
+        let socket = &entry.socket;
+        let label = host_of(&host, entry);
+        if let Some(listener) = listeners.iter_mut().find(|l| {
+            l.forward.is_none()
+                && l.host == label
+                && l.proto == socket.proto
+                && l.address == socket.local.ip()
+                && l.port == socket.local.port()
+        }) {
+            listener.probe = probe;
+        }
+    }
+}
+
 /// The listener a published port stands for: its host side, with the server at its target.
 fn forward_listener(
     host: &str,
@@ -314,6 +349,7 @@ fn forward_listener(
         owner_note: None,
         firewall: Some(published.reach.clone()),
         forward: Some(published.target.clone()),
+        probe: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod generate;
 pub mod list;
 pub mod metrics;
+pub mod probe;
 pub mod scan;
 pub mod serve;
 pub mod summary;

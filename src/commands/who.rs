@@ -111,6 +111,17 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
             &warnings,
         );
         let mut report = report;
+        if let Some(mode) = args.probe {
+            let listening: Vec<(&Entry, Option<&Namespace>)> = entries
+                .iter()
+                .filter(|entry| entry.socket.state.is_listening())
+                .map(|entry| (entry, namespace.as_ref()))
+                .collect();
+            let probes = super::probe::listeners(os, &listening, mode);
+            for (listener, probe) in report.listeners.iter_mut().zip(probes) {
+                listener.probe = probe;
+            }
+        }
         let (firewall, published) = firewall(
             context,
             args.scan.backend,

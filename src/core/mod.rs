@@ -8,6 +8,7 @@ pub mod filter;
 pub mod firewall;
 pub mod meaning;
 pub mod model;
+pub mod probe;
 pub mod query;
 pub mod services;
 pub mod snapshot;

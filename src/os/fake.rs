@@ -31,6 +31,9 @@ use crate::core::model::{
     Namespace, Process, Proto, Socket, SocketDetails, SocketMemory, Source, State, TableRead,
     TableRequest, TcpBytes, TcpInfo, Unreadable,
 };
+use crate::core::probe::{
+    Certificate, ProbeReading, ProbeRequest, Sending, TlsReading, TlsSession,
+};
 use crate::core::query::{NetnsSelection, PortSpec};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
@@ -72,6 +75,11 @@ pub struct FakeOs {
     pub binds: HashMap<(SocketAddr, bool), BindOutcome>,
     /// Addresses where a connection is accepted; every other one is refused.
     pub accepting: HashSet<SocketAddr>,
+    /// What each address answers `--probe` (by the address portstat connects to); every
+    /// other address refuses.
+    pub probes: HashMap<SocketAddr, FakeProbe>,
+    /// Every probe asked for, in order: what would have been sent where.
+    pub probed: Mutex<Vec<ProbeRequest>>,
     /// Files a user may name (`--input`, `--policy`, `--baseline`); `-` is standard input.
     pub files: HashMap<PathBuf, String>,
     /// Files written (`metrics --output`), by path.
@@ -120,6 +128,8 @@ impl Default for FakeOs {
             etc_services: None,
             binds: HashMap::new(),
             accepting: HashSet::new(),
+            probes: HashMap::new(),
+            probed: Mutex::default(),
             files: HashMap::new(),
             written: Mutex::default(),
             destroyed: Vec::new(),
@@ -173,6 +183,8 @@ struct HostFile {
     /// with `-i` and `-m` its TCP internals and memory.
     #[serde(default)]
     socket: Vec<SocketFile>,
+    #[serde(default)]
+    probe: Vec<ProbeFile>,
     /// Why the firewall can't be read; otherwise it is read from `firewall/` beside this file
     /// (`nft.json`, `iptables-nft.v4`, `iptables-nft.v6`, `iptables-legacy.v4`,
     /// `iptables-legacy.v6`: what each tool printed), and a host without that directory has
@@ -360,6 +372,47 @@ struct InterfaceFile {
     name: String,
 }
 
+/// What a listener answers `--probe`. What is sent is decided by portstat: a listener that
+/// has a `tls` answers a ClientHello only when one is sent.
+#[derive(Debug, Clone, Default)]
+pub struct FakeProbe {
+    /// What it says unasked.
+    pub banner: Option<String>,
+    pub tls: Option<TlsSession>,
+    /// Its reply to a ClientHello, when it is not TLS.
+    pub not_tls: Option<String>,
+    /// Its reply to `HEAD / HTTP/1.0`.
+    pub http: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeFile {
+    /// Where portstat connects (loopback for a wildcard listener).
+    address: SocketAddr,
+    banner: Option<String>,
+    tls: Option<TlsFile>,
+    not_tls: Option<String>,
+    http: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    version: String,
+    cipher: String,
+    subject: String,
+    issuer: String,
+    #[serde(default)]
+    sans: Vec<String>,
+    /// RFC 3339.
+    not_before: String,
+    not_after: String,
+    self_signed: bool,
+    #[serde(default)]
+    also_accepts: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BindFile {
@@ -523,6 +576,42 @@ impl FakeOs {
                 .insert((bind.address, bind.reuse_address), outcome);
         }
         fake.accepting = host.accepting.into_iter().collect();
+        for probe in host.probe {
+            let tls = probe
+                .tls
+                .map(|tls| -> Result<TlsSession> {
+                    let seconds = |text: &str| -> Result<i64> {
+                        let time = humantime::parse_rfc3339(text)
+                            .with_context(|| format!("{}: probe time {text:?}", file.display()))?;
+                        Ok(time
+                            .duration_since(SystemTime::UNIX_EPOCH)
+                            .map_or(0, |since| since.as_secs() as i64))
+                    };
+                    Ok(TlsSession {
+                        version: tls.version,
+                        cipher: tls.cipher,
+                        certificate: Some(Certificate {
+                            subject: tls.subject,
+                            issuer: tls.issuer,
+                            sans: tls.sans,
+                            not_before: seconds(&tls.not_before)?,
+                            not_after: seconds(&tls.not_after)?,
+                            self_signed: tls.self_signed,
+                        }),
+                        also_accepts: tls.also_accepts,
+                    })
+                })
+                .transpose()?;
+            fake.probes.insert(
+                probe.address,
+                FakeProbe {
+                    banner: probe.banner,
+                    tls,
+                    not_tls: probe.not_tls,
+                    http: probe.http,
+                },
+            );
+        }
         Ok(fake)
     }
 
@@ -750,6 +839,44 @@ impl Os for FakeOs {
             ConnectOutcome::Refused
         };
         (outcome, Duration::from_micros(120))
+    }
+
+    fn probe(&self, requests: &[ProbeRequest]) -> Vec<ProbeReading> {
+        self.probed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(requests.iter().cloned());
+        requests
+            .iter()
+            .map(|request| {
+                let Some(answers) = self.probes.get(&request.address) else {
+                    return ProbeReading {
+                        connect: Some(ConnectOutcome::Refused),
+                        ..ProbeReading::default()
+                    };
+                };
+                let mut reading = ProbeReading {
+                    connect: Some(ConnectOutcome::Accepted),
+                    banner: answers.banner.clone().unwrap_or_default().into_bytes(),
+                    ..ProbeReading::default()
+                };
+                if !reading.banner.is_empty() || request.send == Sending::Nothing {
+                    return reading;
+                }
+                let tls = match (&answers.tls, &answers.not_tls) {
+                    (Some(session), _) => TlsReading::Handshake(session.clone()),
+                    (None, Some(reply)) => TlsReading::NotTls(reply.clone().into_bytes()),
+                    (None, None) => TlsReading::Silent,
+                };
+                let answered = !matches!(&tls, TlsReading::Silent)
+                    && !matches!(&tls, TlsReading::NotTls(reply) if reply.is_empty());
+                reading.tls = Some(tls);
+                if !answered && request.send == Sending::TlsThenHttp {
+                    reading.http = Some(answers.http.clone().unwrap_or_default().into_bytes());
+                }
+                reading
+            })
+            .collect()
     }
 
     fn now(&self) -> SystemTime {

@@ -17,6 +17,7 @@ use crate::core::firewall::Ruleset;
 use crate::core::model::{
     Backend, Holders, InterfaceAddress, Namespace, Process, Proto, Source, TableRead, TableRequest,
 };
+use crate::core::probe::{ProbeReading, ProbeRequest};
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
@@ -218,6 +219,16 @@ impl Os for LiveOs {
     ) -> (ConnectOutcome, Duration) {
         self.inside(netns, || probe::connect(address, timeout))
             .unwrap_or_else(|error| (ConnectOutcome::Failed(format!("{error:#}")), Duration::ZERO))
+    }
+
+    fn probe(&self, requests: &[ProbeRequest]) -> Vec<ProbeReading> {
+        probe::talk_to_all(requests, |request, deadline| {
+            self.inside(request.netns.as_ref(), || probe::talk(request, deadline))
+                .unwrap_or_else(|error| ProbeReading {
+                    connect: Some(ConnectOutcome::Failed(format!("{error:#}"))),
+                    ..ProbeReading::default()
+                })
+        })
     }
 
     fn now(&self) -> SystemTime {

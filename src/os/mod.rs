@@ -18,6 +18,7 @@ use crate::core::model::{
     Backend, DestroyedSince, Holders, InterfaceAddress, Namespace, Process, Proto, Source,
     TableRead, TableRequest,
 };
+use crate::core::probe::{ProbeReading, ProbeRequest};
 use crate::core::query::NetnsSelection;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
@@ -44,6 +45,7 @@ mod processes;
 #[cfg(target_os = "linux")]
 pub mod procfs;
 mod tables;
+mod tls;
 
 pub use fake::FakeOs;
 pub use live::LiveOs;
@@ -141,6 +143,11 @@ pub trait Os: Sync {
         address: SocketAddr,
         timeout: Duration,
     ) -> (ConnectOutcome, Duration);
+
+    /// Talks to this host's own TCP listeners as each request allows (`--probe`), inside their
+    /// namespaces: at most `core::probe::AT_ONCE` at once, all within `core::probe::TOTAL_CAP`,
+    /// every connection closed as soon as its step is done. Readings in the requests' order.
+    fn probe(&self, requests: &[ProbeRequest]) -> Vec<ProbeReading>;
 
     /// The wall clock.
     fn now(&self) -> SystemTime;

@@ -1,13 +1,21 @@
-//! Asking the kernel directly: a test bind (released at once, never listened on) and a
-//! connection attempt like `nc -z`, in the calling thread's network namespace.
+//! Asking the kernel directly: a test bind (released at once, never listened on), a
+//! connection attempt like `nc -z`, and `--probe`'s talk with a listener, in the calling
+//! thread's network namespace.
 
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::tls;
 use crate::core::model::{Proto, needs_zone};
+use crate::core::probe::{
+    AT_ONCE, BANNER_WAIT, KEEP_BYTES, ProbeReading, ProbeRequest, STEP_TIMEOUT, Sending, TOTAL_CAP,
+    TlsReading,
+};
 use crate::core::verdict::{BindOutcome, ConnectOutcome};
 
 pub fn try_bind(proto: Proto, address: SocketAddr, reuse_address: bool) -> BindOutcome {
@@ -55,15 +63,166 @@ fn explain(address: SocketAddr, error: io::Error) -> String {
 
 pub fn connect(address: SocketAddr, timeout: Duration) -> (ConnectOutcome, Duration) {
     let started = Instant::now();
-    let outcome = match std::net::TcpStream::connect_timeout(&address, timeout) {
+    let outcome = match open(address, timeout) {
         Ok(_) => ConnectOutcome::Accepted,
-        Err(error) => match error.kind() {
-            io::ErrorKind::ConnectionRefused => ConnectOutcome::Refused,
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectOutcome::TimedOut,
-            _ => ConnectOutcome::Failed(explain(address, error)),
-        },
+        Err(outcome) => outcome,
     };
     (outcome, started.elapsed())
+}
+
+fn open(address: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectOutcome> {
+    if timeout.is_zero() {
+        return Err(ConnectOutcome::TimedOut);
+    }
+    TcpStream::connect_timeout(&address, timeout).map_err(|error| match error.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectOutcome::Refused,
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectOutcome::TimedOut,
+        _ => ConnectOutcome::Failed(explain(address, error)),
+    })
+}
+
+/// Runs `talk` for every request, at most [`AT_ONCE`] at a time, each given the run's
+/// deadline ([`TOTAL_CAP`] from now); a request not begun by then is left unprobed. Results are
+/// in the requests' order.
+pub fn talk_to_all(
+    requests: &[ProbeRequest],
+    talk: impl Fn(&ProbeRequest, Instant) -> ProbeReading + Sync,
+) -> Vec<ProbeReading> {
+    let deadline = Instant::now() + TOTAL_CAP;
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(vec![ProbeReading::default(); requests.len()]);
+    let work = || {
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(request) = requests.get(index) else {
+                break;
+            };
+            if Instant::now() >= deadline {
+                continue;
+            }
+            let reading = talk(request, deadline);
+            results
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = reading;
+        }
+    };
+    std::thread::scope(|scope| {
+        let workers = requests.len().min(AT_ONCE);
+        // A host at its thread limit still gets its probes, fewer at once.
+        for _ in 1..workers {
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, work)
+                .is_err()
+            {
+                break;
+            }
+        }
+        work();
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One listener, as its request says: connect, listen for [`BANNER_WAIT`], then (if it said
+/// nothing and the request allows) a TLS ClientHello on the same connection, and an HTTP request
+/// on a new one. Every connection is closed as soon as its step is done.
+pub fn talk(request: &ProbeRequest, deadline: Instant) -> ProbeReading {
+    let left = |limit: Duration| limit.min(deadline.saturating_duration_since(Instant::now()));
+    let mut reading = ProbeReading::default();
+    let address = request.address;
+    let mut stream = match open(address, left(STEP_TIMEOUT)) {
+        Ok(stream) => stream,
+        Err(outcome) => {
+            reading.connect = Some(outcome);
+            return reading;
+        }
+    };
+    reading.connect = Some(ConnectOutcome::Accepted);
+    // Nothing waits to be sent: the ClientHello goes out at once, alone.
+    let _ = stream.set_nodelay(true);
+    let (banner, closed) = listen(&mut stream, left(BANNER_WAIT));
+    reading.banner = banner;
+    if !reading.banner.is_empty() || closed || request.send == Sending::Nothing {
+        return reading;
+    }
+    if left(STEP_TIMEOUT).is_zero() {
+        reading.out_of_time = true;
+        return reading;
+    }
+    let mut handshake = tls::handshake(&mut stream, address, left(STEP_TIMEOUT));
+    drop(stream);
+    if matches!(handshake, TlsReading::Handshake(_) | TlsReading::Alert(_)) {
+        // A second ClientHello, offering TLS 1.0 and 1.1 only, to a server known to be TLS.
+        let old = open(address, left(STEP_TIMEOUT))
+            .ok()
+            .and_then(|mut stream| tls::legacy(&mut stream, left(STEP_TIMEOUT)));
+        match (&mut handshake, old) {
+            (TlsReading::Handshake(session), Some((version, _))) => {
+                session.also_accepts.push(version);
+            }
+            (TlsReading::Alert(_), Some((version, cipher))) => {
+                handshake = TlsReading::Handshake(crate::core::probe::TlsSession {
+                    version,
+                    cipher,
+                    certificate: None,
+                    also_accepts: Vec::new(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let tried_http = request.send == Sending::TlsThenHttp
+        && matches!(handshake, TlsReading::Silent | TlsReading::NotTls(_));
+    if matches!(handshake, TlsReading::Silent) && left(STEP_TIMEOUT).is_zero() {
+        reading.out_of_time = true;
+    }
+    let answered = matches!(&handshake, TlsReading::NotTls(reply) if !reply.is_empty());
+    reading.tls = Some(handshake);
+    if tried_http && !answered && !reading.out_of_time {
+        reading.http = Some(
+            open(address, left(STEP_TIMEOUT))
+                .ok()
+                .map(|mut stream| {
+                    let sent = stream
+                        .set_write_timeout(Some(left(STEP_TIMEOUT).max(Duration::from_millis(1))))
+                        .and_then(|()| stream.write_all(b"HEAD / HTTP/1.0\r\n\r\n"));
+                    match sent {
+                        Ok(()) => listen(&mut stream, left(STEP_TIMEOUT)).0,
+                        Err(_) => Vec::new(),
+                    }
+                })
+                .unwrap_or_default(),
+        );
+    }
+    reading
+}
+
+/// What the other end sends within `wait`, up to [`KEEP_BYTES`] or the end of its first line,
+/// and whether it closed the connection.
+fn listen(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + wait;
+    let mut heard = Vec::new();
+    let mut buffer = [0u8; KEEP_BYTES];
+    while heard.len() < KEEP_BYTES && !heard.contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut buffer[..KEEP_BYTES - heard.len()]) {
+            Ok(0) => return (heard, true),
+            Ok(read) => heard.extend_from_slice(&buffer[..read]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                let closed = !matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                );
+                return (heard, closed);
+            }
+        }
+    }
+    (heard, false)
 }
 
 #[cfg(test)]

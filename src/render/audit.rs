@@ -193,6 +193,11 @@ fn finding_table(
         Column::new("PROCESS", Give::Shorten(9)),
         Column::new("REASON", Give::Wrap(18)),
     ];
+    // Only with --probe: the column would say `-` on every row otherwise.
+    let probed = audit.listeners.iter().any(|l| l.probe.is_some());
+    if probed {
+        columns.insert(7, Column::new("PROBE", Give::Shorten(6)));
+    }
     if several_hosts {
         columns.insert(0, Column::new("HOST", Give::Shorten(10)));
     }
@@ -222,6 +227,9 @@ fn finding_table(
             owners(listener),
             finding.reason.clone(),
         ];
+        if probed {
+            row.insert(7, super::probe::cell(listener.probe.as_ref()));
+        }
         if several_hosts {
             row.insert(0, listener.host.clone());
         }
@@ -295,6 +303,10 @@ fn listener_table(
         Column::new("SERVICE", Give::Drop(1)),
         Column::new("PROCESS", Give::Shorten(10)),
     ];
+    let probed = audit.listeners.iter().any(|l| l.probe.is_some());
+    if probed {
+        columns.push(Column::new("PROBE", Give::Shorten(6)));
+    }
     if several_hosts {
         columns.insert(0, Column::new("HOST", Give::Shorten(10)));
     }
@@ -312,6 +324,9 @@ fn listener_table(
             listener.service.clone().unwrap_or_else(|| "-".into()),
             owners(listener),
         ];
+        if probed {
+            row.push(super::probe::cell(listener.probe.as_ref()));
+        }
         if several_hosts {
             row.insert(0, listener.host.clone());
         }
@@ -576,6 +591,7 @@ mod tests {
             owner_note: None,
             firewall: None,
             forward: None,
+            probe: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod csv;
 pub mod json;
 pub mod metrics;
+pub mod probe;
 pub mod summary;
 pub mod table;
 pub mod watch;

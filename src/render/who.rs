@@ -12,6 +12,7 @@ use crate::core::cgroup::{Container, Manager};
 use crate::core::firewall::eval::Reach;
 use crate::core::firewall::judge::ForwardTarget;
 use crate::core::model::{Entry, PortRange, Process, Proto, State, Timer, Zones};
+use crate::core::probe::Probe;
 use crate::core::services::Services;
 use crate::core::target::Target;
 use crate::core::verdict::{BindTest, ConnectOutcome, ConnectTest};
@@ -79,6 +80,9 @@ pub struct Listener {
     pub user: Option<String>,
     pub owners: Vec<Owner>,
     pub owner_note: Option<&'static str>,
+    /// What it speaks, with `--probe` (left out of JSON without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,6 +212,7 @@ fn listener(entry: &Entry, managers: &HashMap<u32, Manager>, zones: &Zones) -> L
             })
             .collect(),
         owner_note: entry.owner_note.map(|note| note.code()),
+        probe: None,
     }
 }
 
@@ -295,6 +300,10 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
                 };
                 writeln!(out, "      {cmdline}")?;
             }
+        }
+        if let Some(probe) = &listener.probe {
+            // A banner and a certificate's names are the listener's words: escaped.
+            writeln!(out, "    {}", printable(&super::probe::line(probe)))?;
         }
     }
 

@@ -11,6 +11,7 @@ use super::exposure::{self, Exposure, HostView};
 use crate::core::firewall::eval::Reach;
 use crate::core::firewall::judge::ForwardTarget;
 use crate::core::model::{Entry, OwnerNote, Process, Proto};
+use crate::core::probe::Probe;
 use crate::core::services::Services;
 use crate::core::snapshot::{SCHEMA, Snapshot, SocketRecord, from_json, schema_of};
 
@@ -35,6 +36,9 @@ pub struct Listener {
     /// For a published port (a DNAT): where connections to it really go. The listener is then
     /// the host side of the forward, and its processes are the server's at the target.
     pub forward: Option<Arc<ForwardTarget>>,
+    /// What it speaks, with `--probe` (left out of JSON without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
 }
 
 impl Listener {
@@ -83,6 +87,7 @@ impl Listener {
             owner_note: record.owner_note,
             firewall: None,
             forward: None,
+            probe: None,
         }
     }
 

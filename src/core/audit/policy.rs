@@ -314,6 +314,7 @@ mod tests {
             owner_note: None,
             firewall: None,
             forward: None,
+            probe: None,
         }
     }
 

@@ -1,44 +1,17 @@
 //! Which listeners deserve a person's attention, and why. The port rules are data in one
 //! table, [`PORT_RULES`] (README.md shows the same table); two more rules look at owners and at
-//! how a process binds its other sockets. Pure: listeners in, findings out.
+//! how a process binds its other sockets, and `probe_rules` at what `--probe` heard. Pure:
+//! listeners in, findings out.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 
-use serde::Serialize;
-
 use super::exposure::Class;
+pub use super::finding::{Finding, Severity};
 use super::listener::Listener;
+use super::probe_rules;
 use crate::core::firewall::eval::Verdict;
 use crate::core::model::{OwnerNote, Proto};
-
-/// Ordered from least to most serious, so `>=` compares against `--fail-on`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-}
-
-impl Severity {
-    pub const DESCENDING: [Severity; 4] = [
-        Severity::High,
-        Severity::Medium,
-        Severity::Low,
-        Severity::Info,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-        }
-    }
-}
 
 /// `--fail-on`: the least severity that fails the run, or `never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -191,22 +164,6 @@ pub const PORT_RULES: &[PortRule] = &[
 pub const OWNER_HIDDEN: &str = "owner-hidden";
 pub const LOOPBACK_INTENDED: &str = "loopback-intended";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// Index into the audited listeners.
-    pub listener: usize,
-    pub rule: &'static str,
-    pub severity: Severity,
-    /// The port rule's service, or `None` for the rules about owners and binding.
-    pub service: Option<&'static str>,
-    pub reason: String,
-    /// A policy `[[allow]]` accepts this listener: reported, but it does not fail the run.
-    pub allowed: bool,
-    /// The firewall lets no new connection through to this listener: reported, but it does
-    /// not fail the run.
-    pub blocked: bool,
-}
-
 /// Every finding about `listeners`, most severe first.
 pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
     let index = Index::new(listeners);
@@ -221,7 +178,7 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
             let twin = rule
                 .unless_also
                 .is_some_and(|port| index.listens_beyond_loopback(listener, port));
-            if !twin {
+            if !twin && !probe_rules::superseded(rule.id, listener) {
                 findings.push(Finding {
                     listener: position,
                     rule: rule.id,
@@ -249,6 +206,7 @@ pub fn evaluate(listeners: &[Listener]) -> Vec<Finding> {
             findings.extend(loopback_intended(listeners, &index, position));
         }
     }
+    findings.extend(probe_rules::findings(listeners));
     for finding in &mut findings {
         finding.blocked = listeners[finding.listener]
             .firewall
@@ -439,6 +397,7 @@ mod tests {
             owner_note: pid.is_none().then_some(OwnerNote::Hidden),
             firewall: None,
             forward: None,
+            probe: None,
         }
     }
 
