@@ -80,9 +80,10 @@ fn answer(
             let now = context.os.monotonic();
             let fresh = cached
                 .as_ref()
-                .is_some_and(|c| now.saturating_sub(c.at) < min_interval);
-            if !fresh {
-                match exporter.scrape(context) {
+                .filter(|c| now.saturating_sub(c.at) < min_interval);
+            let scrape = match fresh {
+                Some(cached) => &cached.scrape,
+                None => match exporter.scrape(context) {
                     Ok(scrape) => {
                         // On standard error as every command says them, but only when they
                         // change: a server scraped every 15 s would repeat them all day.
@@ -94,13 +95,12 @@ fn answer(
                             .collect();
                         let _ = context.output.warnings(&new);
                         said.clone_from(&scrape.warnings);
-                        *cached = Some(Cached { at: now, scrape });
+                        &cached.insert(Cached { at: now, scrape }).scrape
                     }
                     Err(error) => return text(500, &format!("the scan failed: {error:#}\n")),
-                }
-            }
+                },
+            };
             let dialect = Dialect::negotiate(request.accept.as_deref());
-            let scrape = &cached.as_ref().expect("a scan was just cached").scrape;
             Response {
                 status: 200,
                 content_type: dialect.content_type(),
