@@ -562,10 +562,19 @@ fn udp_test_bind_never_takes_a_live_servers_datagrams() {
         let (status, report) = who_json(&[&target]);
         assert_eq!(status, 1, "{report:#}");
         assert_eq!(report["verdict"]["can_bind"], false);
-        assert_eq!(report["verdict"]["reason"], "listener");
         assert_eq!(report["test_bind"]["without_reuseaddr"], "in-use");
         assert_eq!(report["test_bind"]["with_reuseaddr"], "skipped");
-        assert!(message(&report).contains("only one of them"), "{report:#}");
+        // Another test thread that forks a child holds every fd of this process until the
+        // child's exec: then two processes really hold the socket, and the verdict says so.
+        let owners = report["listeners"][0]["owners"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if report["verdict"]["reason"] == "shared-listener" {
+            assert!(owners > 1, "{report:#}");
+        } else {
+            assert_eq!(report["verdict"]["reason"], "listener", "{report:#}");
+            assert!(message(&report).contains("only one of them"), "{report:#}");
+        }
         let (status, _) = who_json(&[&format!("{}/udp", address.port())]);
         assert_eq!(status, 1);
     }
