@@ -9,11 +9,12 @@
 //! Options: `--scales small,1k,10k,100k` (any of them, or a number of sockets), `--runs R`
 //! (timed runs per command, default 10; 30 at the small scale), `--slow-runs S` (netstat and
 //! lsof, default 3), `--session-secs T` (default 50), `--portstat PATH` (a portstat binary built
-//! elsewhere; nothing is built then), `--no-build`, `--verbose` (every run on stderr), `--out
+//! elsewhere; nothing is built then), `--no-build`, `--profile P` (the cargo profile built and
+//! measured, default `release`; `dist` is what packages ship), `--verbose` (every run on stderr), `--out
 //! PATH` (default BENCHMARKS.md at the repository root).
 //!
-//! How: it first builds `target/release/portstat` (`cargo build --release`; cargo rebuilds it
-//! only when it is outdated). The socket farm is this very executable, run as `xtask farm`
+//! How: it first builds `target/<profile>/portstat` (`cargo build --profile P`; cargo rebuilds
+//! it only when it is outdated). The socket farm is this very executable, run as `xtask farm`
 //! (`crate::farm`). For each scale it enters a fresh private network namespace (loopback only,
 //! `lo` up, ephemeral ports 1024-65535), starts the farm there and waits for `ready <port>`, so
 //! the farm's sockets are the only
@@ -66,13 +67,16 @@ pub struct BenchArgs {
     /// Restart the farm when a round would end this long after it got ready (TIME_WAIT: 60 s)
     #[arg(long, default_value_t = 50, value_parser = positive)]
     pub session_secs: usize,
-    /// The portstat binary to measure (default: target/release/portstat, built first); a binary
+    /// The portstat binary to measure (default: target/<profile>/portstat, built first); a binary
     /// given here is not built
     #[arg(long, value_name = "PATH")]
     pub portstat: Option<PathBuf>,
-    /// Do not run `cargo build --release` first
+    /// Do not build first
     #[arg(long)]
     pub no_build: bool,
+    /// The cargo profile to build and measure (`dist` is what packages ship)
+    #[arg(long, default_value = "release")]
+    pub profile: String,
     /// Every run on stderr
     #[arg(long)]
     pub verbose: bool,
@@ -111,6 +115,7 @@ struct Options {
     session: Duration,
     portstat: Option<PathBuf>,
     build: bool,
+    profile: String,
     out: PathBuf,
     verbose: bool,
     /// The arguments as given, for the command line in the report.
@@ -130,6 +135,7 @@ impl Options {
             session: Duration::from_secs(args.session_secs as u64),
             portstat: args.portstat.clone(),
             build: !args.no_build && args.portstat.is_none(),
+            profile: args.profile.clone(),
             out: args
                 .out
                 .clone()
@@ -940,32 +946,20 @@ fn bench(options: &Options) -> Result<(), String> {
     let started = Instant::now();
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let root = crate::repo_root();
-    if options.build {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "portstat",
-                "--bin",
-                "portstat",
-            ])
-            .status()
-            .map_err(|error| format!("cargo build: {error}"))?;
-        if !status.success() {
-            return Err(format!("cargo build --release failed: {status}"));
-        }
-    }
+    let built = if options.build {
+        Some(crate::build_portstat(&options.profile)?)
+    } else {
+        None
+    };
     let measurer_dir =
         tempfile::tempdir().map_err(|error| format!("temporary directory: {error}"))?;
     let programs = Programs {
         measure: build_measurer(measurer_dir.path())?,
-        portstat: options
-            .portstat
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/portstat")),
+        portstat: match (&options.portstat, built) {
+            (Some(given), _) => given.clone(),
+            (None, Some(built)) => built,
+            (None, None) => root.join("target").join(&options.profile).join("portstat"),
+        },
         // The farm is this executable's `farm` task.
         farm: std::env::current_exe().map_err(|error| format!("own executable: {error}"))?,
         ss: which("ss").ok_or("ss (iproute2) is not installed")?,

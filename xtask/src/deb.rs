@@ -75,25 +75,7 @@ fn package(profile: &str) -> Result<PathBuf, String> {
             "cargo install cargo-deb",
         )?;
     }
-    let built = cargo()
-        .current_dir(&root)
-        .args([
-            "build",
-            "--profile",
-            profile,
-            "--package",
-            "portstat",
-            "--bin",
-            "portstat",
-        ])
-        .status()
-        .map_err(|error| format!("cargo build: {error}"))?;
-    if !built.success() {
-        return Err(format!("cargo build --profile {profile} failed"));
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let binary = target.join(profile).join("portstat");
+    let binary = crate::build_portstat(profile)?;
     // cargo-deb reads assets relative to the package, wherever the build went.
     let assets = root.join("target/assets");
     std::fs::create_dir_all(&assets).map_err(|error| format!("{}: {error}", assets.display()))?;

@@ -9,6 +9,7 @@ mod firewall_cost;
 mod fixtures;
 #[cfg(test)] // the bench compiles it on its own (measure.rs says why); a module for the tests
 mod measure;
+mod ruleset;
 mod serve_memory;
 mod services;
 mod test;
@@ -69,6 +70,25 @@ fn main() -> ExitCode {
 pub fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Builds the portstat binary with a cargo profile and returns where it went (under
+/// `CARGO_TARGET_DIR` when set): the benchmark and the package build the same way.
+pub fn build_portstat(profile: &str) -> Result<PathBuf, String> {
+    let root = repo_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--profile", profile, "--package", "portstat"])
+        .args(["--bin", "portstat"])
+        .status()
+        .map_err(|error| format!("cargo build: {error}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --profile {profile} failed: {status}"));
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join(profile).join("portstat"))
 }
 
 /// The arguments given after the task's name, as given.
