@@ -11,6 +11,7 @@ cleanup() {
     kill $(jobs -p) 2>/dev/null || true
     ip netns del "$demo" 2>/dev/null || true
     ip netns del "$peer" 2>/dev/null || true
+    rm -rf /tmp/portstat-demo
 }
 trap cleanup EXIT
 ip netns add "$demo"
@@ -34,19 +35,22 @@ table inet filter {
 }
 NFT
 in_demo() { ip netns exec "$demo" "$@"; }
-work=$(mktemp -d)
+work=/tmp/portstat-demo
+rm -rf "$work"; mkdir -p "$work"
 echo hello > "$work/index.html"
 (cd "$work" && exec ip netns exec "$demo" python3 -m http.server 8080 --bind 0.0.0.0 >/dev/null 2>&1) &
-listen() { # NAME HOST PORT: a server that accepts and holds connections
-    in_demo python3 -c "
-import socket, sys, time
-s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+# The demo servers: one small script each, so their command lines read as what they stand for.
+cat > "$work/listen.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(128)
 held = []
 while True:
     c, _ = s.accept(); held.append(c)
-" "$2" "$3" &
+PY
+listen() { # NAME HOST PORT: a server that accepts and holds connections
+    (cd "$work" && exec ip netns exec "$demo" python3 listen.py "$2" "$3") &
 }
 listen redis 0.0.0.0 6379
 listen postgres 0.0.0.0 5432
@@ -71,6 +75,7 @@ show -l --firewall
 show -t -i 5432
 show who 8080
 show who 6379
+show audit
 show audit --listeners
 show summary
 show metrics --leave-out unit,container,netns
