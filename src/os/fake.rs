@@ -31,9 +31,7 @@ use crate::core::model::{
     Namespace, Process, Proto, Socket, SocketDetails, SocketMemory, Source, State, TableRead,
     TableRequest, TcpBytes, TcpInfo, Unreadable,
 };
-use crate::core::probe::{
-    Certificate, ProbeReading, ProbeRequest, Sending, TlsReading, TlsSession,
-};
+use crate::core::probe::{ProbeReading, ProbeRequest, Sending, TlsReading, TlsSession};
 use crate::core::query::{NetnsSelection, PortSpec};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
@@ -590,7 +588,7 @@ impl FakeOs {
                     Ok(TlsSession {
                         version: tls.version,
                         cipher: tls.cipher,
-                        certificate: Some(Certificate {
+                        certificate: Some(crate::core::probe::Certificate {
                             subject: tls.subject,
                             issuer: tls.issuer,
                             sans: tls.sans,

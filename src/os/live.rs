@@ -34,6 +34,8 @@ pub struct LiveOs {
 
 enum Signal {
     Interrupt,
+    // Only the destroy-event reader sends it, and that reader is Linux's.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Reports,
 }
 

@@ -24,6 +24,7 @@ use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
 #[cfg(target_os = "linux")]
 mod bytecode;
+#[cfg(target_os = "linux")]
 mod destroy_events;
 pub mod fake;
 #[cfg(target_os = "linux")]

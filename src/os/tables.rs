@@ -14,7 +14,9 @@ use super::netstat2;
 #[cfg(target_os = "linux")]
 use super::{netlink, procfs};
 use crate::core::error::UsageError;
-use crate::core::model::{Backend, Extensions, Source, TableRead, TableRequest};
+#[cfg(target_os = "linux")]
+use crate::core::model::Extensions;
+use crate::core::model::{Backend, Source, TableRead, TableRequest};
 
 /// Reads the wanted tables with the chosen backend.
 pub fn read(backend: Backend, source: &Source, wanted: TableRequest) -> Result<TableRead> {

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use crate::core::firewall::{Chain, Origin, Ruleset, TableFamily};
 
 pub mod iptables;
+#[cfg(target_os = "linux")]
 pub mod netlink;
 pub mod nft;
 
@@ -178,7 +179,7 @@ pub fn dump() -> Result<Dumps, String> {
     // nftables first: the iptables-nft save tools are needed only when it has tables of
     // iptables' names (each tool is a process start and a netlink dump, which who and audit
     // wait for).
-    let named = match netlink::read() {
+    let named = match read_nf_tables() {
         Ok(document) => {
             let named = iptables_named_tables_of(&document);
             dumps.netlink = Some(document);
@@ -234,6 +235,17 @@ pub fn dump() -> Result<Dumps, String> {
         }
     }
     Ok(dumps)
+}
+
+#[cfg(target_os = "linux")]
+fn read_nf_tables() -> Result<serde_json::Value, String> {
+    netlink::read()
+}
+
+/// nf_tables netlink is Linux's; elsewhere `dump` goes straight to nft.
+#[cfg(not(target_os = "linux"))]
+fn read_nf_tables() -> Result<serde_json::Value, String> {
+    Err("nf_tables netlink exists on Linux only".into())
 }
 
 /// The legacy iptables tables the kernel holds for the calling thread's namespace.
