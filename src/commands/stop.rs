@@ -269,7 +269,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
     if !args.quiet {
         let output = &mut context.output;
         if args.json.json {
-            output.json(&report)?;
+            output.json(&render::stop::Document::of(&report))?;
         } else {
             render::stop::text(&report, options.force, output.out)?;
         }

@@ -1358,6 +1358,55 @@ mod tests {
     }
 
     #[test]
+    fn a_socket_activated_service_is_stopped_with_its_socket_never_by_killing_pid_1() {
+        let holders = vec![
+            process(1, "systemd", None, 1),
+            process(800, "cupsd", Some(1), 20),
+        ];
+        let cups = held_by(Proto::Tcp, "127.0.0.1:631", holders);
+        let managers = HashMap::from([(
+            800,
+            Manager {
+                unit: Some("cups.service".into()),
+                container: None,
+            },
+        )]);
+        let entries = [cups];
+        let verdict = decide(&target("127.0.0.1:631"), &entries, &HOST, &managers, None);
+        let text = &verdict.message;
+        assert!(
+            text.ends_with("To free it: systemctl stop cups.socket cups.service"),
+            "{text}"
+        );
+        // The stop `who --stop` carries out is the one the advice names.
+        let stops = stops(&target("127.0.0.1:631"), &entries, &HOST, &managers);
+        assert_eq!(
+            stops,
+            [Stop::Unit {
+                unit: "cups.service".into(),
+                socket: Some("cups.socket".into())
+            }]
+        );
+        let waiting = held_by(
+            Proto::Tcp,
+            "127.0.0.1:631",
+            vec![process(1, "systemd", None, 1)],
+        );
+        let text = decide(
+            &target("127.0.0.1:631"),
+            &[waiting],
+            &HOST,
+            &HashMap::new(),
+            None,
+        )
+        .message;
+        assert!(
+            text.contains("systemctl list-sockets") && !text.contains("kill 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn advice_names_the_top_most_holder_never_a_worker() {
         // The worker has the lower pid and started first; its parent is the master.
         let holders = vec![

@@ -4,9 +4,25 @@
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
+use serde::Serialize;
+
 use crate::core::stop::{Holder, Plan, Signalled, Step, StopReport};
 use crate::core::target::Target;
 use crate::render::printable;
+
+/// `who --stop --json`: the report, under the schema every JSON document carries.
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    pub schema: u32,
+    #[serde(flatten)]
+    pub report: &'a StopReport,
+}
+
+impl Document<'_> {
+    pub fn of(report: &StopReport) -> Document<'_> {
+        Document { schema: 1, report }
+    }
+}
 
 /// `python3 (pid 77, user root, started 2026-12-02T12:40:00Z)`: what tells this process from
 /// one that took its pid since.
