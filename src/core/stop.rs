@@ -322,9 +322,13 @@ fn process_plan(
             "{who} is this PID namespace's init, never signalled"
         ));
     }
-    if pid == caller.pid || workers.iter().any(|w| w.pid == caller.pid) {
+    if pid == caller.pid {
+        return refuse(format!("{who} is portstat itself"));
+    }
+    if workers.iter().any(|w| w.pid == caller.pid) {
         return refuse(format!(
-            "{who} is portstat itself, or its parent's share of the port"
+            "portstat itself (pid {}) holds it too, with {who}",
+            caller.pid
         ));
     }
     if !caller.is_root() {
