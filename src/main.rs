@@ -107,7 +107,12 @@ fn one_line(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
     let mut lines = rendered.lines().map(str::trim);
     let first = lines.next().unwrap_or_default();
-    let message = shorten_quotes(first.strip_prefix("error: ").unwrap_or(first));
+    let mut message = shorten_quotes(first.strip_prefix("error: ").unwrap_or(first));
+    // "the following required arguments were not provided:" lists them on the next lines.
+    if message.ends_with(':') {
+        let listed: Vec<&str> = lines.clone().take_while(|line| !line.is_empty()).collect();
+        message = format!("{message} {}", listed.join(", "));
+    }
     match lines.find(|line| line.starts_with("[possible values:")) {
         Some(values) => {
             let values = values.trim_start_matches('[').trim_end_matches(']');

@@ -46,6 +46,8 @@ mod reach;
 #[cfg(target_os = "linux")]
 mod root;
 #[cfg(target_os = "linux")]
+mod stop;
+#[cfg(target_os = "linux")]
 mod summary;
 #[cfg(target_os = "linux")]
 mod watch;

@@ -37,8 +37,9 @@ Examples:
   portstat who 53/udp
   portstat who 8080 -q && start-server
   portstat why 80 --connect --json
+  portstat who 8080 --stop        end what holds it (asks first), like fuser -k 8080/tcp
 
-Exit status: 0 when a server could bind now, 1 when it could not, 2 for bad usage or when\nthe question could not be answered (the socket tables could not be read).";
+Exit status: 0 when a server could bind now, 1 when it could not, 2 for bad usage or when\nthe question could not be answered (the socket tables could not be read). With --stop: 0 when\nthe port is free afterwards, 1 when it is still held, 2 when nothing was done (refused, no\nterminal to ask on without --yes) or a step failed.";
 
 const AUDIT_EXAMPLES: &str = "\
 Examples:
@@ -445,6 +446,26 @@ pub struct WhoArgs {
     /// Print nothing; only the exit status answers
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// End what holds the port, in the way that frees it: `systemctl stop` of its systemd unit
+    /// (and socket unit), `podman stop`/`docker stop` of its container, else SIGTERM to the
+    /// process whose end frees it (a server's master, not a worker); then wait for the port to
+    /// be free. Asks on the terminal first; never signals pid 1 or portstat itself
+    #[arg(long, help_heading = "Stopping", conflicts_with_all = ["probe", "connect"])]
+    pub stop: bool,
+
+    /// Stop without asking
+    #[arg(short = 'y', long, requires = "stop", help_heading = "Stopping")]
+    pub yes: bool,
+
+    /// When the port is still held after --timeout, SIGKILL what was stopped (`systemctl kill`,
+    /// `podman kill`/`docker kill` for units and containers) and wait briefly again
+    #[arg(long, requires = "stop", help_heading = "Stopping")]
+    pub force: bool,
+
+    /// How long to wait for the port to be free [default: 5s]
+    #[arg(long, value_name = "TIME", requires = "stop", value_parser = parse::interval, help_heading = "Stopping")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Which sockets to show: shared by the listing and `watch`.

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod probe;
 pub mod scan;
 pub mod serve;
+pub mod stop;
 pub mod summary;
 pub mod watch;
 pub mod who;
@@ -27,8 +28,11 @@ pub mod who;
 pub enum Outcome {
     /// Exit status 0: listed, a server can bind, the audit passed.
     Pass,
-    /// Exit status 1: a server cannot bind, the audit failed.
+    /// Exit status 1: a server cannot bind, the audit failed, the port is still held after
+    /// `who --stop`.
     Fail,
+    /// Exit status 2, what happened printed: `who --stop` refused, or a step of it failed.
+    Unable,
 }
 
 /// What every command is given.
@@ -60,14 +64,15 @@ impl<'a> Context<'a> {
     }
 }
 
-/// The exit status of a run, decided here once: 0 pass, 1 fail (`who`: cannot bind; `audit`:
-/// failed), 2 bad input. A failure to run is 2 for the commands whose 1 is an answer (`who`,
+/// The exit status of a run, decided here once: 0 pass, 1 fail (`who`: cannot bind, or still
+/// held after `--stop`; `audit`: failed), 2 bad input or `who --stop` unable to act. A failure to run is 2 for the commands whose 1 is an answer (`who`,
 /// `audit`), so `who 8080 -q && start-server` never mistakes "broken" for "busy"; the listing,
 /// `summary` and `watch` have no such answer and exit 1. A closed pipe is not a failure.
 pub fn exit_status(cli: &Cli, result: &Result<Outcome>) -> u8 {
     match result {
         Ok(Outcome::Pass) => 0,
         Ok(Outcome::Fail) => 1,
+        Ok(Outcome::Unable) => 2,
         Err(error) if is_broken_pipe(error) => 0,
         Err(error) if error.is::<UsageError>() => 2,
         Err(_) => match cli.command {
@@ -99,6 +104,7 @@ pub fn run(cli: &Cli, context: &mut Context) -> Result<Outcome> {
             summary::run(&args, context)
         }
         None => list::run(&cli.list, context),
+        Some(Command::Who(args)) if args.stop => stop::run(args, context),
         Some(Command::Who(args)) => who::run(args, context),
         Some(Command::Audit(args)) => audit::run(args, context),
         Some(Command::Summary(args)) => summary::run(args, context),

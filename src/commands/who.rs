@@ -38,30 +38,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
         users: true,
     };
     let netns = args.scan.netns();
-    // The sysctls, the test bind and the connection all belong to the namespace asked about.
-    let namespace: Option<Namespace> = match &netns {
-        NetnsSelection::Own => None,
-        NetnsSelection::All => {
-            return Err(UsageError(
-                "who asks about one network namespace: give --netns a pid, a name or a path".into(),
-            )
-            .into());
-        }
-        one => os
-            .namespaces(one)?
-            .0
-            .into_iter()
-            .next()
-            .filter(|ns| !ns.own),
-    };
-    // A zone names an interface of the namespace asked about; its index is the scope id the
-    // test bind and connect need.
-    let target = match target.zone {
-        Some(_) => target
-            .resolve(&os.interface_names(namespace.as_ref())?)
-            .map_err(UsageError)?,
-        None => target,
-    };
+    let (target, namespace) = resolve(os, target, &netns)?;
     // Every holder of a listener matters here (a shared socket changes the verdict): the walk
     // over the processes is complete, as for every command.
     // The firewall's tools take milliseconds to start and dump: they run while the scan does.
@@ -72,15 +49,7 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
     let scan = scan?;
     let entries = scan.entries;
 
-    let managers: HashMap<u32, cgroup::Manager> = entries
-        .iter()
-        .filter(|entry| entry.socket.state.is_listening())
-        .flat_map(|entry| entry.processes.iter().map(|p| p.pid))
-        .map(|pid| {
-            let manager = os.cgroup(pid).map(|text| cgroup::parse(&text));
-            (pid, manager.unwrap_or_default())
-        })
-        .collect();
+    let managers = managers(os, &entries);
 
     let facts = os.host_facts(namespace.as_ref())?;
     // The scan read the host's own settings; a namespace has its own port range.
@@ -146,6 +115,53 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
     } else {
         Outcome::Fail
     })
+}
+
+/// The namespace a `--netns` selection names (`None`: portstat's own), and the target with its
+/// zone resolved to that namespace's interface index.
+pub(super) fn resolve(
+    os: &dyn Os,
+    target: Target,
+    netns: &NetnsSelection,
+) -> Result<(Target, Option<Namespace>)> {
+    // The sysctls, the test bind and the connection all belong to the namespace asked about.
+    let namespace: Option<Namespace> = match netns {
+        NetnsSelection::Own => None,
+        NetnsSelection::All => {
+            return Err(UsageError(
+                "who asks about one network namespace: give --netns a pid, a name or a path".into(),
+            )
+            .into());
+        }
+        one => os
+            .namespaces(one)?
+            .0
+            .into_iter()
+            .next()
+            .filter(|ns| !ns.own),
+    };
+    // A zone names an interface of the namespace asked about; its index is the scope id the
+    // test bind and connect need.
+    let target = match target.zone {
+        Some(_) => target
+            .resolve(&os.interface_names(namespace.as_ref())?)
+            .map_err(UsageError)?,
+        None => target,
+    };
+    Ok((target, namespace))
+}
+
+/// What manages each process holding a listener (a systemd unit, a container).
+pub(super) fn managers(os: &dyn Os, entries: &[Entry]) -> HashMap<u32, cgroup::Manager> {
+    entries
+        .iter()
+        .filter(|entry| entry.socket.state.is_listening())
+        .flat_map(|entry| entry.processes.iter().map(|p| p.pid))
+        .map(|pid| {
+            let manager = os.cgroup(pid).map(|text| cgroup::parse(&text));
+            (pid, manager.unwrap_or_default())
+        })
+        .collect()
 }
 
 /// The firewall's verdict on new connections to the target from beyond the host, and the

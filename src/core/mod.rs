@@ -12,6 +12,7 @@ pub mod probe;
 pub mod query;
 pub mod services;
 pub mod snapshot;
+pub mod stop;
 pub mod summary;
 pub mod target;
 pub mod text;

@@ -1,16 +1,16 @@
 //! Could a new server bind the asked address and port now, and if not, why: decided from the
 //! socket tables and the host's settings, then checked against a real test bind. Pure.
 
-use crate::core::firewall::published::{self, Placeholder};
+use crate::core::firewall::published;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::core::cgroup::Manager;
 use crate::core::model::{Entry, EphemeralRange, OwnerNote, Process, Proto, State, Timer};
 use crate::core::query::PortSpec;
+use crate::core::stop::{Stop, holders, stop_for};
 use crate::core::target::Target;
 
 /// How one bind attempt ended.
@@ -358,46 +358,6 @@ fn pids_text(pids: &[u32]) -> String {
     }
 }
 
-/// The processes holding one socket: the top-most (whose parent does not hold it too: a
-/// pre-forked server's master) and the rest (its workers).
-#[derive(Debug)]
-struct Holders<'a> {
-    tops: Vec<&'a Process>,
-    rest: Vec<&'a Process>,
-    /// Every one of `rest` has its parent among the holders, as the OS reported parents;
-    /// otherwise the top-most is the likeliest: the first of them to start.
-    forked: bool,
-}
-
-fn holders(processes: &[Arc<Process>]) -> Holders<'_> {
-    let pids: HashSet<u32> = processes.iter().map(|p| p.pid).collect();
-    let child_of_holder = |p: &Process| {
-        p.ppid
-            .is_some_and(|parent| parent != p.pid && pids.contains(&parent))
-    };
-    let all = || processes.iter().map(Arc::as_ref);
-    let mut tops: Vec<&Process> = all().filter(|p| !child_of_holder(p)).collect();
-    if tops.is_empty() || (tops.len() > 1 && tops.iter().any(|p| p.ppid.is_none())) {
-        // Without parents to go by, the first to start (then the lowest pid) is the likeliest
-        // parent of the others.
-        let candidates = if tops.is_empty() {
-            all().collect()
-        } else {
-            tops
-        };
-        tops = candidates
-            .into_iter()
-            .min_by_key(|p| (p.started.unwrap_or(u64::MAX), p.pid))
-            .into_iter()
-            .collect();
-    }
-    let rest: Vec<&Process> = all()
-        .filter(|p| !tops.iter().any(|top| top.pid == p.pid))
-        .collect();
-    let forked = rest.iter().all(|p| child_of_holder(p));
-    Holders { tops, rest, forked }
-}
-
 fn name_pid(process: &Process) -> String {
     let user = process
         .user
@@ -537,74 +497,15 @@ fn clause_addresses(members: &[&(&Entry, Overlap)], target: &Target, explain: bo
     join_and(&items)
 }
 
-/// What ends a clause's hold on the port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Stop {
-    Unit(String),
-    Container(&'static str, String),
-    /// A container runtime's process (conmon, docker-proxy, ...) holds the port only to
-    /// reserve it for a published port: the container must stop, not the placeholder.
-    Published {
-        placeholder: Placeholder,
-        port: u16,
-    },
-    Kill {
-        tops: Vec<u32>,
-        rest: Vec<u32>,
-        forked: bool,
-    },
-    Hidden,
-    /// Root may not read the descriptors of a process that could hold it.
-    HiddenFromRoot,
-    Unseen,
-}
-
-fn stop_for(entry: &Entry, managers: &HashMap<u32, Manager>) -> Stop {
-    if entry.processes.is_empty() {
-        return match entry.owner_note {
-            Some(OwnerNote::Hidden) => Stop::Hidden,
-            Some(OwnerNote::HiddenFromRoot) => Stop::HiddenFromRoot,
-            _ => Stop::Unseen,
-        };
-    }
-    let holders = holders(&entry.processes);
-    if let Some(placeholder) = holders.tops.iter().find_map(|p| published::placeholder(p)) {
-        return Stop::Published {
-            placeholder,
-            port: entry.socket.local.port(),
-        };
-    }
-    let of_tops: Vec<Option<&Manager>> =
-        holders.tops.iter().map(|p| managers.get(&p.pid)).collect();
-    let units: HashSet<Option<&str>> = of_tops
-        .iter()
-        .map(|m| m.and_then(|m| m.unit.as_deref()))
-        .collect();
-    if let [Some(unit)] = units.into_iter().collect::<Vec<_>>()[..] {
-        return Stop::Unit(unit.to_string());
-    }
-    let containers: HashSet<Option<(&'static str, &str)>> = of_tops
-        .iter()
-        .map(|m| {
-            m.and_then(|m| m.container.as_ref())
-                .map(|c| (c.runtime, c.id.as_str()))
-        })
-        .collect();
-    if let [Some((runtime, id))] = containers.into_iter().collect::<Vec<_>>()[..] {
-        return Stop::Container(runtime, id.get(..12).unwrap_or(id).to_string());
-    }
-    Stop::Kill {
-        tops: holders.tops.iter().map(|p| p.pid).collect(),
-        rest: holders.rest.iter().map(|p| p.pid).collect(),
-        forked: holders.forked,
-    }
-}
-
 impl Stop {
     /// The action, as the end of `To free it: ...`.
     fn action(&self) -> String {
         match self {
-            Stop::Unit(unit) => format!("systemctl stop {unit}"),
+            Stop::Unit {
+                unit,
+                socket: Some(socket),
+            } => format!("systemctl stop {socket} {unit}"),
+            Stop::Unit { unit, socket: None } => format!("systemctl stop {unit}"),
             Stop::Container(runtime @ ("docker" | "podman"), short) => {
                 format!("{runtime} stop {short}")
             }
@@ -666,6 +567,13 @@ impl Stop {
                     ),
                 }
             }
+            Stop::Init { name } if name == "systemd" => "stop the socket unit systemd (pid 1) \
+                                                         holds it for (`systemctl list-sockets` \
+                                                         names it)"
+                .into(),
+            Stop::Init { name } => {
+                format!("stop what runs {name} (pid 1), this PID namespace's init")
+            }
             Stop::Hidden => "run as root to see which process holds it".into(),
             Stop::HiddenFromRoot => {
                 "its holder is a process whose descriptors even root may not read".into()
@@ -677,7 +585,8 @@ impl Stop {
     /// The whole advice when this is the only thing to stop.
     fn sentence(&self) -> String {
         match self {
-            Stop::Unit(_) | Stop::Container(..) => format!("To free it: {}", self.action()),
+            Stop::Unit { .. } | Stop::Container(..) => format!("To free it: {}", self.action()),
+            Stop::Init { .. } => format!("To free it: {}.", self.action()),
             Stop::Published { .. } => format!("To free it: {}.", self.action()),
             Stop::Kill { .. } => format!("To free it: {}.", self.action()),
             Stop::Hidden => "Run as root to see which process holds it.".into(),
@@ -706,6 +615,46 @@ fn who_short(entry: &Entry) -> String {
         .map(|p| format!("{} (pid {})", p.name, p.pid))
         .collect();
     join_and(&tops)
+}
+
+/// What to stop: one action per clause, the same action said once; with the listeners each
+/// covers and the first of them.
+fn stops_of<'a, 'b>(
+    clauses: &[Vec<&'b InTheWay<'a>>],
+    managers: &HashMap<u32, Manager>,
+) -> Vec<(Stop, Vec<&'b InTheWay<'a>>, &'a Entry)> {
+    let mut stops: Vec<(Stop, Vec<&InTheWay>, &Entry)> = Vec::new();
+    for members in clauses {
+        let stop = stop_for(members[0].0, managers);
+        match stops
+            .iter_mut()
+            .find(|(s, _, _)| *s == stop && stop != Stop::Hidden)
+        {
+            Some((_, all, _)) => all.extend(members.iter().copied()),
+            None => stops.push((stop, members.clone(), members[0].0)),
+        }
+    }
+    stops
+}
+
+/// What ends every listener's hold on the target, in the order the advice names them: the
+/// stops `who` advises are the ones `who --stop` carries out. Empty when no listener holds it.
+pub fn stops(
+    target: &Target,
+    entries: &[Entry],
+    host: &HostFacts,
+    managers: &HashMap<u32, Manager>,
+) -> Vec<Stop> {
+    let mut listeners: Vec<InTheWay> = overlapping(target, entries, host)
+        .into_iter()
+        .filter(|(entry, _)| is_listener(entry))
+        .collect();
+    listeners.sort_by_key(|(_, how)| *how != Overlap::Same);
+    let clauses = clauses(&listeners);
+    stops_of(&clauses, managers)
+        .into_iter()
+        .map(|(stop, _, _)| stop)
+        .collect()
 }
 
 fn listener_message(
@@ -803,18 +752,7 @@ fn listener_message(
         ));
     }
 
-    // What to stop: one action per clause, the same action said once.
-    let mut stops: Vec<(Stop, Vec<&InTheWay>, &Entry)> = Vec::new();
-    for members in &clauses {
-        let stop = stop_for(members[0].0, managers);
-        match stops
-            .iter_mut()
-            .find(|(s, _, _)| *s == stop && stop != Stop::Hidden)
-        {
-            Some((_, all, _)) => all.extend(members.iter().copied()),
-            None => stops.push((stop, members.clone(), members[0].0)),
-        }
-    }
+    let stops = stops_of(&clauses, managers);
     message.push(' ');
     match stops.as_slice() {
         [(stop, _, _)] => message.push_str(&stop.sentence()),
@@ -1044,6 +982,7 @@ fn join(pids: &[u32]) -> String {
 mod tests {
     use super::*;
     use crate::core::model::{Process, Socket};
+    use std::sync::Arc;
 
     const HOST: HostFacts = HostFacts {
         bindv6only: false,
@@ -1415,6 +1354,55 @@ mod tests {
             !verdict.message.contains("joins them"),
             "{}",
             verdict.message
+        );
+    }
+
+    #[test]
+    fn a_socket_activated_service_is_stopped_with_its_socket_never_by_killing_pid_1() {
+        let holders = vec![
+            process(1, "systemd", None, 1),
+            process(800, "cupsd", Some(1), 20),
+        ];
+        let cups = held_by(Proto::Tcp, "127.0.0.1:631", holders);
+        let managers = HashMap::from([(
+            800,
+            Manager {
+                unit: Some("cups.service".into()),
+                container: None,
+            },
+        )]);
+        let entries = [cups];
+        let verdict = decide(&target("127.0.0.1:631"), &entries, &HOST, &managers, None);
+        let text = &verdict.message;
+        assert!(
+            text.ends_with("To free it: systemctl stop cups.socket cups.service"),
+            "{text}"
+        );
+        // The stop `who --stop` carries out is the one the advice names.
+        let stops = stops(&target("127.0.0.1:631"), &entries, &HOST, &managers);
+        assert_eq!(
+            stops,
+            [Stop::Unit {
+                unit: "cups.service".into(),
+                socket: Some("cups.socket".into())
+            }]
+        );
+        let waiting = held_by(
+            Proto::Tcp,
+            "127.0.0.1:631",
+            vec![process(1, "systemd", None, 1)],
+        );
+        let text = decide(
+            &target("127.0.0.1:631"),
+            &[waiting],
+            &HOST,
+            &HashMap::new(),
+            None,
+        )
+        .message;
+        assert!(
+            text.contains("systemctl list-sockets") && !text.contains("kill 1"),
+            "{text}"
         );
     }
 

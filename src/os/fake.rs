@@ -33,6 +33,7 @@ use crate::core::model::{
 };
 use crate::core::probe::{ProbeReading, ProbeRequest, Sending, TlsReading, TlsSession};
 use crate::core::query::{NetnsSelection, PortSpec};
+use crate::core::stop::{Signal, Signalled};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
 /// A made-up host. Fields are public so a test can change one fact before it runs a command.
@@ -91,6 +92,20 @@ pub struct FakeOs {
     pub subscribe_error: Option<String>,
     /// The wall clock at the first reading.
     pub started: SystemTime,
+    /// portstat's own pid.
+    pub own_pid: u32,
+    /// How a signal to a pid ends; unlisted pids take it ([`Signalled::Sent`]).
+    pub signal_outcomes: HashMap<u32, Signalled>,
+    /// Every signal sent, in order: (pid, start time, signal).
+    pub signalled: Mutex<Vec<(u32, u64, Signal)>>,
+    /// Programs that fail (or are missing) with this line; every other one succeeds.
+    pub tool_errors: HashMap<String, String>,
+    /// Every command run, in order, program first.
+    pub ran: Mutex<Vec<Vec<String>>>,
+    /// The answer to every question on the terminal; `None`: there is no terminal.
+    pub answer: Option<bool>,
+    /// Every question asked on the terminal.
+    pub asked: Mutex<Vec<String>>,
     reading: AtomicUsize,
     waited: Mutex<Duration>,
 }
@@ -134,6 +149,13 @@ impl Default for FakeOs {
             lost: Vec::new(),
             subscribe_error: None,
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_057_600),
+            own_pid: 4242,
+            signal_outcomes: HashMap::new(),
+            signalled: Mutex::default(),
+            tool_errors: HashMap::new(),
+            ran: Mutex::default(),
+            answer: None,
+            asked: Mutex::default(),
             reading: AtomicUsize::new(0),
             waited: Mutex::new(Duration::ZERO),
         }
@@ -767,6 +789,35 @@ impl Os for FakeOs {
         self.euid
     }
 
+    fn own_pid(&self) -> u32 {
+        self.own_pid
+    }
+
+    fn signal(&self, pid: u32, started: u64, signal: Signal) -> Signalled {
+        lock(&self.signalled).push((pid, started, signal));
+        self.signal_outcomes
+            .get(&pid)
+            .cloned()
+            .unwrap_or(Signalled::Sent)
+    }
+
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<(), String> {
+        let command = std::iter::once(program.to_string())
+            .chain(args.iter().cloned())
+            .collect();
+        lock(&self.ran).push(command);
+        match self.tool_errors.get(program) {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn confirm(&self, question: &str) -> Result<bool> {
+        lock(&self.asked).push(question.to_string());
+        self.answer
+            .ok_or_else(|| anyhow!("there is no terminal to ask on"))
+    }
+
     fn hostname(&self) -> String {
         self.hostname.clone()
     }
@@ -966,4 +1017,10 @@ impl DestroyFeed for FakeFeed<'_> {
         self.delivered = self.delivered.max(now);
         DestroyedSince { sockets, lost }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use super::host::{self, UserNames};
-use super::{DestroyFeed, Os, Wait, probe, processes, tables};
+use super::{DestroyFeed, Os, Wait, probe, processes, signal, tables};
 use crate::core::counters::NetStatistics;
 use crate::core::firewall::Ruleset;
 use crate::core::model::{
@@ -19,6 +19,7 @@ use crate::core::model::{
 };
 use crate::core::probe::{ProbeReading, ProbeRequest};
 use crate::core::query::NetnsSelection;
+use crate::core::stop::Signalled;
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
 /// This machine. Each user is looked up once, when first asked for; Ctrl-C is caught from the
@@ -142,6 +143,22 @@ impl Os for LiveOs {
 
     fn effective_uid(&self) -> Option<u32> {
         host::effective_uid()
+    }
+
+    fn own_pid(&self) -> u32 {
+        std::process::id()
+    }
+
+    fn signal(&self, pid: u32, started: u64, which: crate::core::stop::Signal) -> Signalled {
+        signal::send(pid, started, which)
+    }
+
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<(), String> {
+        signal::run(program, args)
+    }
+
+    fn confirm(&self, question: &str) -> Result<bool> {
+        signal::confirm(question)
     }
 
     fn hostname(&self) -> String {

@@ -20,6 +20,7 @@ use crate::core::model::{
 };
 use crate::core::probe::{ProbeReading, ProbeRequest};
 use crate::core::query::NetnsSelection;
+use crate::core::stop::{Signal, Signalled};
 use crate::core::verdict::{BindOutcome, ConnectOutcome, HostFacts};
 
 #[cfg(target_os = "linux")]
@@ -45,6 +46,7 @@ mod probe;
 mod processes;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+mod signal;
 mod tables;
 mod tls;
 
@@ -109,6 +111,22 @@ pub trait Os: Sync {
 
     /// This process's effective uid, where the platform has one.
     fn effective_uid(&self) -> Option<u32>;
+
+    /// This process's pid: `who --stop` never signals it.
+    fn own_pid(&self) -> u32;
+
+    /// Sends `signal` through a pidfd to `pid`, only while it is the process that started at
+    /// `started` (seconds since the Unix epoch, as [`Os::processes`] reports it): a pid reused
+    /// since is never signalled.
+    fn signal(&self, pid: u32, started: u64, signal: Signal) -> Signalled;
+
+    /// Runs `program` with `args` to its end (`systemctl stop nginx.service`); a missing
+    /// program or a failure is one line saying so.
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<(), String>;
+
+    /// Asks `question` on the controlling terminal and says whether the answer was yes; an
+    /// error when there is no terminal.
+    fn confirm(&self, question: &str) -> Result<bool>;
 
     fn hostname(&self) -> String;
 

@@ -17,6 +17,7 @@ pub mod csv;
 pub mod json;
 pub mod metrics;
 pub mod probe;
+pub mod stop;
 pub mod summary;
 pub mod table;
 pub mod watch;
