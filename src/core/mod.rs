@@ -15,5 +15,6 @@ pub mod snapshot;
 pub mod summary;
 pub mod target;
 pub mod text;
+pub mod top;
 pub mod verdict;
 pub mod watch;
