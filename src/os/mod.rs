@@ -45,6 +45,7 @@ mod processes;
 #[cfg(target_os = "linux")]
 pub mod procfs;
 mod tables;
+pub mod terminal;
 mod tls;
 
 pub use fake::FakeOs;

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod probe;
 pub mod summary;
 pub mod table;
+pub mod top;
 pub mod watch;
 pub mod who;
 
