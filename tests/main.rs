@@ -48,6 +48,8 @@ mod root;
 #[cfg(target_os = "linux")]
 mod summary;
 #[cfg(target_os = "linux")]
+mod top;
+#[cfg(target_os = "linux")]
 mod watch;
 #[cfg(target_os = "linux")]
 mod who;
