@@ -27,7 +27,15 @@ const PIPED: Style = Style {
 
 /// The screen of `portstat top ARGS` on a fake host after `steps`.
 fn screen(name: &str, args: &[&str], steps: &[Step]) -> String {
-    let os = host(name);
+    screen_as(name, None, args, steps)
+}
+
+/// The same, run by `euid` instead of the host's user.
+fn screen_as(name: &str, euid: Option<u32>, args: &[&str], steps: &[Step]) -> String {
+    let mut os = host(name);
+    if euid.is_some() {
+        os.euid = euid;
+    }
     let mut argv = vec!["portstat", "top"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(&argv).expect("top's arguments parse");
@@ -62,6 +70,16 @@ fn top_first_screen() {
     assert!(shown.contains("(hidden: unreadable to"), "{shown}");
     assert!(!shown.contains("TIME_WAIT"), "{shown}");
     check("top_first_screen", &shown);
+}
+
+#[test]
+fn top_without_root_hidden_owners_are_shown_as_such() {
+    let shown = screen_as("web-1", Some(1001), &SIZE, &[Step::Read]);
+    let row = shown
+        .lines()
+        .find(|line| line.contains("127.0.0.1:9000"))
+        .unwrap_or_else(|| panic!("no 9000 in\n{shown}"));
+    assert!(row.contains("(hidden: another"), "{shown}");
 }
 
 #[test]

@@ -43,6 +43,11 @@ pub fn run(args: &TopArgs, context: &mut Context) -> Result<Outcome> {
     let reader = Reader::new(context, args);
     let mut view = View::new();
     view.host = context.os.hostname();
+    // The first reading comes before the screen: what makes it fail (a namespace that is not
+    // there, tables that can't be read) is said as every command says it.
+    let first = context.os.monotonic();
+    let reading = reader.read()?;
+    take(context.os, &mut view, Reply::Reading(Ok(reading)));
     let (requests, asked) = mpsc::channel();
     let (replies, answers) = mpsc::channel();
     let screen = Screen::open()?;
@@ -51,7 +56,9 @@ pub fn run(args: &TopArgs, context: &mut Context) -> Result<Outcome> {
         let serving = &reader;
         let reading = std::thread::Builder::new()
             .name("top-reader".into())
-            .spawn_scoped(scope, move || serving.serve(interval, asked, replies));
+            .spawn_scoped(scope, move || {
+                serving.serve(first, interval, asked, replies)
+            });
         if let Err(error) = reading {
             return Err(anyhow!("could not start the reading thread: {error}"));
         }
@@ -203,32 +210,37 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The reading thread: a reading every `interval` (at once again when one takes longer),
-    /// and between them the details asked for. It ends when the key loop is gone.
-    fn serve(&self, interval: Duration, asked: Receiver<RowKey>, replies: Sender<Reply>) {
+    /// The reading thread: a reading every `interval` after the one that started at `last`
+    /// (at once again when one takes longer), and between them the details asked for. It ends
+    /// when the key loop is gone.
+    fn serve(
+        &self,
+        mut last: Duration,
+        interval: Duration,
+        asked: Receiver<RowKey>,
+        replies: Sender<Reply>,
+    ) {
         loop {
-            let started = self.os.monotonic();
-            let reading = self.read().map_err(|error| format!("{error:#}"));
-            if replies.send(Reply::Reading(reading)).is_err() {
-                return;
-            }
             loop {
-                let wait = (started + interval).saturating_sub(self.os.monotonic());
+                let wait = (last + interval).saturating_sub(self.os.monotonic());
                 if wait.is_zero() {
                     break;
                 }
                 match asked.recv_timeout(wait) {
                     Ok(row) => {
-                        if replies
-                            .send(Reply::Details(row, Box::new(self.details(&row))))
-                            .is_err()
-                        {
+                        let details = Box::new(self.details(&row));
+                        if replies.send(Reply::Details(row, details)).is_err() {
                             return;
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
+            }
+            last = self.os.monotonic();
+            let reading = self.read().map_err(|error| format!("{error:#}"));
+            if replies.send(Reply::Reading(reading)).is_err() {
+                return;
             }
         }
     }
