@@ -56,7 +56,7 @@ const PIPED: Style = Style {
     color: false,
 };
 
-fn check(name: &str, actual: &str) {
+pub fn check(name: &str, actual: &str) {
     let path = root().join("tests/golden").join(format!("{name}.txt"));
     if std::env::var_os("PORTSTAT_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create golden dir");

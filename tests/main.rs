@@ -50,6 +50,8 @@ mod stop;
 #[cfg(target_os = "linux")]
 mod summary;
 #[cfg(target_os = "linux")]
+mod top;
+#[cfg(target_os = "linux")]
 mod watch;
 #[cfg(target_os = "linux")]
 mod who;

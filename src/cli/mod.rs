@@ -126,6 +126,17 @@ pub enum Command {
     #[command(after_help = WATCH_EXAMPLES)]
     Watch(WatchArgs),
 
+    /// A full-screen live view: the listing, read again every second, new sockets highlighted
+    /// and closed ones shown briefly before they go
+    ///
+    /// Sort by any column, show TCP or UDP, listeners, connections or every state, filter with
+    /// words (`/port:5432 process:postgres state:listen user:www-data`), open a socket's
+    /// details (Enter: its holders, command lines, units or containers, queues, TCP internals,
+    /// the firewall's verdict) or stop its holder (k, after a confirmation). `?` lists the
+    /// keys; q, Esc or Ctrl-C quit. Standard output must be a terminal.
+    #[command(after_help = TOP_EXAMPLES)]
+    Top(TopArgs),
+
     /// This host's listeners, sockets and ephemeral ports as Prometheus metrics
     ///
     /// Prints the Prometheus text format (or OpenMetrics with --openmetrics), for
@@ -355,6 +366,40 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub numeric: NumericArg,
+}
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  portstat top                     every socket, read again each second
+  portstat top --interval 250ms    more often
+  portstat top --netns all         every network namespace (root), with a NETNS column
+
+Keys: arrows, PgUp/PgDn, Home/End move; 1-9 sort by that column (again: the other way), < >
+move the sort, r reverses it, 0 goes back to the listing's order; t TCP, u UDP, l listening,
+e established, a all states (the same key again: back); / filter; Enter details; k stop the
+holder; ? help; q, Esc or Ctrl-C quit.";
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Time between two readings of the tables: seconds (0.5) or a duration (500ms, 2s); at
+    /// least 10ms
+    #[arg(long, value_name = "TIME", default_value = "1", value_parser = parse::interval)]
+    pub interval: std::time::Duration,
+
+    #[command(flatten)]
+    pub numeric: NumericArg,
+
+    /// One reading drawn into a screen of --size and printed as text, without a terminal (for
+    /// the benchmark and tests)
+    #[arg(long, hide = true)]
+    pub once: bool,
+
+    /// The screen --once draws: COLUMNSxROWS
+    #[arg(long, hide = true, value_name = "COLSxROWS", default_value = "160x50", value_parser = parse::screen_size)]
+    pub size: (u16, u16),
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,20 @@ pub fn interval(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A screen size, `COLUMNSxROWS` (`160x50`), at least 20 columns and 5 rows.
+pub fn screen_size(text: &str) -> Result<(u16, u16), String> {
+    let size = text.split_once(['x', 'X']).and_then(|(columns, rows)| {
+        Some((columns.parse::<u16>().ok()?, rows.parse::<u16>().ok()?))
+    });
+    match size {
+        Some((columns, rows)) if columns >= 20 && rows >= 5 => Ok((columns, rows)),
+        _ => Err(format!(
+            "{} is not a screen size (COLUMNSxROWS, e.g. 160x50; at least 20x5)",
+            quoted(text)
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub mod scan;
 pub mod serve;
 pub mod stop;
 pub mod summary;
+pub mod top;
 pub mod watch;
 pub mod who;
 
@@ -109,6 +110,7 @@ pub fn run(cli: &Cli, context: &mut Context) -> Result<Outcome> {
         Some(Command::Audit(args)) => audit::run(args, context),
         Some(Command::Summary(args)) => summary::run(args, context),
         Some(Command::Watch(args)) => watch::run(args, context),
+        Some(Command::Top(args)) => top::run(args, context),
         Some(Command::Metrics(args)) => metrics::run(args, context),
         Some(Command::Serve(args)) => serve::run(args, context),
         Some(Command::Generate(args)) => generate::run(args, context),

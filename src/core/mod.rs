@@ -16,5 +16,6 @@ pub mod stop;
 pub mod summary;
 pub mod target;
 pub mod text;
+pub mod top;
 pub mod verdict;
 pub mod watch;

@@ -427,7 +427,8 @@ pub fn sort(entries: &mut [Entry], key: Option<SortKey>) {
     entries.sort_by(|a, b| by_key(a, b, key).then_with(|| default_order(a, b)));
 }
 
-fn default_order(a: &Entry, b: &Entry) -> Ordering {
+/// The listing's order: listeners first, then by port, protocol, family and addresses.
+pub fn default_order(a: &Entry, b: &Entry) -> Ordering {
     let (sa, sb) = (&a.socket, &b.socket);
     sb.state
         .is_listening()

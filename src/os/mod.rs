@@ -48,6 +48,7 @@ mod processes;
 pub mod procfs;
 mod signal;
 mod tables;
+pub mod terminal;
 mod tls;
 
 pub use fake::FakeOs;

@@ -20,6 +20,7 @@ pub mod probe;
 pub mod stop;
 pub mod summary;
 pub mod table;
+pub mod top;
 pub mod watch;
 pub mod who;
 

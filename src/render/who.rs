@@ -176,7 +176,9 @@ impl<'a> WhoReport<'a> {
     }
 }
 
-fn listener(entry: &Entry, managers: &HashMap<u32, Manager>, zones: &Zones) -> Listener {
+/// A socket as `who` reports a listener: its queue, its creator, and each holder with its
+/// command line, start time, unit and container (`top`'s details pane shows any socket so).
+pub fn listener(entry: &Entry, managers: &HashMap<u32, Manager>, zones: &Zones) -> Listener {
     let socket = &entry.socket;
     let backlog = socket.tx_queue.filter(|&backlog| backlog > 0);
     // Only netstat2 reports no queues; who's schema has a number here.

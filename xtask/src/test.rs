@@ -57,6 +57,13 @@ pub const CAPABILITIES: &[Capability] = &[
         available: has_promtool,
     },
     Capability {
+        prefix: "tmux_",
+        need: "tmux",
+        met: "tmux in PATH",
+        unmet: "no tmux in PATH (Debian package tmux)",
+        available: || in_path("tmux"),
+    },
+    Capability {
         prefix: "man_",
         need: "man",
         met: "man in PATH",
@@ -306,6 +313,7 @@ mod tests {
             group_of(CAPABILITIES, "metrics::promtool_accepts_it"),
             Some(1)
         );
+        assert_eq!(group_of(CAPABILITIES, "top::tmux_q_quits"), Some(2));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub const FORBIDDEN_CRATES: &[&str] = &[
     "tokio",
     "hyper",
     "hyper_util",
+    "crossterm",
 ];
 
 /// A forbidden name at a place in a file.
