@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 use super::scan::{self, Names};
+use super::stop::{self, StopOptions};
 use super::{Context, Outcome};
 use crate::cli::TopArgs;
 use crate::core::cgroup;
@@ -116,6 +117,7 @@ fn interact(
                     // The reading thread is gone only if it failed: said at the next turn.
                     let _ = requests.send(row);
                 }
+                Action::PlanStop(target) => plan_stop(reader, view, target),
                 Action::Stop(target) => stop(reader, view, &target),
                 Action::Nothing => {}
             }
@@ -137,19 +139,57 @@ fn take(os: &dyn Os, view: &mut View, reply: Reply) {
     }
 }
 
-fn stop(reader: &Reader, view: &mut View, target: &StopTarget) {
-    match stop_selected(reader.os, target) {
-        Ok(said) => view.say(said),
+/// `k`: works out what `who --stop` would do for the selected socket, without doing it, and
+/// asks about exactly that; a refusal is said instead of asked.
+fn plan_stop(reader: &Reader, view: &mut View, mut target: StopTarget) {
+    let mut planned = Vec::new();
+    let looked = stop::stop(
+        reader.os,
+        &target.socket,
+        &reader.stop_options(),
+        &mut |plans| {
+            planned = plans.to_vec();
+            Ok(false)
+        },
+    );
+    match looked {
         Err(error) => view.say(format!("{} not stopped: {error:#}", target.pid)),
+        Ok(report) if report.plans.is_empty() => {
+            view.say(format!("nothing listens on {}", report.target));
+        }
+        Ok(report) if report.refused() => {
+            let why: Vec<String> = report.plans.iter().map(render::stop::plan_text).collect();
+            view.say(format!("not stopped: {}", why.join("; ")));
+        }
+        Ok(_) => {
+            target.plans = planned;
+            view.ask_stop(target);
+        }
     }
 }
 
-/// `k`, once confirmed: stops the holder through the same code as `who --stop`.
-///
-/// TODO(owner): wire this to `commands::who::stop` once `who --stop` is merged; until then
-/// `top` says it cannot stop anything.
-fn stop_selected(_os: &dyn Os, _target: &StopTarget) -> Result<String> {
-    Err(anyhow!("stopping from top needs who --stop"))
+/// `k`, once confirmed: the same code as `who --stop`, doing only what the confirmation showed.
+/// Should what holds the port have changed since (another process, a restart), nothing is done.
+fn stop(reader: &Reader, view: &mut View, target: &StopTarget) {
+    let result = stop::stop(
+        reader.os,
+        &target.socket,
+        &reader.stop_options(),
+        &mut |plans| Ok(plans == target.plans.as_slice()),
+    );
+    match result {
+        Err(error) => view.say(format!("{} not stopped: {error:#}", target.pid)),
+        Ok(report) if !report.confirmed => view.say(format!(
+            "not stopped: what holds {} changed since you were asked",
+            report.target
+        )),
+        Ok(report) => {
+            let mut said = Vec::new();
+            let _ = render::stop::text(&report, false, &mut said);
+            let said = String::from_utf8_lossy(&said);
+            view.say(said.lines().last().unwrap_or("stopped").to_string());
+        }
+    }
 }
 
 /// One reading, as the key loop takes it.
@@ -187,6 +227,15 @@ impl<'a> Reader<'a> {
                 users: !numeric,
             },
             services: context.services(),
+        }
+    }
+
+    /// `who --stop`'s defaults, in the namespace and with the backend `top` reads.
+    fn stop_options(&self) -> StopOptions {
+        StopOptions {
+            backend: self.backend,
+            netns: self.netns.clone(),
+            ..StopOptions::default()
         }
     }
 
@@ -333,6 +382,7 @@ pub fn snapshot(context: &Context, args: &TopArgs, steps: &[Step]) -> Result<Str
             }
             Step::Key(key) => match view.key(key) {
                 Action::LoadDetails(row) => view.set_details(row, reader.details(&row)),
+                Action::PlanStop(target) => plan_stop(&reader, &mut view, target),
                 Action::Stop(target) => stop(&reader, &mut view, &target),
                 Action::Quit | Action::Nothing => {}
             },

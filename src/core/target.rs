@@ -76,6 +76,22 @@ impl fmt::Display for Zone {
 }
 
 impl Target {
+    /// A socket's own address, port and protocol, as `who ADDRESS:PORT` would name it.
+    pub fn of_socket(socket: &crate::core::model::Socket) -> Target {
+        let scope_id = match socket.local {
+            SocketAddr::V6(v6) => v6.scope_id(),
+            SocketAddr::V4(_) => 0,
+        };
+        Target {
+            proto: socket.proto,
+            address: socket.local.ip(),
+            address_given: true,
+            port: socket.local.port(),
+            zone: None,
+            scope_id,
+        }
+    }
+
     /// The address to bind or connect to: with its scope id, without which the kernel refuses
     /// a link-local address (EINVAL).
     pub fn socket_address(&self) -> SocketAddr {

@@ -12,6 +12,8 @@ use crate::core::cgroup::Manager;
 use crate::core::firewall::eval::Reach;
 use crate::core::model::{Entry, Proto, Socket, State, Zones};
 use crate::core::query::{PortSpec, default_order};
+use crate::core::stop::Plan;
+use crate::core::target::Target;
 
 /// How long a new row stays highlighted.
 pub const NEW_FOR: Duration = Duration::from_secs(5);
@@ -398,6 +400,11 @@ pub struct StopTarget {
     pub name: String,
     /// Seconds since the Unix epoch.
     pub started: Option<u64>,
+    /// The selected socket's own address, port and protocol: what `who --stop` is asked to free.
+    pub socket: Target,
+    /// What `who --stop` would do to free it, worked out before asking (empty until then): the
+    /// confirmation shows it, and only that is done on `y`.
+    pub plans: Vec<Plan>,
 }
 
 /// The details pane's facts beyond the row: loaded on demand, once per Enter.
@@ -444,6 +451,8 @@ pub enum Action {
     Quit,
     /// Read the details of this socket (the pane is open, waiting for them).
     LoadDetails(RowKey),
+    /// Work out what stopping this holder would do, then [`View::ask_stop`].
+    PlanStop(StopTarget),
     /// Stop this holder: the user confirmed.
     Stop(StopTarget),
 }
@@ -695,8 +704,7 @@ impl View {
                 }
                 Key::Char('k') => {
                     let entry = self.pane.as_ref().map(|pane| pane.entry.clone());
-                    self.confirm_stop(entry.as_ref());
-                    Action::Nothing
+                    self.confirm_stop(entry.as_ref())
                 }
                 _ => Action::Nothing,
             },
@@ -785,7 +793,7 @@ impl View {
             }
             Key::Char('k') => {
                 let entry = self.selected_row().map(|row| row.entry.clone());
-                self.confirm_stop(entry.as_ref());
+                return self.confirm_stop(entry.as_ref());
             }
             _ => {}
         }
@@ -869,10 +877,10 @@ impl View {
 
     /// `k`: asks whether to stop the socket's holder, the top-most one (a pre-forked server's
     /// master, whose workers go with it), naming its pid, name and start time.
-    fn confirm_stop(&mut self, entry: Option<&Entry>) {
+    fn confirm_stop(&mut self, entry: Option<&Entry>) -> Action {
         let Some(entry) = entry else {
             self.say("no socket selected");
-            return;
+            return Action::Nothing;
         };
         let pids: Vec<u32> = entry.processes.iter().map(|p| p.pid).collect();
         let holder = entry
@@ -880,20 +888,26 @@ impl View {
             .iter()
             .find(|p| p.ppid.is_none_or(|parent| !pids.contains(&parent)));
         match holder {
-            Some(process) => {
-                self.mode = Mode::Confirm(StopTarget {
-                    pid: process.pid,
-                    name: process.name.clone(),
-                    started: process.started,
-                });
-            }
+            Some(process) => Action::PlanStop(StopTarget {
+                pid: process.pid,
+                name: process.name.clone(),
+                started: process.started,
+                socket: Target::of_socket(&entry.socket),
+                plans: Vec::new(),
+            }),
             None => {
                 let why = entry
                     .owner_note
                     .map_or("no process holds it", |note| note.describe());
                 self.say(format!("nothing to stop: {why}"));
+                Action::Nothing
             }
         }
+    }
+
+    /// Asks whether to do what `target.plans` says.
+    pub fn ask_stop(&mut self, target: StopTarget) {
+        self.mode = Mode::Confirm(target);
     }
 }
 
@@ -1213,14 +1227,16 @@ mod tests {
         let mut view = view();
         view.key(Key::Down);
         view.key(Key::Down);
-        assert_eq!(view.key(Key::Char('k')), Action::Nothing);
-        let Mode::Confirm(target) = view.mode.clone() else {
-            panic!("{:?}", view.mode);
+        let Action::PlanStop(target) = view.key(Key::Char('k')) else {
+            panic!("k plans first");
         };
         assert_eq!((target.pid, target.name.as_str()), (300, "postgres"));
+        assert_eq!(target.socket.port, 5432);
+        assert_eq!(view.mode, Mode::Table, "not asked before the plan is known");
+        view.ask_stop(target.clone());
         assert_eq!(view.key(Key::Char('n')), Action::Nothing);
         assert_eq!(view.mode, Mode::Table);
-        view.key(Key::Char('k'));
+        view.ask_stop(target.clone());
         assert_eq!(view.key(Key::Char('y')), Action::Stop(target));
     }
 
@@ -1240,9 +1256,7 @@ mod tests {
         let mut hidden = entry(Proto::Tcp, "127.0.0.1:9000", None, State::Listen);
         hidden.owner_note = Some(OwnerNote::Hidden);
         view.update(vec![shared, hidden], Vec::new(), Duration::ZERO);
-        view.key(Key::Char('k'));
-        assert!(matches!(&view.mode, Mode::Confirm(t) if t.pid == 10));
-        view.key(Key::Esc);
+        assert!(matches!(view.key(Key::Char('k')), Action::PlanStop(t) if t.pid == 10));
         view.key(Key::Down);
         view.key(Key::Char('k'));
         assert_eq!(view.mode, Mode::Table);

@@ -517,7 +517,7 @@ fn draw_confirm(frame: &mut Frame, target: &StopTarget, area: Rect) {
         || "start time unknown".to_string(),
         |at| format!("started {at}"),
     );
-    let lines = vec![
+    let mut lines = vec![
         Line::from(
             printable(&format!(
                 "Stop {} (pid {}, {started})?",
@@ -526,9 +526,18 @@ fn draw_confirm(frame: &mut Frame, target: &StopTarget, area: Rect) {
             .into_owned(),
         ),
         Line::from(""),
-        Line::from("y stop it   any other key: no"),
     ];
-    popup(frame, centered(area, 70, 5), "stop", Text::from(lines));
+    // What `who --stop` will do, as it says it: a unit or a container is stopped as a whole.
+    lines.extend(
+        target
+            .plans
+            .iter()
+            .map(|plan| Line::from(printable(&super::stop::plan_text(plan)).into_owned())),
+    );
+    lines.push(Line::from(""));
+    lines.push(Line::from("y stop it   any other key: no"));
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    popup(frame, centered(area, 70, height), "stop", Text::from(lines));
 }
 
 fn draw_help(frame: &mut Frame, area: Rect) {
