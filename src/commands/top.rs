@@ -3,6 +3,7 @@
 //! does) and reads a socket's details when the pane asks; this thread takes keys and draws, so
 //! a key is answered at once even while a reading of 100k sockets runs.
 
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use super::{Context, Outcome};
 use crate::cli::TopArgs;
 use crate::core::cgroup;
 use crate::core::error::UsageError;
-use crate::core::model::{Backend, Entry, Extensions, Source, Zones};
+use crate::core::model::{Backend, Extensions, Source, Zones};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::services::Services;
-use crate::core::top::{Action, Details, Key, RowKey, StopTarget, View};
+use crate::core::top::{Action, Details, Key, Row, RowKey, StopTarget, Tracker, View};
 use crate::os::Os;
 use crate::os::terminal::{Input, Screen};
 use crate::render;
@@ -47,7 +48,8 @@ pub fn run(args: &TopArgs, context: &mut Context) -> Result<Outcome> {
     // The first reading comes before the screen: what makes it fail (a namespace that is not
     // there, tables that can't be read) is said as every command says it.
     let first = context.os.monotonic();
-    let reading = reader.read()?;
+    let mut tracker = Tracker::default();
+    let reading = reader.read(&mut tracker)?;
     take(context.os, &mut view, Reply::Reading(Ok(reading)));
     let (requests, asked) = mpsc::channel();
     let (replies, answers) = mpsc::channel();
@@ -58,7 +60,7 @@ pub fn run(args: &TopArgs, context: &mut Context) -> Result<Outcome> {
         let reading = std::thread::Builder::new()
             .name("top-reader".into())
             .spawn_scoped(scope, move || {
-                serving.serve(first, interval, asked, replies)
+                serving.serve(tracker, first, interval, asked, replies)
             });
         if let Err(error) = reading {
             return Err(anyhow!("could not start the reading thread: {error}"));
@@ -132,7 +134,7 @@ fn take(os: &dyn Os, view: &mut View, reply: Reply) {
         Reply::Reading(Ok(reading)) => {
             view.zones = reading.zones;
             view.took = Some(reading.took);
-            view.update(reading.entries, reading.warnings, os.monotonic());
+            view.show(reading.rows, reading.warnings, os.monotonic());
         }
         Reply::Reading(Err(why)) => view.say(format!("reading the tables failed: {why}")),
         Reply::Details(row, details) => view.set_details(row, *details),
@@ -192,9 +194,9 @@ fn stop(reader: &Reader, view: &mut View, target: &StopTarget) {
     }
 }
 
-/// One reading, as the key loop takes it.
+/// One reading, merged with those before, as the key loop takes it.
 struct Reading {
-    entries: Vec<Entry>,
+    rows: Arc<Vec<Row>>,
     warnings: Vec<String>,
     zones: Zones,
     took: Duration,
@@ -239,7 +241,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn read(&self) -> Result<Reading> {
+    /// Reads every socket and merges them into `tracker`'s rows.
+    fn read(&self, tracker: &mut Tracker) -> Result<Reading> {
         let started = self.os.monotonic();
         let query = Query::default();
         let scan = scan::scan(
@@ -251,8 +254,9 @@ impl<'a> Reader<'a> {
             self.names,
         )?;
         let zones = scan::zones(self.os, &self.netns, &scan.entries);
+        let rows = tracker.update(scan.entries, self.os.monotonic());
         Ok(Reading {
-            entries: scan.entries,
+            rows,
             warnings: scan.warnings,
             zones,
             took: self.os.monotonic().saturating_sub(started),
@@ -264,6 +268,7 @@ impl<'a> Reader<'a> {
     /// when the key loop is gone.
     fn serve(
         &self,
+        mut tracker: Tracker,
         mut last: Duration,
         interval: Duration,
         asked: Receiver<RowKey>,
@@ -287,7 +292,9 @@ impl<'a> Reader<'a> {
                 }
             }
             last = self.os.monotonic();
-            let reading = self.read().map_err(|error| format!("{error:#}"));
+            let reading = self
+                .read(&mut tracker)
+                .map_err(|error| format!("{error:#}"));
             if replies.send(Reply::Reading(reading)).is_err() {
                 return;
             }
@@ -370,10 +377,11 @@ pub fn snapshot(context: &Context, args: &TopArgs, steps: &[Step]) -> Result<Str
     let reader = Reader::new(context, args);
     let mut view = View::new();
     view.host = os.hostname();
+    let mut tracker = Tracker::default();
     for step in steps {
         match *step {
             Step::Read => {
-                let reading = reader.read()?;
+                let reading = reader.read(&mut tracker)?;
                 take(os, &mut view, Reply::Reading(Ok(reading)));
             }
             Step::Wait(duration) => {

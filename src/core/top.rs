@@ -4,8 +4,9 @@
 //! renderer draws it, so every behaviour here is a unit test.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::cgroup::Manager;
@@ -89,6 +90,12 @@ impl Row {
 
     pub fn is_closed(&self) -> bool {
         self.closed.is_some()
+    }
+
+    /// A closed row whose time on screen is over.
+    pub fn has_gone(&self, now: Duration) -> bool {
+        self.closed
+            .is_some_and(|closed| now.saturating_sub(closed) >= CLOSED_FOR)
     }
 }
 
@@ -457,8 +464,76 @@ pub enum Action {
     Stop(StopTarget),
 }
 
+/// The rows of successive readings, with when each appeared or closed, in the listing's
+/// order. The reading thread keeps one, so that merging, ordering and freeing 100k rows happens
+/// there and not on the thread that answers keys; the view only takes the result.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    rows: Arc<Vec<Row>>,
+    /// The rows before the last: the view has let them go by the next reading, so they are
+    /// freed here.
+    retired: Option<Arc<Vec<Row>>>,
+    readings: u64,
+}
+
+impl Tracker {
+    /// A new reading: rows it lacks are marked closed (and go after [`CLOSED_FOR`]), rows it
+    /// adds are new (none in the first reading), the others are brought up to date and keep
+    /// their age.
+    pub fn update(&mut self, entries: Vec<Entry>, now: Duration) -> Arc<Vec<Row>> {
+        let first = self.readings == 0;
+        self.readings += 1;
+        let old: HashMap<RowKey, Option<Duration>> = self
+            .rows
+            .iter()
+            .filter(|row| row.closed.is_none())
+            .map(|row| (row.key, row.appeared))
+            .collect();
+        let mut seen: HashSet<RowKey> = HashSet::with_capacity(entries.len());
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let key = RowKey::of(&entry.socket);
+            let appeared = match old.get(&key) {
+                Some(&appeared) => appeared,
+                None if first => None,
+                // New, or back after it went.
+                None => Some(now),
+            };
+            seen.insert(key);
+            rows.push(Row {
+                entry,
+                key,
+                appeared,
+                closed: None,
+            });
+        }
+        rows.extend(
+            self.rows
+                .iter()
+                .filter(|row| !seen.contains(&row.key))
+                .filter_map(|row| {
+                    let closed = row.closed.unwrap_or(now);
+                    (now.saturating_sub(closed) < CLOSED_FOR).then(|| Row {
+                        closed: Some(closed),
+                        ..row.clone()
+                    })
+                }),
+        );
+        rows.sort_by(|a, b| default_order(&a.entry, &b.entry));
+        let rows = Arc::new(rows);
+        drop(self.retired.take());
+        self.retired = Some(std::mem::replace(&mut self.rows, Arc::clone(&rows)));
+        rows
+    }
+}
+
 pub struct View {
-    rows: Vec<Row>,
+    /// The last reading's rows, in the listing's order.
+    rows: Arc<Vec<Row>>,
+    /// Where the closed rows are among them, to let them go on time.
+    closed: Vec<usize>,
+    /// Merges readings given to [`View::update`] (the reading thread has its own).
+    tracker: Tracker,
     /// Indexes into `rows` of those shown, in order.
     visible: Vec<usize>,
     /// The sort column and whether it runs descending; `None`: the listing's order (listeners
@@ -498,7 +573,9 @@ impl Default for View {
 impl View {
     pub fn new() -> View {
         View {
-            rows: Vec::new(),
+            rows: Arc::default(),
+            closed: Vec::new(),
+            tracker: Tracker::default(),
             visible: Vec::new(),
             sort: None,
             protos: Protos::default(),
@@ -520,36 +597,24 @@ impl View {
         }
     }
 
-    /// A new reading: rows it lacks are marked closed (and go after [`CLOSED_FOR`]), rows it
-    /// adds are new, the others are brought up to date and keep their age.
+    /// A new reading, merged here (one thread does all: `--once`, the tests).
     pub fn update(&mut self, entries: Vec<Entry>, warnings: Vec<String>, now: Duration) {
-        let first = self.readings == 0;
+        let rows = self.tracker.update(entries, now);
+        self.show(rows, warnings, now);
+    }
+
+    /// A reading a [`Tracker`] merged.
+    pub fn show(&mut self, rows: Arc<Vec<Row>>, warnings: Vec<String>, now: Duration) {
         self.readings += 1;
         self.now = now;
         self.warnings = warnings;
-        let mut old: HashMap<RowKey, Row> = self.rows.drain(..).map(|row| (row.key, row)).collect();
-        let mut rows = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let key = RowKey::of(&entry.socket);
-            let appeared = match old.remove(&key) {
-                Some(row) if row.closed.is_none() => row.appeared,
-                // Back before it went: new again.
-                Some(_) => Some(now),
-                None if first => None,
-                None => Some(now),
-            };
-            rows.push(Row {
-                entry,
-                key,
-                appeared,
-                closed: None,
-            });
-        }
-        rows.extend(old.into_values().filter_map(|mut row| {
-            let closed = *row.closed.get_or_insert(now);
-            (now.saturating_sub(closed) < CLOSED_FOR).then_some(row)
-        }));
         self.namespaces = rows.iter().any(|row| row.entry.netns.is_some());
+        self.closed = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| row.is_closed())
+            .map(|(index, _)| index)
+            .collect();
         self.rows = rows;
         self.refilter();
     }
@@ -564,12 +629,10 @@ impl View {
         {
             self.message = None;
         }
-        let before = self.rows.len();
-        self.rows.retain(|row| {
-            row.closed
-                .is_none_or(|closed| now.saturating_sub(closed) < CLOSED_FOR)
-        });
-        if self.rows.len() != before {
+        let rows = &self.rows;
+        let before = self.closed.len();
+        self.closed.retain(|&index| !rows[index].has_gone(now));
+        if self.closed.len() != before {
             self.refilter();
         }
     }
@@ -596,6 +659,11 @@ impl View {
     /// count of those shown).
     pub fn total(&self) -> usize {
         self.rows.len()
+            - self
+                .rows
+                .iter()
+                .filter(|row| row.has_gone(self.now))
+                .count()
     }
 
     pub fn visible_len(&self) -> usize {
@@ -643,30 +711,30 @@ impl View {
     /// Filters and sorts the rows again, keeping the selection on the same socket when it is
     /// still shown.
     fn refilter(&mut self) {
-        let (protos, states, filter) = (self.protos, self.states, &self.filter);
+        let (protos, states, filter, now) = (self.protos, self.states, &self.filter, self.now);
         let mut visible: Vec<usize> = self
             .rows
             .iter()
             .enumerate()
             .filter(|(_, row)| {
                 let socket = &row.entry.socket;
-                protos.shows(socket.proto)
+                !row.has_gone(now)
+                    && protos.shows(socket.proto)
                     && states.shows(socket.state)
                     && filter.matches(&row.entry)
             })
             .map(|(index, _)| index)
             .collect();
-        let rows = &self.rows;
-        let order = |a: &usize, b: &usize| {
-            let (a, b) = (&rows[*a].entry, &rows[*b].entry);
-            match self.sort {
-                None => default_order(a, b),
-                Some((column, descending)) => column
+        // The rows come in the listing's order: only another sort costs a sort here.
+        if let Some((column, descending)) = self.sort {
+            let rows = &self.rows;
+            visible.sort_by(|a, b| {
+                let (a, b) = (&rows[*a].entry, &rows[*b].entry);
+                column
                     .compare(a, b, descending)
-                    .then_with(|| default_order(a, b)),
-            }
-        };
-        visible.sort_by(order);
+                    .then_with(|| default_order(a, b))
+            });
+        }
         self.visible = visible;
         match self
             .selected
@@ -915,7 +983,6 @@ impl View {
 mod tests {
     use super::*;
     use crate::core::model::{OwnerNote, Process};
-    use std::sync::Arc;
 
     fn entry(proto: Proto, local: &str, remote: Option<&str>, state: State) -> Entry {
         let mut socket = Socket::example(proto, local, remote, state);
@@ -1174,6 +1241,43 @@ mod tests {
         view.update(later, Vec::new(), much_later);
         assert!(view.visible_rows(0, 9).all(|r| !r.is_new(much_later)));
         assert!(ports(&view).contains(&8443));
+    }
+
+    #[test]
+    fn the_tracker_orders_rows_and_keeps_alike_sockets_alive() {
+        let mut tracker = Tracker::default();
+        // Two sockets no inode tells apart (netstat2 reads none): one key, neither closes.
+        let mut twin = entry(Proto::Udp, "0.0.0.0:5353", None, State::Unconn);
+        twin.socket.inode = 0;
+        let mut readings = host();
+        readings.extend([twin.clone(), twin]);
+        let first = tracker.update(readings.clone(), Duration::ZERO);
+        let second = tracker.update(readings, Duration::from_secs(1));
+        assert_eq!(second.len(), first.len());
+        assert!(
+            second
+                .iter()
+                .all(|row| !row.is_closed() && row.appeared.is_none())
+        );
+        let ports: Vec<u16> = second.iter().map(|r| r.entry.socket.local.port()).collect();
+        assert_eq!(ports, [53, 80, 5353, 5353, 5432, 80, 80]);
+        // Gone, then back: new again.
+        let third = tracker.update(Vec::new(), Duration::from_secs(2));
+        assert!(third.iter().all(Row::is_closed));
+        let back = tracker.update(host(), Duration::from_secs(3));
+        let (open, closed): (Vec<&Row>, Vec<&Row>) = back.iter().partition(|row| !row.is_closed());
+        assert!(
+            open.iter()
+                .all(|row| row.appeared == Some(Duration::from_secs(3)))
+        );
+        assert_eq!(open.len(), 5);
+        // The twins went at 2 s and stay shown until CLOSED_FOR has passed since.
+        assert_eq!(closed.len(), 2);
+        assert!(
+            closed
+                .iter()
+                .all(|row| row.closed == Some(Duration::from_secs(2)))
+        );
     }
 
     #[test]
