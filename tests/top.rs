@@ -181,7 +181,7 @@ fn top_details_pane_has_tcp_internals() {
 }
 
 #[test]
-fn top_k_asks_with_pid_name_and_start_time_then_says_it_cannot_yet() {
+fn top_k_shows_who_stops_plan_with_pid_name_and_start_time_and_carries_it_out_on_yes() {
     let base = steps(&[
         &[Step::Read, Step::Key(Key::Char('/'))],
         &keys("process:postgres state:listen"),
@@ -196,8 +196,12 @@ fn top_k_asks_with_pid_name_and_start_time_then_says_it_cannot_yet() {
         &SIZE,
         &steps(&[&base, &[Step::Key(Key::Char('y'))]]),
     );
+    // The fake host's postgres runs in a systemd unit: the unit is stopped, as `who --stop`
+    // would, and the fake's tables still hold the port afterwards.
     assert!(
-        answered.contains("stopping from top needs who --stop"),
+        answered.contains(
+            "systemctl stop postgresql@15-main.service: 127.0.0.1:5432/tcp is still held"
+        ),
         "{answered}"
     );
 }
@@ -357,18 +361,21 @@ fn tmux_a_new_listener_shows_within_a_refresh_the_filter_narrows_and_q_restores(
         "not on the alternate screen:\n{first}"
     );
 
-    // A listener opened while top runs is on screen within one refresh (1 s), with slack for
-    // a loaded machine.
+    // A listener opened while top runs is on screen within one refresh: the header numbers the
+    // readings, so the first reading begun after the bind is known without a clock. Reading
+    // N+1 may have begun before the bind, as N was on screen after it; N+2 began after N+1 was
+    // taken in, so after this screen, so after the bind.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address").to_string();
-    let opened = Instant::now();
+    let after_bind = reading_number(&top.screen()).expect("a reading number in the header");
     let seen = top
-        .wait_for(Duration::from_secs(3), |s| s.contains(&address))
-        .unwrap_or_else(|screen| panic!("{address} not shown within 3 s:\n{screen}"));
-    let took = opened.elapsed();
+        .wait_for(Duration::from_secs(30), |s| {
+            reading_number(s).is_some_and(|n| n >= after_bind + 2)
+        })
+        .unwrap_or_else(|screen| panic!("no second refresh after the bind:\n{screen}"));
     assert!(
-        took < Duration::from_millis(2500),
-        "{address} took {took:?}"
+        seen.contains(&address),
+        "{address} not shown by the first refresh begun after it was opened:\n{seen}"
     );
     let row = seen
         .lines()
@@ -403,18 +410,19 @@ fn tmux_keys_are_answered_at_once_and_ctrl_c_quits() {
     let top = Tmux::start("--interval 0.2");
     top.wait_for(Duration::from_secs(10), |s| s.contains(" sockets "))
         .unwrap_or_else(|screen| panic!("top did not draw:\n{screen}"));
+    // How fast keys are answered is the benchmark's to measure; here, that they are at all.
     top.send(&["?"]);
-    let sent = Instant::now();
-    top.wait_for(Duration::from_secs(2), |s| s.contains("this help"))
+    top.wait_for(Duration::from_secs(10), |s| s.contains("this help"))
         .unwrap_or_else(|screen| panic!("no help:\n{screen}"));
-    // tmux's own round trips count in this; the bound is loose, the answer quick.
-    assert!(
-        sent.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        sent.elapsed()
-    );
     top.send(&["Escape"]);
     top.send(&["C-c"]);
     assert_eq!(top.exit_status().as_deref(), Some("0"), "{}", top.screen());
     assert!(!top.alternate_screen());
+}
+
+/// The number of the reading on screen, from the header's "reading N in M ms".
+fn reading_number(screen: &str) -> Option<u64> {
+    let header = screen.lines().next()?;
+    let after = header.split(" reading ").nth(1)?;
+    after.split(' ').next()?.parse().ok()
 }

@@ -186,10 +186,19 @@ fn stop(reader: &Reader, view: &mut View, target: &StopTarget) {
             report.target
         )),
         Ok(report) => {
-            let mut said = Vec::new();
-            let _ = render::stop::text(&report, false, &mut said);
-            let said = String::from_utf8_lossy(&said);
-            view.say(said.lines().last().unwrap_or("stopped").to_string());
+            let done: Vec<String> = report.plans.iter().map(render::stop::plan_text).collect();
+            let outcome = if report.broken() {
+                "a step failed (portstat who --stop says which)".to_string()
+            } else if report.free {
+                format!("{} is free", report.target)
+            } else {
+                format!(
+                    "{} is still held after {:.1}s (portstat who --stop --force ends it with \
+                     SIGKILL)",
+                    report.target, report.waited
+                )
+            };
+            view.say(format!("{}: {outcome}", done.join("; ")));
         }
     }
 }

@@ -88,8 +88,9 @@ fn title_line(view: &View) -> String {
             )
         }
     };
+    // The reading's number tells a watcher (and the tmux tests) which refresh is on screen.
     let took = view.took.map_or_else(String::new, |took| {
-        format!("  read in {} ms", took.as_millis())
+        format!("  reading {} in {} ms", view.readings, took.as_millis())
     });
     format!(
         " portstat top  {}  {} of {} sockets  {}, {}  sort: {sort}{took}",
