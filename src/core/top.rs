@@ -553,6 +553,8 @@ pub struct View {
     pub zones: Zones,
     /// The host's name, for the title.
     pub host: String,
+    /// Whether to draw in colour (`--color`, NO_COLOR, CLICOLOR...).
+    pub color: bool,
 }
 
 impl Default for View {
@@ -585,6 +587,7 @@ impl View {
             namespaces: false,
             zones: Zones::default(),
             host: String::new(),
+            color: true,
         }
     }
 
