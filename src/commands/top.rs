@@ -45,6 +45,7 @@ pub fn run(args: &TopArgs, context: &mut Context) -> Result<Outcome> {
     let reader = Reader::new(context, args);
     let mut view = View::new();
     view.host = context.os.hostname();
+    view.color = context.output.style.color;
     // The first reading comes before the screen: what makes it fail (a namespace that is not
     // there, tables that can't be read) is said as every command says it.
     let first = context.os.monotonic();

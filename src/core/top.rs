@@ -545,8 +545,9 @@ pub struct View {
     /// The selected row's place among the visible, and which socket it is.
     cursor: usize,
     selected: Option<RowKey>,
-    /// The first visible row drawn.
+    /// The first visible row drawn, and how many are (PgUp and PgDn move by that).
     pub offset: usize,
+    page: usize,
     pub mode: Mode,
     pub pane: Option<Pane>,
     message: Option<(String, Duration)>,
@@ -562,6 +563,8 @@ pub struct View {
     pub zones: Zones,
     /// The host's name, for the title.
     pub host: String,
+    /// Whether to draw in colour (`--color`, NO_COLOR, CLICOLOR...).
+    pub color: bool,
 }
 
 impl Default for View {
@@ -584,6 +587,7 @@ impl View {
             cursor: 0,
             selected: None,
             offset: 0,
+            page: 20,
             mode: Mode::Table,
             pane: None,
             message: None,
@@ -594,6 +598,7 @@ impl View {
             namespaces: false,
             zones: Zones::default(),
             host: String::new(),
+            color: true,
         }
     }
 
@@ -693,6 +698,7 @@ impl View {
     /// Keeps the selected row among the `height` rows drawn.
     pub fn scroll(&mut self, height: usize) {
         let height = height.max(1);
+        self.page = height;
         if self.cursor < self.offset {
             self.offset = self.cursor;
         } else if self.cursor >= self.offset + height {
@@ -801,13 +807,12 @@ impl View {
     }
 
     fn table_key(&mut self, key: Key) -> Action {
-        const PAGE: usize = 20;
         match key {
             Key::Char('q') | Key::Esc => return Action::Quit,
             Key::Up => self.select(self.cursor.saturating_sub(1)),
             Key::Down => self.select(self.cursor + 1),
-            Key::PageUp => self.select(self.cursor.saturating_sub(PAGE)),
-            Key::PageDown => self.select(self.cursor + PAGE),
+            Key::PageUp => self.select(self.cursor.saturating_sub(self.page)),
+            Key::PageDown => self.select(self.cursor + self.page),
             Key::Home => self.select(0),
             Key::End => self.select(usize::MAX),
             Key::Left | Key::Char('<') => self.move_sort(-1),
@@ -1307,6 +1312,8 @@ mod tests {
         view.key(Key::Home);
         view.scroll(2);
         assert_eq!(view.offset, 0);
+        view.key(Key::PageDown);
+        assert_eq!(view.cursor(), Some(2), "a page is the rows drawn");
     }
 
     #[test]

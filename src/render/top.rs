@@ -112,7 +112,7 @@ fn status_line(view: &View) -> Line<'static> {
         if let Some(message) = view.message() {
             spans.push(Span::styled(
                 format!("  {}", printable(message)),
-                Style::new().fg(Color::Red),
+                ink(view, Color::Red),
             ));
         }
         return Line::from(spans);
@@ -138,7 +138,7 @@ fn status_line(view: &View) -> Line<'static> {
         1 => format!("  warning: {}", printable(&view.warnings[0])),
         n => format!("  {n} warnings, first: {}", printable(&view.warnings[0])),
     };
-    spans.push(Span::styled(warnings, Style::new().fg(Color::Yellow)));
+    spans.push(Span::styled(warnings, ink(view, Color::Yellow)));
     Line::from(spans)
 }
 
@@ -239,11 +239,9 @@ fn draw_table(frame: &mut Frame, view: &View, area: Rect) {
     let now = view.now;
     let rows = cells.into_iter().map(|(row, texts)| {
         let look = if row.is_closed() {
-            Style::new()
-                .fg(Color::Red)
-                .add_modifier(Modifier::DIM | Modifier::CROSSED_OUT)
+            ink(view, Color::Red).add_modifier(Modifier::DIM | Modifier::CROSSED_OUT)
         } else if row.is_new(now) {
-            Style::new().fg(Color::Green).add_modifier(Modifier::BOLD)
+            ink(view, Color::Green).add_modifier(Modifier::BOLD)
         } else {
             Style::new()
         };
@@ -258,7 +256,7 @@ fn draw_table(frame: &mut Frame, view: &View, area: Rect) {
                     && !row.is_new(now)
                     && let Some(color) = Paint::State.color(&text)
                 {
-                    cell = cell.style(Style::new().fg(color_of(color)));
+                    cell = cell.style(ink(view, color_of(color)));
                 }
                 cell
             });
@@ -296,6 +294,16 @@ fn draw_table(frame: &mut Frame, view: &View, area: Rect) {
             ..area
         };
         frame.render_widget(Paragraph::new(format!("  {why}")), line);
+    }
+}
+
+/// Text in `color`, when colour is on (`--color`, NO_COLOR, ...); the marks and words say the
+/// same without it.
+fn ink(view: &View, color: Color) -> Style {
+    if view.color {
+        Style::new().fg(color)
+    } else {
+        Style::new()
     }
 }
 
@@ -453,12 +461,12 @@ fn details_lines(view: &View, pane: &Pane) -> Vec<Line<'static>> {
         None => lines.push(Line::from(
             "reading its TCP internals, memory and firewall verdict...",
         )),
-        Some(details) => details_tail(&mut lines, entry, details),
+        Some(details) => details_tail(view, &mut lines, entry, details),
     }
     lines
 }
 
-fn details_tail(lines: &mut Vec<Line<'static>>, entry: &Entry, details: &Details) {
+fn details_tail(view: &View, lines: &mut Vec<Line<'static>>, entry: &Entry, details: &Details) {
     let extra = entry.socket.details.as_deref();
     if let Some(info) = extra.and_then(|d| d.tcp_info.as_ref()) {
         lines.push(Line::from(format!("tcp: {}", info_cell(info))));
@@ -484,7 +492,7 @@ fn details_tail(lines: &mut Vec<Line<'static>>, entry: &Entry, details: &Details
     for warning in &details.warnings {
         lines.push(Line::from(Span::styled(
             format!("note: {}", printable(warning)),
-            Style::new().fg(Color::Yellow),
+            ink(view, Color::Yellow),
         )));
     }
 }
@@ -587,4 +595,51 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     ));
     lines.push(Line::from("any key closes this help"));
     popup(frame, centered(area, 100, 20), "keys", Text::from(lines));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::{Socket, State};
+
+    fn colours(color: bool) -> Vec<Color> {
+        let mut view = View::new();
+        view.color = color;
+        let listener = |port: u16| {
+            let socket =
+                Socket::example(Proto::Tcp, &format!("0.0.0.0:{port}"), None, State::Listen);
+            Entry::example(
+                Socket {
+                    inode: port.into(),
+                    ..socket
+                },
+                Vec::new(),
+            )
+        };
+        view.update(vec![listener(22)], Vec::new(), Duration::ZERO);
+        // 80 is new, 22 closed: both coloured when colour is on.
+        view.update(vec![listener(80)], Vec::new(), Duration::from_secs(1));
+        let mut terminal = match ratatui::Terminal::new(TestBackend::new(100, 8)) {
+            Ok(terminal) => terminal,
+            Err(never) => match never {},
+        };
+        if let Err(never) = terminal.draw(|frame| draw(frame, &mut view)) {
+            match never {}
+        }
+        let buffer = terminal.backend().buffer();
+        let mut found: Vec<Color> = buffer.content().iter().map(|cell| cell.fg).collect();
+        found.sort_by_key(|c| format!("{c:?}"));
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn colour_marks_new_and_closed_rows_and_is_left_out_when_off() {
+        let on = colours(true);
+        assert!(
+            on.contains(&Color::Green) && on.contains(&Color::Red),
+            "{on:?}"
+        );
+        assert_eq!(colours(false), [Color::Reset]);
+    }
 }
