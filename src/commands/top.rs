@@ -251,18 +251,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads every socket and merges them into `tracker`'s rows.
-    fn read(&self, tracker: &mut Tracker) -> Result<Reading> {
-        let started = self.os.monotonic();
-        let query = Query::default();
-        let scan = scan::scan(
+    /// The listing's scan, as `top` reads: live, in its namespaces, with its backend and names.
+    fn scan(&self, query: &Query) -> Result<scan::Scan> {
+        scan::scan(
             self.os,
-            &query,
+            query,
             self.backend,
             &Source::Live,
             &self.netns,
             self.names,
-        )?;
+        )
+    }
+
+    /// Reads every socket and merges them into `tracker`'s rows.
+    fn read(&self, tracker: &mut Tracker) -> Result<Reading> {
+        let started = self.os.monotonic();
+        let scan = self.scan(&Query::default())?;
         let zones = scan::zones(self.os, &self.netns, &scan.entries);
         let rows = tracker.update(scan.entries, self.os.monotonic());
         Ok(Reading {
@@ -326,14 +330,7 @@ impl<'a> Reader<'a> {
             },
             ..Query::default()
         };
-        let scan = match scan::scan(
-            self.os,
-            &query,
-            self.backend,
-            &Source::Live,
-            &self.netns,
-            self.names,
-        ) {
+        let scan = match self.scan(&query) {
             Ok(scan) => scan,
             Err(error) => {
                 details.warnings.push(format!("not read again: {error:#}"));
