@@ -435,17 +435,7 @@ fn details_lines(view: &View, pane: &Pane) -> Vec<Line<'static>> {
         lines.push(Line::from(Span::styled("holders:", bold)));
     }
     for owner in &facts.owners {
-        let mut about = vec![format!("pid {}", owner.pid)];
-        about.extend(owner.user.as_ref().map(|user| format!("user {user}")));
-        about.extend(owner.started_at.as_ref().map(|at| format!("started {at}")));
-        about.extend(owner.unit.as_ref().map(|unit| format!("unit {unit}")));
-        about.extend(owner.container.as_ref().map(|c| {
-            format!(
-                "{} container {}",
-                c.runtime,
-                c.id.get(..12).unwrap_or(&c.id)
-            )
-        }));
+        let about = super::who::owner_facts(owner);
         lines.push(Line::from(
             printable(&format!("  {} ({})", owner.name, about.join(", "))).into_owned(),
         ));

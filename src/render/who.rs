@@ -276,17 +276,7 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
             )?;
         }
         for owner in &listener.owners {
-            let mut facts = vec![format!("pid {}", owner.pid)];
-            facts.extend(owner.user.as_ref().map(|user| format!("user {user}")));
-            facts.extend(owner.started_at.as_ref().map(|at| format!("started {at}")));
-            facts.extend(owner.unit.as_ref().map(|unit| format!("unit {unit}")));
-            facts.extend(owner.container.as_ref().map(|c| {
-                format!(
-                    "{} container {}",
-                    c.runtime,
-                    c.id.get(..12).unwrap_or(&c.id)
-                )
-            }));
+            let facts = owner_facts(owner);
             writeln!(
                 out,
                 "    {} ({})",
@@ -419,4 +409,20 @@ pub fn text(report: &WhoReport, style: &Style, out: &mut dyn Write) -> io::Resul
         writeln!(out, "  by {}", printable(&target.rule.describe()))?;
     }
     Ok(())
+}
+
+/// What the report says of a holder after its name: `pid 812, user root, started ..., unit ...`.
+pub fn owner_facts(owner: &Owner) -> Vec<String> {
+    let mut facts = vec![format!("pid {}", owner.pid)];
+    facts.extend(owner.user.as_ref().map(|user| format!("user {user}")));
+    facts.extend(owner.started_at.as_ref().map(|at| format!("started {at}")));
+    facts.extend(owner.unit.as_ref().map(|unit| format!("unit {unit}")));
+    facts.extend(owner.container.as_ref().map(|c| {
+        format!(
+            "{} container {}",
+            c.runtime,
+            c.id.get(..12).unwrap_or(&c.id)
+        )
+    }));
+    facts
 }
