@@ -10,12 +10,62 @@ use crate::core::snapshot::Snapshot;
 
 /// Any JSON document, indented or on one line, ending with a newline.
 pub fn document(document: &impl Serialize, pretty: bool, out: &mut dyn Write) -> io::Result<()> {
+    let mut chunks = Chunks::new(out);
     if pretty {
-        serde_json::to_writer_pretty(&mut *out, document)?;
+        serde_json::to_writer_pretty(&mut chunks, document)?;
     } else {
-        serde_json::to_writer(&mut *out, document)?;
+        serde_json::to_writer(&mut chunks, document)?;
     }
-    writeln!(out)
+    chunks.buffer.push(b'\n');
+    chunks.drain()
+}
+
+/// How much of a document is gathered before it goes to the output.
+const CHUNK: usize = 64 * 1024;
+
+/// serde_json writes every token (a quote, a colon, a key) with a `write_all` of its own: into
+/// a `dyn Write` each is a call through the vtable, a tenth of a 10k-socket listing's time.
+/// Gathered here in a plain vector, they inline to copies, and the output sees 64 KiB at once.
+struct Chunks<'a> {
+    buffer: Vec<u8>,
+    out: &'a mut dyn Write,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(out: &'a mut dyn Write) -> Chunks<'a> {
+        Chunks {
+            buffer: Vec::with_capacity(CHUNK),
+            out,
+        }
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buffer)?;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+impl Write for Chunks<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.out.flush()
+    }
 }
 
 /// Writes the listing's snapshot, streamed from the entries.
