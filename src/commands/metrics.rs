@@ -145,6 +145,9 @@ type ListenerKey = (Proto, IpAddr, u16, Option<String>);
 /// else its namespace's container) and its namespace.
 fn placements(context: &Context, scan: &Scan) -> HashMap<ListenerKey, Placement> {
     let mut placements = HashMap::new();
+    // One read of a process's cgroup however many sockets it listens on: a farm worker
+    // holding a thousand had been read a thousand times, a sixth of a scrape.
+    let mut managers = HashMap::new();
     for entry in scan
         .entries
         .iter()
@@ -153,8 +156,18 @@ fn placements(context: &Context, scan: &Scan) -> HashMap<ListenerKey, Placement>
         let manager = entry
             .processes
             .first()
-            .and_then(|process| context.os.cgroup(process.pid))
-            .map(|text| cgroup::parse(&text))
+            .map(|process| {
+                managers
+                    .entry(process.pid)
+                    .or_insert_with(|| {
+                        context
+                            .os
+                            .cgroup(process.pid)
+                            .map(|text| cgroup::parse(&text))
+                            .unwrap_or_default()
+                    })
+                    .clone()
+            })
             .unwrap_or_default();
         let container = manager
             .container
