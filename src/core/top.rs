@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::core::cgroup::Manager;
 use crate::core::firewall::eval::Reach;
 use crate::core::model::{Entry, Proto, Socket, State, Zones};
-use crate::core::query::{PortSpec, default_order};
+use crate::core::query::{PortSpec, default_order, sort_in_listing_order};
 use crate::core::stop::Plan;
 use crate::core::target::Target;
 
@@ -519,7 +519,7 @@ impl Tracker {
                     })
                 }),
         );
-        rows.sort_by(|a, b| default_order(&a.entry, &b.entry));
+        sort_in_listing_order(&mut rows, |row| &row.entry);
         let rows = Arc::new(rows);
         drop(self.retired.take());
         self.retired = Some(std::mem::replace(&mut self.rows, Arc::clone(&rows)));
