@@ -14,8 +14,8 @@ use crate::core::firewall::judge::{ForwardTarget, Judge, Network};
 use crate::core::firewall::published;
 use crate::core::meaning::{self, Listeners, Meaning, WalkLimits};
 use crate::core::model::{
-    Backend, ContainerLabel, Entry, EphemeralRange, Namespace, NetnsLabel, Process, Proto, Socket,
-    Source, State, TableRead, Zones, zone_of,
+    Backend, ContainerLabel, Entry, EphemeralRange, Holders, Namespace, NetnsLabel, Process, Proto,
+    Socket, Source, State, TableRead, Zones, zone_of,
 };
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::services::Services;
@@ -60,9 +60,26 @@ pub fn scan(
     netns: &NetnsSelection,
     names: Names,
 ) -> Result<Scan> {
-    let mut reading = read(os, query, backend, source, netns)?;
+    // The walk over every process's descriptors needs nothing from the tables when it looks
+    // for every socket: it runs while they are dumped (one core dumps TCP, the walk takes the
+    // other). Not when a port is asked for: a port nobody uses then needs no walk at all.
+    let early = matches!(source, Source::Live)
+        && backend != Backend::Netstat2
+        && query.ports.is_none()
+        && query.local_ports.is_none()
+        && query.remote_ports.is_none()
+        && query.endpoint.is_none();
+    let (reading, walked) = if early {
+        super::alongside(
+            || read(os, query, backend, source, netns),
+            || Some(os.find_holders(None)),
+        )
+    } else {
+        (read(os, query, backend, source, netns), None)
+    };
+    let mut reading = reading?;
     let candidates = std::mem::take(&mut reading.candidates);
-    let (entries, owner_warnings) = reading.describe(os, candidates, query, names);
+    let (entries, owner_warnings) = reading.describe(os, candidates, query, names, walked);
     let mut warnings = reading.warnings;
     warnings.extend(owner_warnings);
     Ok(Scan {
@@ -442,23 +459,38 @@ fn read_namespaces(
 impl Reading {
     /// Finds the owners of `sockets` (one walk over the processes, for the owners the backend
     /// did not report), gives each its meaning, and keeps those the owner filters match. Also
-    /// says what could not be seen.
+    /// says what could not be seen. `early`: a walk for every socket made while the tables
+    /// were read.
     pub fn describe(
         &self,
         os: &dyn Os,
         sockets: Vec<Socket>,
         query: &Query,
         names: Names,
+        early: Option<Holders>,
     ) -> (Vec<Entry>, Vec<String>) {
         let wanted: HashSet<u64> = sockets
             .iter()
             .filter(|socket| socket.holders.is_none() && socket.inode != 0)
             .map(|socket| socket.inode)
             .collect();
-        let walked = if wanted.is_empty() {
-            Default::default()
-        } else {
-            os.find_holders(&wanted)
+        let walked = match early {
+            _ if wanted.is_empty() => Default::default(),
+            None => os.find_holders(Some(&wanted)),
+            Some(mut walked) => {
+                // A socket opened after the early walk passed its process: looked for again,
+                // as the walk after the tables would have found it.
+                let missed: HashSet<u64> = wanted
+                    .into_iter()
+                    .filter(|inode| !walked.by_inode.contains_key(inode))
+                    .collect();
+                if !missed.is_empty() {
+                    let again = os.find_holders(Some(&missed));
+                    walked.by_inode.extend(again.by_inode);
+                    walked.vanished += again.vanished;
+                }
+                walked
+            }
         };
         let holders_of = |socket: &Socket| -> Vec<u32> {
             match &socket.holders {

@@ -48,7 +48,7 @@ pub fn run(args: &WatchArgs, context: &mut Context) -> Result<Outcome> {
         let candidates = std::mem::take(&mut reading.candidates);
         let mut owner_warnings = Vec::new();
         let changes = follower.update(candidates, baseline, |fresh| {
-            let (entries, warnings) = reading.describe(os, fresh, &query, names);
+            let (entries, warnings) = reading.describe(os, fresh, &query, names, None);
             owner_warnings = warnings;
             entries
         });

@@ -731,12 +731,12 @@ impl Os for FakeOs {
         }
     }
 
-    fn find_holders(&self, wanted: &HashSet<u64>) -> Holders {
+    fn find_holders(&self, wanted: Option<&HashSet<u64>>) -> Holders {
         Holders {
             by_inode: self
                 .holders
                 .iter()
-                .filter(|(inode, _)| wanted.contains(inode))
+                .filter(|(inode, _)| wanted.is_none_or(|wanted| wanted.contains(inode)))
                 .map(|(&inode, pids)| (inode, pids.clone()))
                 .collect(),
             unreadable: self.unreadable.clone(),

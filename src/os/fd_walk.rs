@@ -18,9 +18,9 @@ use rustix::io::Errno;
 
 use crate::core::model::{Holders, Unreadable};
 
-pub fn find_holders(wanted: &HashSet<u64>) -> Holders {
+pub fn find_holders(wanted: Option<&HashSet<u64>>) -> Holders {
     let mut holders = Holders::default();
-    if wanted.is_empty() {
+    if wanted.is_some_and(HashSet::is_empty) {
         return holders;
     }
     holders.own_netns = netns_of(CWD, "/proc/self/ns/net");
@@ -92,7 +92,7 @@ struct Partial {
 }
 
 struct Walk<'a> {
-    wanted: &'a HashSet<u64>,
+    wanted: Option<&'a HashSet<u64>>,
     /// `/proc`, open: every path is opened relative to it.
     proc: &'a OwnedFd,
     pids: &'a [u32],
@@ -155,7 +155,7 @@ impl Walk<'_> {
                 Err(_) => continue,
             };
             if let Some(inode) = link.get(..length).and_then(socket_inode)
-                && self.wanted.contains(&inode)
+                && self.wanted.is_none_or(|wanted| wanted.contains(&inode))
             {
                 partial.pairs.push((inode, pid));
             }
@@ -324,7 +324,7 @@ mod tests {
             });
         }
         let mut child = command.spawn().expect("spawn sleep");
-        let holders = find_holders(&HashSet::from([inode]));
+        let holders = find_holders(Some(&HashSet::from([inode])));
         let _ = child.kill();
         let _ = child.wait();
         let mut expected = vec![std::process::id(), child.id()];
@@ -345,11 +345,23 @@ mod tests {
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
             .collect();
         let inodes: HashSet<u64> = listeners.iter().map(inode_of).collect();
-        let holders = find_holders(&inodes);
+        let holders = find_holders(Some(&inodes));
         for inode in &inodes {
             assert_eq!(holders.pids(*inode), [std::process::id()]);
         }
         assert!(holders.own_netns.is_some());
+    }
+
+    #[test]
+    fn asked_for_every_socket_the_walk_finds_these_among_them() {
+        let listeners: Vec<_> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let holders = find_holders(None);
+        for inode in listeners.iter().map(inode_of) {
+            assert_eq!(holders.pids(inode), [std::process::id()]);
+        }
+        assert!(holders.by_inode.len() >= listeners.len());
     }
 
     #[test]

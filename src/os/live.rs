@@ -113,7 +113,7 @@ impl Os for LiveOs {
         }
     }
 
-    fn find_holders(&self, wanted: &HashSet<u64>) -> Holders {
+    fn find_holders(&self, wanted: Option<&HashSet<u64>>) -> Holders {
         processes::find_holders(wanted)
     }
 

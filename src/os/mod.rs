@@ -87,9 +87,10 @@ pub trait Os: Sync {
     /// The network namespaces a selection names, with what could not be seen.
     fn namespaces(&self, selection: &NetnsSelection) -> Result<(Vec<Namespace>, Vec<String>)>;
 
-    /// Which processes hold the `wanted` socket inodes: one walk over every process's files,
-    /// always complete (any process may hold any socket), with what could not be read.
-    fn find_holders(&self, wanted: &HashSet<u64>) -> Holders;
+    /// Which processes hold the `wanted` socket inodes (`None`: every socket any process
+    /// holds): one walk over every process's files, always complete (any process may hold any
+    /// socket), with what could not be read.
+    fn find_holders(&self, wanted: Option<&HashSet<u64>>) -> Holders;
 
     /// Names, command lines, start times (and, with `names`, users) of these processes; a pid
     /// that is gone by now is missing from the result.

@@ -12,12 +12,12 @@ use crate::core::model::{Holders, Process};
 /// Walks `/proc/*/fd` once, on every core, and records which processes hold the `wanted`
 /// socket inodes. Processes that vanish or can't be read are counted, never fatal.
 #[cfg(target_os = "linux")]
-pub fn find_holders(wanted: &HashSet<u64>) -> Holders {
+pub fn find_holders(wanted: Option<&HashSet<u64>>) -> Holders {
     super::fd_walk::find_holders(wanted)
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn find_holders(_wanted: &HashSet<u64>) -> Holders {
+pub fn find_holders(_wanted: Option<&HashSet<u64>>) -> Holders {
     Holders::default()
 }
 
@@ -86,7 +86,7 @@ mod tests {
             let path = format!("/proc/self/fd/{}", listener.as_raw_fd());
             std::fs::metadata(path).expect("fd metadata").ino()
         };
-        let holders = find_holders(&HashSet::from([inode]));
+        let holders = find_holders(Some(&HashSet::from([inode])));
         assert_eq!(holders.pids(inode), [std::process::id()]);
         let described = describe_processes(holders.pids(inode), Some(&UserNames::default()));
         let me = described
