@@ -13,7 +13,7 @@ use crate::cli::WhoArgs;
 use crate::core::error::UsageError;
 use crate::core::model::{Backend, Entry, Source};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
-use crate::core::stop::{self, Caller, Plan, Signal, Signalled, Step, Stop, StopReport};
+use crate::core::stop::{self, Caller, Plan, Progress, Signal, Signalled, Step, Stop, StopReport};
 use crate::core::target::Target;
 use crate::core::verdict::{self, HostFacts};
 use crate::os::{Os, Wait};
@@ -52,12 +52,14 @@ impl Default for StopOptions {
 
 /// Plans how to free `target`, asks `confirm` (given the plans, none of them a refusal; an
 /// error ends the stop with nothing done), carries the plans out and waits for the port to be
-/// free. Nothing is done when the port is free already or any plan is a refusal.
+/// free, telling `progress` each step and each wait as it comes. Nothing is done when the port
+/// is free already or any plan is a refusal.
 pub fn stop(
     os: &dyn Os,
     target: &Target,
     options: &StopOptions,
     confirm: &mut dyn FnMut(&[Plan]) -> Result<bool>,
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<StopReport> {
     let (target, namespace) = who::resolve(os, *target, &options.netns)?;
     let facts = os.host_facts(namespace.as_ref())?;
@@ -86,26 +88,31 @@ pub fn stop(
         return Ok(report);
     }
     report.confirmed = true;
+    let mut steps = Steps {
+        done: Vec::new(),
+        progress,
+    };
     for plan in &report.plans {
-        carry_out(os, plan, &mut report.steps);
+        carry_out(os, plan, &mut steps);
     }
     let began = os.monotonic();
-    let all_failed = report.steps.iter().all(Step::failed);
+    let all_failed = steps.done.iter().all(Step::failed);
     let mut held = if all_failed {
         // Nothing was done that could free it, so there is nothing to wait for or escalate:
         // one look says how it stands.
         let (entries, stops) = look.now()?;
         (!stops.is_empty()).then_some(entries)
     } else {
-        look.until_free(options.timeout)?
+        look.until_free(options.timeout, steps.progress)?
     };
     if let Some(entries) = held.as_ref().filter(|_| options.force && !all_failed) {
-        let before = report.steps.len();
-        kill(os, &report.plans, entries, &mut report.steps);
-        if report.steps[before..].iter().any(|step| !step.failed()) {
-            held = look.until_free(AFTER_KILL)?;
+        let before = steps.done.len();
+        kill(os, &report.plans, entries, &mut steps);
+        if steps.done[before..].iter().any(|step| !step.failed()) {
+            held = look.until_free(AFTER_KILL, steps.progress)?;
         }
     }
+    report.steps = steps.done;
     report.waited = os.monotonic().saturating_sub(began).as_secs_f64();
     report.free = held.is_none();
     Ok(report)
@@ -145,7 +152,16 @@ impl Look<'_> {
     }
 
     /// Looks until the port is free (`None`) or `timeout` has passed (the sockets still on it).
-    fn until_free(&self, timeout: Duration) -> Result<Option<Vec<Entry>>> {
+    fn until_free(
+        &self,
+        timeout: Duration,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Option<Vec<Entry>>> {
+        let target = self.target.to_string();
+        progress(Progress::Waiting {
+            target: &target,
+            timeout,
+        });
         let deadline = self.os.monotonic() + timeout;
         loop {
             let (entries, stops) = self.now()?;
@@ -160,7 +176,20 @@ impl Look<'_> {
     }
 }
 
-fn carry_out(os: &dyn Os, plan: &Plan, steps: &mut Vec<Step>) {
+/// The steps taken so far, each told as it is taken.
+struct Steps<'a> {
+    done: Vec<Step>,
+    progress: &'a mut dyn FnMut(Progress<'_>),
+}
+
+impl Steps<'_> {
+    fn push(&mut self, step: Step) {
+        (self.progress)(Progress::Step(&step));
+        self.done.push(step);
+    }
+}
+
+fn carry_out(os: &dyn Os, plan: &Plan, steps: &mut Steps) {
     match plan {
         Plan::Unit { unit, socket_unit } => {
             // The socket unit first, or a connection meanwhile starts the service again.
@@ -183,7 +212,7 @@ fn carry_out(os: &dyn Os, plan: &Plan, steps: &mut Vec<Step>) {
 /// on it (the master and its workers, who would otherwise keep it); the manager's kill for
 /// units and containers. A process that took the port since is not touched: it was not
 /// confirmed.
-fn kill(os: &dyn Os, plans: &[Plan], entries: &[Entry], steps: &mut Vec<Step>) {
+fn kill(os: &dyn Os, plans: &[Plan], entries: &[Entry], steps: &mut Steps) {
     let holding: HashSet<u32> = entries
         .iter()
         .filter(|entry| entry.socket.state.is_listening())
@@ -265,10 +294,20 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
                 .into()
             })
     };
-    let report = stop(os, &target, &options, &mut confirm)?;
-    if !args.quiet {
-        let output = &mut context.output;
-        if args.json.json {
+    let (quiet, json) = (args.quiet, args.json.json);
+    let output = &mut context.output;
+    // Each step is said as it is taken, not after the wait: one that hangs or takes seconds
+    // shows what it is waiting on. A failed write stops the telling, not the stop.
+    let mut told = Ok(());
+    let mut progress = |progress: Progress<'_>| {
+        if !quiet && !json && told.is_ok() {
+            told = render::stop::progress(&progress, output.out);
+        }
+    };
+    let report = stop(os, &target, &options, &mut confirm, &mut progress)?;
+    told?;
+    if !quiet {
+        if json {
             output.json(&render::stop::Document::of(&report))?;
         } else {
             render::stop::text(&report, options.force, output.out)?;
@@ -325,7 +364,14 @@ mod tests {
 
     fn run_stop(fake: &FakeOs, force: bool) -> StopReport {
         let target: Target = "8080".parse().expect("target");
-        stop(fake, &target, &options(force), &mut |_| Ok(true)).expect("stops")
+        stop(
+            fake,
+            &target,
+            &options(force),
+            &mut |_| Ok(true),
+            &mut |_| {},
+        )
+        .expect("stops")
     }
 
     fn signalled(fake: &FakeOs) -> Vec<(u32, Signal)> {
@@ -392,9 +438,13 @@ mod tests {
     fn without_a_terminal_nothing_is_stopped() {
         let fake = host(&[process(77, 10)], 2);
         let target: Target = "8080".parse().expect("target");
-        let asked = stop(&fake, &target, &options(false), &mut |plans| {
-            fake.confirm(&render::stop::question(&target, plans))
-        });
+        let asked = stop(
+            &fake,
+            &target,
+            &options(false),
+            &mut |plans| fake.confirm(&render::stop::question(&target, plans)),
+            &mut |_| {},
+        );
         let error = asked.expect_err("no terminal");
         assert!(error.to_string().contains("no terminal"), "{error}");
         assert!(signalled(&fake).is_empty());
@@ -416,10 +466,16 @@ mod tests {
         );
         let target: Target = "8080".parse().expect("target");
         let mut asked = false;
-        let report = stop(&fake, &target, &options(false), &mut |_| {
-            asked = true;
-            Ok(true)
-        })
+        let report = stop(
+            &fake,
+            &target,
+            &options(false),
+            &mut |_| {
+                asked = true;
+                Ok(true)
+            },
+            &mut |_| {},
+        )
         .expect("plans");
         assert!(!asked && report.refused() && !report.confirmed);
         assert!(signalled(&fake).is_empty());
@@ -477,6 +533,76 @@ mod tests {
             [["podman", "stop", &id[..12]], ["podman", "kill", &id[..12]]]
         );
         assert_eq!(outcome(&report), Outcome::Fail);
+    }
+
+    /// What was written, and the fake's clock when each piece of it was.
+    struct Clocked<'a> {
+        os: &'a FakeOs,
+        text: String,
+        /// Where each write ended in `text`, and when it was written.
+        writes: Vec<(usize, Duration)>,
+    }
+
+    impl Clocked<'_> {
+        /// When `what` had been written in full.
+        fn when(&self, what: &str) -> Duration {
+            let end = self.text.find(what).map(|at| at + what.len());
+            let end = end.unwrap_or_else(|| panic!("{what:?} not in {:?}", self.text));
+            let write = self.writes.iter().find(|&&(ended, _)| ended >= end);
+            write.expect("written").1
+        }
+    }
+
+    impl std::io::Write for Clocked<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.text.push_str(&String::from_utf8_lossy(bytes));
+            self.writes.push((self.text.len(), self.os.monotonic()));
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_step_is_written_before_the_wait_and_the_result_after_it() {
+        use clap::Parser;
+
+        let fake = host(&[process(77, 10)], 3);
+        let cli = crate::cli::Cli::try_parse_from(["portstat", "who", "8080", "--stop", "--yes"])
+            .expect("parses");
+        let Some(crate::cli::Command::Who(args)) = &cli.command else {
+            panic!("not who: {cli:?}");
+        };
+        let mut out = Clocked {
+            os: &fake,
+            text: String::new(),
+            writes: Vec::new(),
+        };
+        let mut err = Vec::new();
+        let output = crate::render::Output {
+            out: &mut out,
+            err: &mut err,
+            style: crate::render::Style {
+                terminal: false,
+                width: None,
+                color: false,
+            },
+        };
+        let mut context = Context::new(&fake, output);
+        let outcome = run(args, &mut context).expect("stops");
+        assert_eq!(outcome, Outcome::Pass);
+        // The fake's clock moves only while the port is waited on (three looks, 0.3s).
+        assert_eq!(out.when("Sent SIGTERM to server (pid 77)."), Duration::ZERO);
+        assert_eq!(
+            out.when("Waiting up to 5.0s for 0.0.0.0:8080/tcp to be free ..."),
+            Duration::ZERO
+        );
+        assert_eq!(
+            out.when("is free now (after 0.3s)"),
+            Duration::from_millis(300)
+        );
     }
 
     #[test]

@@ -154,6 +154,7 @@ fn plan_stop(reader: &Reader, view: &mut View, mut target: StopTarget) {
             planned = plans.to_vec();
             Ok(false)
         },
+        &mut |_| {},
     );
     match looked {
         Err(error) => view.say(format!("{} not stopped: {error:#}", target.pid)),
@@ -179,6 +180,8 @@ fn stop(reader: &Reader, view: &mut View, target: &StopTarget) {
         &target.socket,
         &reader.stop_options(),
         &mut |plans| Ok(plans == target.plans.as_slice()),
+        // The view is paused meanwhile; how it ended is said in the status line.
+        &mut |_| {},
     );
     match result {
         Err(error) => view.say(format!("{} not stopped: {error:#}", target.pid)),

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -423,6 +424,18 @@ impl Step {
             Step::Command { error, .. } => error.is_some(),
         }
     }
+}
+
+/// What `who --stop` says as it goes, before the report is complete: each step as it is taken,
+/// and each wait as it begins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress<'a> {
+    Step(&'a Step),
+    /// Looking at `target` again until it is free or `timeout` has passed.
+    Waiting {
+        target: &'a str,
+        timeout: Duration,
+    },
 }
 
 /// What `who --stop` planned, did and found.
