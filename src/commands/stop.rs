@@ -82,6 +82,7 @@ pub fn stop(
         confirmed: false,
         steps: Vec::new(),
         free: stops.is_empty(),
+        held_by_others: Vec::new(),
         waited: 0.0,
     };
     if report.plans.is_empty() || report.refused() || !confirm(&report.plans)? {
@@ -101,13 +102,14 @@ pub fn stop(
         // Nothing was done that could free it, so there is nothing to wait for or escalate:
         // one look says how it stands.
         let (entries, stops) = look.now()?;
-        (!stops.is_empty()).then_some(entries)
+        (!stops.is_empty()).then_some((entries, stops))
     } else {
         look.until_free(options.timeout, steps.progress)?
     };
-    if let Some(entries) = held.as_ref().filter(|_| options.force && !all_failed) {
+    if let Some((entries, stops)) = held.as_ref().filter(|_| options.force && !all_failed) {
         let before = steps.done.len();
-        kill(os, &report.plans, entries, &mut steps);
+        let now = stop::plan(stops, entries, &caller);
+        kill(os, &report.plans, &now, entries, &mut steps);
         if steps.done[before..].iter().any(|step| !step.failed()) {
             held = look.until_free(AFTER_KILL, steps.progress)?;
         }
@@ -115,6 +117,12 @@ pub fn stop(
     report.steps = steps.done;
     report.waited = os.monotonic().saturating_sub(began).as_secs_f64();
     report.free = held.is_none();
+    if let Some((entries, stops)) = &held {
+        report.held_by_others = stop::plan(stops, entries, &caller)
+            .into_iter()
+            .filter(|now| !report.plans.iter().any(|was| was.same_holder(now)))
+            .collect();
+    }
     Ok(report)
 }
 
@@ -151,12 +159,13 @@ impl Look<'_> {
         Ok((scan.entries, stops))
     }
 
-    /// Looks until the port is free (`None`) or `timeout` has passed (the sockets still on it).
+    /// Looks until the port is free (`None`) or `timeout` has passed (the sockets still on it,
+    /// and what holds it).
     fn until_free(
         &self,
         timeout: Duration,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<Option<Vec<Entry>>> {
+    ) -> Result<Option<(Vec<Entry>, Vec<Stop>)>> {
         let target = self.target.to_string();
         progress(Progress::Waiting {
             target: &target,
@@ -170,7 +179,7 @@ impl Look<'_> {
             }
             let now = self.os.monotonic();
             if now >= deadline || self.os.wait(POLL.min(deadline - now))? == Wait::Interrupted {
-                return Ok(Some(entries));
+                return Ok(Some((entries, stops)));
             }
         }
     }
@@ -210,9 +219,11 @@ fn carry_out(os: &dyn Os, plan: &Plan, steps: &mut Steps) {
 
 /// `--force`, the port still held: SIGKILL to the planned processes that still hold a listener
 /// on it (the master and its workers, who would otherwise keep it); the manager's kill for
-/// units and containers. A process that took the port since is not touched: it was not
+/// units and containers that still hold it, as `now` (the plans for what holds it now) says.
+/// A process, unit or container that took the port since is not touched: it was not
 /// confirmed.
-fn kill(os: &dyn Os, plans: &[Plan], entries: &[Entry], steps: &mut Steps) {
+fn kill(os: &dyn Os, plans: &[Plan], now: &[Plan], entries: &[Entry], steps: &mut Steps) {
+    let still_holds = |plan: &Plan| now.iter().any(|now| plan.same_holder(now));
     let holding: HashSet<u32> = entries
         .iter()
         .filter(|entry| entry.socket.state.is_listening())
@@ -220,6 +231,7 @@ fn kill(os: &dyn Os, plans: &[Plan], entries: &[Entry], steps: &mut Steps) {
         .collect();
     for plan in plans {
         match plan {
+            Plan::Unit { .. } | Plan::Container { .. } if !still_holds(plan) => {}
             Plan::Unit { unit, .. } => steps.push(command(
                 os,
                 "systemctl",
@@ -602,6 +614,89 @@ mod tests {
         assert_eq!(
             out.when("is free now (after 0.3s)"),
             Duration::from_millis(300)
+        );
+    }
+
+    /// `fake`, where after the first reading `holder` (with `cgroup`) holds the port instead.
+    fn taken_over(mut fake: FakeOs, holder: Process, cgroup: &str) -> FakeOs {
+        fake.readings.truncate(1);
+        fake.readings.extend(vec![vec![listener(8)]; 100]);
+        fake.holders.insert(8, vec![holder.pid]);
+        fake.cgroups.insert(holder.pid, cgroup.into());
+        fake.processes.insert(holder.pid, holder);
+        fake
+    }
+
+    fn ran(fake: &FakeOs) -> Vec<Vec<String>> {
+        fake.ran.lock().expect("not poisoned").clone()
+    }
+
+    fn said(report: &StopReport) -> String {
+        let mut out = Vec::new();
+        render::stop::text(report, true, &mut out).expect("written");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn force_kills_a_unit_only_while_that_unit_still_holds_the_port() {
+        let nginx = "0::/system.slice/nginx.service\n";
+        let mut fake = host(&[process(700, 1)], 100);
+        fake.cgroups.insert(700, nginx.into());
+        let report = run_stop(&fake, true);
+        assert_eq!(
+            ran(&fake),
+            [
+                vec!["systemctl", "stop", "nginx.service"],
+                vec!["systemctl", "kill", "--signal=SIGKILL", "nginx.service"]
+            ]
+        );
+        assert!(report.held_by_others.is_empty(), "{report:?}");
+        assert_eq!(outcome(&report), Outcome::Fail);
+
+        // Another service took the port once nginx stopped: it is named, and nothing is killed.
+        let mut fake = host(&[process(700, 1)], 1);
+        fake.cgroups.insert(700, nginx.into());
+        let apache = "0::/system.slice/apache2.service\n";
+        let fake = taken_over(fake, process(800, 1), apache);
+        let report = run_stop(&fake, true);
+        assert_eq!(ran(&fake), [["systemctl", "stop", "nginx.service"]]);
+        assert_eq!(
+            report.held_by_others,
+            [Plan::Unit {
+                unit: "apache2.service".into(),
+                socket_unit: None
+            }]
+        );
+        assert_eq!(outcome(&report), Outcome::Fail);
+        assert!(
+            said(&report).contains("now by what was not stopped: unit apache2.service"),
+            "{}",
+            said(&report)
+        );
+    }
+
+    #[test]
+    fn force_kills_a_container_only_while_that_container_still_holds_the_port() {
+        let id = "4f3c1d2e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d";
+        let mut fake = host(&[process(300, 290)], 1);
+        fake.cgroups.insert(
+            300,
+            format!("0::/machine.slice/libpod-{id}.scope/container\n"),
+        );
+        // A plain process, in no unit or container, took the port.
+        let fake = taken_over(fake, process(555, 10), "0::/user.slice\n");
+        let report = run_stop(&fake, true);
+        assert_eq!(ran(&fake), [["podman", "stop", &id[..12]]]);
+        assert!(signalled(&fake).is_empty());
+        assert!(
+            matches!(&report.held_by_others[..], [Plan::Process { holder, .. }] if holder.pid == 555),
+            "{report:?}"
+        );
+        assert_eq!(outcome(&report), Outcome::Fail);
+        assert!(
+            said(&report).contains("now by what was not stopped: server (pid 555"),
+            "{}",
+            said(&report)
         );
     }
 

@@ -198,6 +198,30 @@ pub enum Plan {
     Refuse { reason: String },
 }
 
+impl Plan {
+    /// Whether `now`, planned for what holds the port later, names what this plan stopped: the
+    /// same unit, the same container, or one of the same processes (a worker left holding it
+    /// once its master exited too). A refusal names nothing.
+    pub fn same_holder(&self, now: &Plan) -> bool {
+        match (self, now) {
+            (Plan::Unit { unit, .. }, Plan::Unit { unit: now, .. }) => unit == now,
+            (
+                Plan::Container { runtime, name },
+                Plan::Container {
+                    runtime: now_runtime,
+                    name: now_name,
+                },
+            ) => runtime == now_runtime && name == now_name,
+            (Plan::Process { holder, workers }, Plan::Process { holder: now, .. }) => {
+                std::iter::once(holder)
+                    .chain(workers)
+                    .any(|was| was.pid == now.pid && was.start_time == now.start_time)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Who asks: never signalled, and as non-root only its own processes are.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -451,6 +475,9 @@ pub struct StopReport {
     pub free: bool,
     /// How long it waited for the port to be freed, in seconds.
     pub waited: f64,
+    /// Still held afterwards, by what was not stopped (another process, unit or container took
+    /// the port meanwhile), as what would stop it: `--force` leaves these alone.
+    pub held_by_others: Vec<Plan>,
 }
 
 impl StopReport {

@@ -69,6 +69,17 @@ pub fn plan_text(plan: &Plan) -> String {
     printable(&text).into_owned()
 }
 
+/// What a plan would stop, named: `unit nginx.service`, `podman container web`, a process.
+fn holder_of(plan: &Plan) -> String {
+    let text = match plan {
+        Plan::Unit { unit, .. } => format!("unit {unit}"),
+        Plan::Container { runtime, name } => format!("{runtime} container {name}"),
+        Plan::Process { holder, .. } => holder_text(holder),
+        Plan::Refuse { reason } => reason.clone(),
+    };
+    printable(&text).into_owned()
+}
+
 /// The confirmation asked on the terminal.
 pub fn question(target: &Target, plans: &[Plan]) -> String {
     let actions: Vec<String> = plans.iter().map(plan_text).collect();
@@ -155,6 +166,20 @@ pub fn text(report: &StopReport, force: bool, out: &mut dyn Write) -> io::Result
     if !report.confirmed {
         return writeln!(out, "Nothing was stopped; {target} is still held.");
     }
+    if !report.free && !report.held_by_others.is_empty() {
+        let others: Vec<String> = report.held_by_others.iter().map(holder_of).collect();
+        let hint = if force {
+            " (--force ends only what was confirmed)"
+        } else {
+            ""
+        };
+        return writeln!(
+            out,
+            "{target} is still held after {}, now by what was not stopped: {}{hint}.",
+            seconds(report.waited),
+            others.join("; ")
+        );
+    }
     if report.free {
         writeln!(
             out,
@@ -227,6 +252,7 @@ mod tests {
             ],
             free: false,
             waited: 5.04,
+            held_by_others: Vec::new(),
         };
         let mut out = Vec::new();
         for step in &report.steps {
