@@ -2,7 +2,8 @@
 //! is what `who`'s advice names, see `core::stop`), then waits for the port to be free. `top`
 //! calls [`stop`] too, with a confirmation of its own.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,7 +12,8 @@ use super::scan::{self, Names};
 use super::{Context, Outcome, who};
 use crate::cli::WhoArgs;
 use crate::core::error::UsageError;
-use crate::core::model::{Backend, Entry, Source};
+use crate::core::firewall::published;
+use crate::core::model::{Backend, Entry, Proto, Source};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::stop::{self, Caller, Plan, Progress, Signal, Signalled, Step, Stop, StopReport};
 use crate::core::target::Target;
@@ -68,6 +70,7 @@ pub fn stop(
         target: &target,
         facts: &facts,
         options,
+        asked_docker: RefCell::default(),
     };
     let (entries, stops) = look.now()?;
     let euid = os.effective_uid();
@@ -132,6 +135,8 @@ struct Look<'a> {
     target: &'a Target,
     facts: &'a HostFacts,
     options: &'a StopOptions,
+    /// docker's answers, by published port: asked once per stop, not at every look.
+    asked_docker: RefCell<HashMap<(u16, Proto), Result<(String, String), String>>>,
 }
 
 impl Look<'_> {
@@ -155,8 +160,41 @@ impl Look<'_> {
             names,
         )?;
         let managers = who::managers(self.os, &scan.entries);
-        let stops = verdict::stops(self.target, &scan.entries, self.facts, &managers);
+        let mut stops = verdict::stops(self.target, &scan.entries, self.facts, &managers);
+        for stop in &mut stops {
+            self.name_container(stop);
+        }
         Ok((scan.entries, stops))
+    }
+
+    /// docker-proxy's command line (and dockerd's, without the userland proxy) names no
+    /// container, only the port it publishes: docker is asked which container that is. Left
+    /// unnamed (and so refused) unless docker names exactly one.
+    fn name_container(&self, stop: &mut Stop) {
+        let Stop::Published {
+            placeholder,
+            port,
+            proto,
+            unnamed,
+        } = stop
+        else {
+            return;
+        };
+        let named = placeholder.container_name.is_some() || placeholder.container_id.is_some();
+        if placeholder.runtime != "docker" || named {
+            return;
+        }
+        let mut asked = self.asked_docker.borrow_mut();
+        let answer = asked
+            .entry((*port, *proto))
+            .or_insert_with(|| ask_docker(self.os, *port, *proto));
+        match answer {
+            Ok((id, name)) => {
+                placeholder.container_id = Some(id.clone());
+                placeholder.container_name = Some(name.clone());
+            }
+            Err(why) => *unnamed = Some(why.clone()),
+        }
     }
 
     /// Looks until the port is free (`None`) or `timeout` has passed (the sockets still on it,
@@ -181,6 +219,26 @@ impl Look<'_> {
             if now >= deadline || self.os.wait(POLL.min(deadline - now))? == Wait::Interrupted {
                 return Ok(Some((entries, stops)));
             }
+        }
+    }
+}
+
+/// The one container docker says publishes `port`, as (id, name), or why there is not one.
+fn ask_docker(os: &dyn Os, port: u16, proto: Proto) -> Result<(String, String), String> {
+    let args = published::docker_ps_args(port, proto.as_str());
+    let listing = os
+        .tool_output("docker", &args)
+        .map_err(|error| format!("docker could not be asked ({error})"))?;
+    match published::publishing(&listing).as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err("docker names no container publishing it".into()),
+        many => {
+            let names: Vec<&str> = many.iter().map(|(_, name)| name.as_str()).collect();
+            Err(format!(
+                "docker names {} containers publishing it ({})",
+                many.len(),
+                names.join(", ")
+            ))
         }
     }
 }
@@ -698,6 +756,77 @@ mod tests {
             "{}",
             said(&report)
         );
+    }
+
+    fn docker_proxy(pid: u32) -> Process {
+        Process {
+            name: "docker-proxy".into(),
+            cmdline: "/usr/bin/docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 8080 \
+                      -container-ip 172.17.0.2 -container-port 80"
+                .into(),
+            ..process(pid, 1)
+        }
+    }
+
+    #[test]
+    fn docker_proxy_s_container_is_the_one_docker_says_publishes_the_port() {
+        let ps = [
+            "docker",
+            "ps",
+            "--filter",
+            "publish=8080/tcp",
+            "--format",
+            "{{.ID}} {{.Names}}",
+        ];
+        let mut fake = host(&[docker_proxy(500)], 3);
+        fake.tool_outputs
+            .insert("docker".into(), "0123456789ab web\n".into());
+        let report = run_stop(&fake, false);
+        assert_eq!(
+            report.plans,
+            [Plan::Container {
+                runtime: "docker".into(),
+                name: "web".into()
+            }]
+        );
+        // Asked once, however often the port is looked at.
+        assert_eq!(ran(&fake), [ps.to_vec(), vec!["docker", "stop", "web"]]);
+        assert!(signalled(&fake).is_empty());
+        assert_eq!(outcome(&report), Outcome::Pass);
+
+        let refusal = |fake: &FakeOs| {
+            let report = run_stop(fake, false);
+            assert_eq!(outcome(&report), Outcome::Unable);
+            match &report.plans[..] {
+                [Plan::Refuse { reason }] => reason.clone(),
+                other => panic!("not refused: {other:?}"),
+            }
+        };
+        let mut fake = host(&[docker_proxy(500)], 3);
+        fake.tool_outputs.insert(
+            "docker".into(),
+            "0123456789ab web\nba9876543210 api,api-alias\n".into(),
+        );
+        let reason = refusal(&fake);
+        assert!(
+            reason.contains("docker names 2 containers publishing it (web, api)")
+                && reason.contains("`docker ps --filter publish=8080/tcp`"),
+            "{reason}"
+        );
+        assert_eq!(ran(&fake), [ps]);
+
+        let mut fake = host(&[docker_proxy(500)], 3);
+        fake.tool_errors.insert(
+            "docker".into(),
+            "docker is not installed (not found on PATH)".into(),
+        );
+        let reason = refusal(&fake);
+        assert!(
+            reason.contains("docker could not be asked (docker is not installed")
+                && reason.contains("`docker ps --filter publish=8080/tcp`"),
+            "{reason}"
+        );
+        assert!(signalled(&fake).is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::core::cgroup::Manager;
 use crate::core::firewall::published::{self, Placeholder};
-use crate::core::model::{Entry, OwnerNote, Process};
+use crate::core::model::{Entry, OwnerNote, Process, Proto};
 
 /// What ends one listener's hold on the port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub enum Stop {
     Published {
         placeholder: Placeholder,
         port: u16,
+        proto: Proto,
+        /// Why the container could not be found by asking its runtime, when that was tried
+        /// (docker-proxy's command line names none): `docker names 2 containers ...`.
+        unnamed: Option<String>,
     },
     Kill {
         tops: Vec<u32>,
@@ -109,6 +113,8 @@ pub fn stop_for(entry: &Entry, managers: &HashMap<u32, Manager>) -> Stop {
         return Stop::Published {
             placeholder,
             port: entry.socket.local.port(),
+            proto: entry.socket.proto,
+            unnamed: None,
         };
     }
     let unit_of = |p: &&Process| managers.get(&p.pid).and_then(|m| m.unit.as_deref());
@@ -264,7 +270,12 @@ pub fn plan(stops: &[Stop], entries: &[Entry], caller: &Caller) -> Vec<Plan> {
                      stop it with its orchestrator's tools"
                 ),
             }),
-            Stop::Published { placeholder, port } => {
+            Stop::Published {
+                placeholder,
+                port,
+                proto,
+                unnamed,
+            } => {
                 let name = placeholder.container_name.as_deref().or(placeholder
                     .container_id
                     .as_deref()
@@ -276,11 +287,16 @@ pub fn plan(stops: &[Stop], entries: &[Entry], caller: &Caller) -> Vec<Plan> {
                     },
                     None => Plan::Refuse {
                         reason: format!(
-                            "{holder} holds it for a {runtime} container it does not name: find \
-                             that container with `{runtime} ps --filter publish={port}` and stop \
-                             it",
+                            "{holder} holds it for a {runtime} container it does not name{why}: \
+                             find that container with `{runtime} ps --filter \
+                             publish={port}/{proto}` and stop it",
                             holder = placeholder.holder,
                             runtime = placeholder.runtime,
+                            why = unnamed
+                                .as_deref()
+                                .map(|why| format!(", and {why}"))
+                                .unwrap_or_default(),
+                            proto = proto.as_str(),
                         ),
                     },
                 });
@@ -496,7 +512,7 @@ impl StopReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::{Proto, Socket, State};
+    use crate::core::model::{Socket, State};
 
     fn process(pid: u32, name: &str, ppid: Option<u32>, user: &str) -> Arc<Process> {
         Arc::new(Process {
