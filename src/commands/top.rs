@@ -113,6 +113,9 @@ fn interact(
         let Some(input) = screen.next_input(TICK)? else {
             continue;
         };
+        if let Input::Ended(status) = input {
+            return Ok(Outcome::Signalled(status));
+        }
         if let Input::Key(key) = input {
             match view.key(key) {
                 Action::Quit => return Ok(Outcome::Pass),
