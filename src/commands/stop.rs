@@ -129,6 +129,9 @@ pub fn stop(
     Ok(report)
 }
 
+/// The container docker says publishes a port, as (id, name), or why there is not one.
+type Published = Result<(String, String), String>;
+
 /// The port, looked at again.
 struct Look<'a> {
     os: &'a dyn Os,
@@ -136,7 +139,7 @@ struct Look<'a> {
     facts: &'a HostFacts,
     options: &'a StopOptions,
     /// docker's answers, by published port: asked once per stop, not at every look.
-    asked_docker: RefCell<HashMap<(u16, Proto), Result<(String, String), String>>>,
+    asked_docker: RefCell<HashMap<(u16, Proto), Published>>,
 }
 
 impl Look<'_> {
@@ -223,8 +226,8 @@ impl Look<'_> {
     }
 }
 
-/// The one container docker says publishes `port`, as (id, name), or why there is not one.
-fn ask_docker(os: &dyn Os, port: u16, proto: Proto) -> Result<(String, String), String> {
+/// The one container docker says publishes `port`.
+fn ask_docker(os: &dyn Os, port: u16, proto: Proto) -> Published {
     let args = published::docker_ps_args(port, proto.as_str());
     let listing = os
         .tool_output("docker", &args)
