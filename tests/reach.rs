@@ -488,6 +488,29 @@ fn root_reach_docker_published_port_is_a_forward_to_the_container() {
     assert!(bind_is_refused(&lab, 8080));
     assert!(text.contains("Verdict: cannot bind"), "{text}");
     assert!(text.contains("docker-proxy (pid"), "{text}");
+
+    // docker-proxy's command line names no container: `--stop` asks this dockerd (the
+    // client's environment, as the test's docker client has it) which one publishes 8080.
+    let mut stop = lab.portstat(&["who", "8080", "--stop", "--yes", "--timeout", "20s"]);
+    for (key, value) in docker.command().get_envs() {
+        match value {
+            Some(value) => stop.env(key, value),
+            None => stop.env_remove(key),
+        };
+    }
+    let output = stop.output().expect("portstat runs");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        said.contains(&format!("Ran docker stop {}.", docker.name())),
+        "{said}"
+    );
+    assert!(said.contains("is free now"), "{said}");
 }
 
 #[test]

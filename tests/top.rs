@@ -259,11 +259,13 @@ impl Tmux {
         );
         let binary = assert_cmd::cargo::cargo_bin("portstat");
         let exit = status.path().join("exit");
-        // The shell writes top's exit status, then tells the test through a tmux channel.
+        // The shell writes top's exit status and the terminal's modes after it, then tells the
+        // test through a tmux channel.
         let command = format!(
-            "{} top {args}; echo $? > {}; tmux wait-for -S {session}-done; sleep 30",
+            "{} top {args}; echo $? > {}; stty -a > {}; tmux wait-for -S {session}-done; sleep 30",
             binary.display(),
-            exit.display()
+            exit.display(),
+            status.path().join("stty").display()
         );
         let started = Command::new("tmux")
             .args(["new-session", "-d", "-s", &session, "-x", "150", "-y", "40"])
@@ -307,17 +309,37 @@ impl Tmux {
     }
 
     fn alternate_screen(&self) -> bool {
+        self.pane("#{alternate_on}") == "1"
+    }
+
+    /// A pane's format variable (`#{alternate_on}`).
+    fn pane(&self, format: &str) -> String {
         let output = Command::new("tmux")
-            .args([
-                "display-message",
-                "-p",
-                "-t",
-                &self.session,
-                "#{alternate_on}",
-            ])
+            .args(["display-message", "-p", "-t", &self.session, format])
             .output()
             .expect("tmux display-message");
-        String::from_utf8_lossy(&output.stdout).trim() == "1"
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// The pid of `portstat top`: the child of the pane's shell.
+    fn top_pid(&self) -> Option<u32> {
+        let shell: u32 = self.pane("#{pane_pid}").parse().ok()?;
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                // pid (comm) state ppid ...: comm may hold spaces, so after the last ')'.
+                let (comm, rest) = stat.rsplit_once(')')?;
+                let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+                (ppid == shell && comm.ends_with("(portstat")).then_some(pid)
+            })
+    }
+
+    /// `stty -a` as the shell saw the terminal once top had ended.
+    fn modes_after(&self) -> Option<String> {
+        read(&self.status.path().join("stty"))
     }
 
     fn exit_status(&self) -> Option<String> {
@@ -425,4 +447,43 @@ fn reading_number(screen: &str) -> Option<u64> {
     let header = screen.lines().next()?;
     let after = header.split(" reading ").nth(1)?;
     after.split(' ').next()?.parse().ok()
+}
+
+#[test]
+#[ignore = "needs tmux"]
+fn tmux_sigterm_and_sighup_restore_the_terminal_and_exit_128_plus_the_signal() {
+    for (signal, status) in [(libc::SIGTERM, "143"), (libc::SIGHUP, "129")] {
+        let top = Tmux::start("--interval 1");
+        let drawn = top
+            .wait_for(Duration::from_secs(10), |s| s.contains(" sockets "))
+            .unwrap_or_else(|screen| panic!("top did not draw:\n{screen}"));
+        assert!(
+            top.alternate_screen(),
+            "not on the alternate screen:\n{drawn}"
+        );
+        let pid = top.top_pid().expect("top's pid");
+        assert_eq!(top.pane("#{cursor_flag}"), "0", "top hides the cursor");
+        // SAFETY: kill(2) on the portstat this test started.
+        let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
+        assert_eq!(sent, 0);
+        assert_eq!(
+            top.exit_status().as_deref(),
+            Some(status),
+            "{}",
+            top.screen()
+        );
+        assert!(!top.alternate_screen(), "still on the alternate screen");
+        assert_eq!(
+            top.pane("#{cursor_flag}"),
+            "1",
+            "the cursor is hidden still"
+        );
+        // Raw mode is gone: the shell's terminal echoes and reads lines again.
+        let modes = top.modes_after().expect("stty -a ran");
+        let words: Vec<&str> = modes.split_whitespace().collect();
+        assert!(
+            words.contains(&"icanon") && words.contains(&"echo"),
+            "{modes}"
+        );
+    }
 }

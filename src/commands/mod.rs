@@ -34,6 +34,9 @@ pub enum Outcome {
     Fail,
     /// Exit status 2, what happened printed: `who --stop` refused, or a step of it failed.
     Unable,
+    /// This exit status, 128 + a signal's number, as a shell reports a process that signal
+    /// ended: `top` given SIGTERM or SIGHUP, after it gave the terminal back.
+    Signalled(u8),
 }
 
 /// What every command is given.
@@ -74,6 +77,7 @@ pub fn exit_status(cli: &Cli, result: &Result<Outcome>) -> u8 {
         Ok(Outcome::Pass) => 0,
         Ok(Outcome::Fail) => 1,
         Ok(Outcome::Unable) => 2,
+        Ok(Outcome::Signalled(status)) => *status,
         Err(error) if is_broken_pipe(error) => 0,
         Err(error) if error.is::<UsageError>() => 2,
         Err(_) => match cli.command {

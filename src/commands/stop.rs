@@ -2,7 +2,8 @@
 //! is what `who`'s advice names, see `core::stop`), then waits for the port to be free. `top`
 //! calls [`stop`] too, with a confirmation of its own.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,9 +12,10 @@ use super::scan::{self, Names};
 use super::{Context, Outcome, who};
 use crate::cli::WhoArgs;
 use crate::core::error::UsageError;
-use crate::core::model::{Backend, Entry, Source};
+use crate::core::firewall::published;
+use crate::core::model::{Backend, Entry, Proto, Source};
 use crate::core::query::{NetnsSelection, PortSpec, Query};
-use crate::core::stop::{self, Caller, Plan, Signal, Signalled, Step, Stop, StopReport};
+use crate::core::stop::{self, Caller, Plan, Progress, Signal, Signalled, Step, Stop, StopReport};
 use crate::core::target::Target;
 use crate::core::verdict::{self, HostFacts};
 use crate::os::{Os, Wait};
@@ -52,12 +54,14 @@ impl Default for StopOptions {
 
 /// Plans how to free `target`, asks `confirm` (given the plans, none of them a refusal; an
 /// error ends the stop with nothing done), carries the plans out and waits for the port to be
-/// free. Nothing is done when the port is free already or any plan is a refusal.
+/// free, telling `progress` each step and each wait as it comes. Nothing is done when the port
+/// is free already or any plan is a refusal.
 pub fn stop(
     os: &dyn Os,
     target: &Target,
     options: &StopOptions,
     confirm: &mut dyn FnMut(&[Plan]) -> Result<bool>,
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<StopReport> {
     let (target, namespace) = who::resolve(os, *target, &options.netns)?;
     let facts = os.host_facts(namespace.as_ref())?;
@@ -66,6 +70,7 @@ pub fn stop(
         target: &target,
         facts: &facts,
         options,
+        asked_docker: RefCell::default(),
     };
     let (entries, stops) = look.now()?;
     let euid = os.effective_uid();
@@ -80,36 +85,52 @@ pub fn stop(
         confirmed: false,
         steps: Vec::new(),
         free: stops.is_empty(),
+        held_by_others: Vec::new(),
         waited: 0.0,
     };
     if report.plans.is_empty() || report.refused() || !confirm(&report.plans)? {
         return Ok(report);
     }
     report.confirmed = true;
+    let mut steps = Steps {
+        done: Vec::new(),
+        progress,
+    };
     for plan in &report.plans {
-        carry_out(os, plan, &mut report.steps);
+        carry_out(os, plan, &mut steps);
     }
     let began = os.monotonic();
-    let all_failed = report.steps.iter().all(Step::failed);
+    let all_failed = steps.done.iter().all(Step::failed);
     let mut held = if all_failed {
         // Nothing was done that could free it, so there is nothing to wait for or escalate:
         // one look says how it stands.
         let (entries, stops) = look.now()?;
-        (!stops.is_empty()).then_some(entries)
+        (!stops.is_empty()).then_some((entries, stops))
     } else {
-        look.until_free(options.timeout)?
+        look.until_free(options.timeout, steps.progress)?
     };
-    if let Some(entries) = held.as_ref().filter(|_| options.force && !all_failed) {
-        let before = report.steps.len();
-        kill(os, &report.plans, entries, &mut report.steps);
-        if report.steps[before..].iter().any(|step| !step.failed()) {
-            held = look.until_free(AFTER_KILL)?;
+    if let Some((entries, stops)) = held.as_ref().filter(|_| options.force && !all_failed) {
+        let before = steps.done.len();
+        let now = stop::plan(stops, entries, &caller);
+        kill(os, &report.plans, &now, entries, &mut steps);
+        if steps.done[before..].iter().any(|step| !step.failed()) {
+            held = look.until_free(AFTER_KILL, steps.progress)?;
         }
     }
+    report.steps = steps.done;
     report.waited = os.monotonic().saturating_sub(began).as_secs_f64();
     report.free = held.is_none();
+    if let Some((entries, stops)) = &held {
+        report.held_by_others = stop::plan(stops, entries, &caller)
+            .into_iter()
+            .filter(|now| !report.plans.iter().any(|was| was.same_holder(now)))
+            .collect();
+    }
     Ok(report)
 }
+
+/// The container docker says publishes a port, as (id, name), or why there is not one.
+type Published = Result<(String, String), String>;
 
 /// The port, looked at again.
 struct Look<'a> {
@@ -117,6 +138,8 @@ struct Look<'a> {
     target: &'a Target,
     facts: &'a HostFacts,
     options: &'a StopOptions,
+    /// docker's answers, by published port: asked once per stop, not at every look.
+    asked_docker: RefCell<HashMap<(u16, Proto), Published>>,
 }
 
 impl Look<'_> {
@@ -140,12 +163,55 @@ impl Look<'_> {
             names,
         )?;
         let managers = who::managers(self.os, &scan.entries);
-        let stops = verdict::stops(self.target, &scan.entries, self.facts, &managers);
+        let mut stops = verdict::stops(self.target, &scan.entries, self.facts, &managers);
+        for stop in &mut stops {
+            self.name_container(stop);
+        }
         Ok((scan.entries, stops))
     }
 
-    /// Looks until the port is free (`None`) or `timeout` has passed (the sockets still on it).
-    fn until_free(&self, timeout: Duration) -> Result<Option<Vec<Entry>>> {
+    /// docker-proxy's command line (and dockerd's, without the userland proxy) names no
+    /// container, only the port it publishes: docker is asked which container that is. Left
+    /// unnamed (and so refused) unless docker names exactly one.
+    fn name_container(&self, stop: &mut Stop) {
+        let Stop::Published {
+            placeholder,
+            port,
+            proto,
+            unnamed,
+        } = stop
+        else {
+            return;
+        };
+        let named = placeholder.container_name.is_some() || placeholder.container_id.is_some();
+        if placeholder.runtime != "docker" || named {
+            return;
+        }
+        let mut asked = self.asked_docker.borrow_mut();
+        let answer = asked
+            .entry((*port, *proto))
+            .or_insert_with(|| ask_docker(self.os, *port, *proto));
+        match answer {
+            Ok((id, name)) => {
+                placeholder.container_id = Some(id.clone());
+                placeholder.container_name = Some(name.clone());
+            }
+            Err(why) => *unnamed = Some(why.clone()),
+        }
+    }
+
+    /// Looks until the port is free (`None`) or `timeout` has passed (the sockets still on it,
+    /// and what holds it).
+    fn until_free(
+        &self,
+        timeout: Duration,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Option<(Vec<Entry>, Vec<Stop>)>> {
+        let target = self.target.to_string();
+        progress(Progress::Waiting {
+            target: &target,
+            timeout,
+        });
         let deadline = self.os.monotonic() + timeout;
         loop {
             let (entries, stops) = self.now()?;
@@ -154,13 +220,46 @@ impl Look<'_> {
             }
             let now = self.os.monotonic();
             if now >= deadline || self.os.wait(POLL.min(deadline - now))? == Wait::Interrupted {
-                return Ok(Some(entries));
+                return Ok(Some((entries, stops)));
             }
         }
     }
 }
 
-fn carry_out(os: &dyn Os, plan: &Plan, steps: &mut Vec<Step>) {
+/// The one container docker says publishes `port`.
+fn ask_docker(os: &dyn Os, port: u16, proto: Proto) -> Published {
+    let args = published::docker_ps_args(port, proto.as_str());
+    let listing = os
+        .tool_output("docker", &args)
+        .map_err(|error| format!("docker could not be asked ({error})"))?;
+    match published::publishing(&listing).as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err("docker names no container publishing it".into()),
+        many => {
+            let names: Vec<&str> = many.iter().map(|(_, name)| name.as_str()).collect();
+            Err(format!(
+                "docker names {} containers publishing it ({})",
+                many.len(),
+                names.join(", ")
+            ))
+        }
+    }
+}
+
+/// The steps taken so far, each told as it is taken.
+struct Steps<'a> {
+    done: Vec<Step>,
+    progress: &'a mut dyn FnMut(Progress<'_>),
+}
+
+impl Steps<'_> {
+    fn push(&mut self, step: Step) {
+        (self.progress)(Progress::Step(&step));
+        self.done.push(step);
+    }
+}
+
+fn carry_out(os: &dyn Os, plan: &Plan, steps: &mut Steps) {
     match plan {
         Plan::Unit { unit, socket_unit } => {
             // The socket unit first, or a connection meanwhile starts the service again.
@@ -181,9 +280,11 @@ fn carry_out(os: &dyn Os, plan: &Plan, steps: &mut Vec<Step>) {
 
 /// `--force`, the port still held: SIGKILL to the planned processes that still hold a listener
 /// on it (the master and its workers, who would otherwise keep it); the manager's kill for
-/// units and containers. A process that took the port since is not touched: it was not
+/// units and containers that still hold it, as `now` (the plans for what holds it now) says.
+/// A process, unit or container that took the port since is not touched: it was not
 /// confirmed.
-fn kill(os: &dyn Os, plans: &[Plan], entries: &[Entry], steps: &mut Vec<Step>) {
+fn kill(os: &dyn Os, plans: &[Plan], now: &[Plan], entries: &[Entry], steps: &mut Steps) {
+    let still_holds = |plan: &Plan| now.iter().any(|now| plan.same_holder(now));
     let holding: HashSet<u32> = entries
         .iter()
         .filter(|entry| entry.socket.state.is_listening())
@@ -191,6 +292,7 @@ fn kill(os: &dyn Os, plans: &[Plan], entries: &[Entry], steps: &mut Vec<Step>) {
         .collect();
     for plan in plans {
         match plan {
+            Plan::Unit { .. } | Plan::Container { .. } if !still_holds(plan) => {}
             Plan::Unit { unit, .. } => steps.push(command(
                 os,
                 "systemctl",
@@ -265,10 +367,20 @@ pub fn run(args: &WhoArgs, context: &mut Context) -> Result<Outcome> {
                 .into()
             })
     };
-    let report = stop(os, &target, &options, &mut confirm)?;
-    if !args.quiet {
-        let output = &mut context.output;
-        if args.json.json {
+    let (quiet, json) = (args.quiet, args.json.json);
+    let output = &mut context.output;
+    // Each step is said as it is taken, not after the wait: one that hangs or takes seconds
+    // shows what it is waiting on. A failed write stops the telling, not the stop.
+    let mut told = Ok(());
+    let mut progress = |progress: Progress<'_>| {
+        if !quiet && !json && told.is_ok() {
+            told = render::stop::progress(&progress, output.out);
+        }
+    };
+    let report = stop(os, &target, &options, &mut confirm, &mut progress)?;
+    told?;
+    if !quiet {
+        if json {
             output.json(&render::stop::Document::of(&report))?;
         } else {
             render::stop::text(&report, options.force, output.out)?;
@@ -325,7 +437,14 @@ mod tests {
 
     fn run_stop(fake: &FakeOs, force: bool) -> StopReport {
         let target: Target = "8080".parse().expect("target");
-        stop(fake, &target, &options(force), &mut |_| Ok(true)).expect("stops")
+        stop(
+            fake,
+            &target,
+            &options(force),
+            &mut |_| Ok(true),
+            &mut |_| {},
+        )
+        .expect("stops")
     }
 
     fn signalled(fake: &FakeOs) -> Vec<(u32, Signal)> {
@@ -392,9 +511,13 @@ mod tests {
     fn without_a_terminal_nothing_is_stopped() {
         let fake = host(&[process(77, 10)], 2);
         let target: Target = "8080".parse().expect("target");
-        let asked = stop(&fake, &target, &options(false), &mut |plans| {
-            fake.confirm(&render::stop::question(&target, plans))
-        });
+        let asked = stop(
+            &fake,
+            &target,
+            &options(false),
+            &mut |plans| fake.confirm(&render::stop::question(&target, plans)),
+            &mut |_| {},
+        );
         let error = asked.expect_err("no terminal");
         assert!(error.to_string().contains("no terminal"), "{error}");
         assert!(signalled(&fake).is_empty());
@@ -416,10 +539,16 @@ mod tests {
         );
         let target: Target = "8080".parse().expect("target");
         let mut asked = false;
-        let report = stop(&fake, &target, &options(false), &mut |_| {
-            asked = true;
-            Ok(true)
-        })
+        let report = stop(
+            &fake,
+            &target,
+            &options(false),
+            &mut |_| {
+                asked = true;
+                Ok(true)
+            },
+            &mut |_| {},
+        )
         .expect("plans");
         assert!(!asked && report.refused() && !report.confirmed);
         assert!(signalled(&fake).is_empty());
@@ -477,6 +606,230 @@ mod tests {
             [["podman", "stop", &id[..12]], ["podman", "kill", &id[..12]]]
         );
         assert_eq!(outcome(&report), Outcome::Fail);
+    }
+
+    /// What was written, and the fake's clock when each piece of it was.
+    struct Clocked<'a> {
+        os: &'a FakeOs,
+        text: String,
+        /// Where each write ended in `text`, and when it was written.
+        writes: Vec<(usize, Duration)>,
+    }
+
+    impl Clocked<'_> {
+        /// When `what` had been written in full.
+        fn when(&self, what: &str) -> Duration {
+            let end = self.text.find(what).map(|at| at + what.len());
+            let end = end.unwrap_or_else(|| panic!("{what:?} not in {:?}", self.text));
+            let write = self.writes.iter().find(|&&(ended, _)| ended >= end);
+            write.expect("written").1
+        }
+    }
+
+    impl std::io::Write for Clocked<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.text.push_str(&String::from_utf8_lossy(bytes));
+            self.writes.push((self.text.len(), self.os.monotonic()));
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_step_is_written_before_the_wait_and_the_result_after_it() {
+        use clap::Parser;
+
+        let fake = host(&[process(77, 10)], 3);
+        let cli = crate::cli::Cli::try_parse_from(["portstat", "who", "8080", "--stop", "--yes"])
+            .expect("parses");
+        let Some(crate::cli::Command::Who(args)) = &cli.command else {
+            panic!("not who: {cli:?}");
+        };
+        let mut out = Clocked {
+            os: &fake,
+            text: String::new(),
+            writes: Vec::new(),
+        };
+        let mut err = Vec::new();
+        let output = crate::render::Output {
+            out: &mut out,
+            err: &mut err,
+            style: crate::render::Style {
+                terminal: false,
+                width: None,
+                color: false,
+            },
+        };
+        let mut context = Context::new(&fake, output);
+        let outcome = run(args, &mut context).expect("stops");
+        assert_eq!(outcome, Outcome::Pass);
+        // The fake's clock moves only while the port is waited on (three looks, 0.3s).
+        assert_eq!(out.when("Sent SIGTERM to server (pid 77)."), Duration::ZERO);
+        assert_eq!(
+            out.when("Waiting up to 5.0s for 0.0.0.0:8080/tcp to be free ..."),
+            Duration::ZERO
+        );
+        assert_eq!(
+            out.when("is free now (after 0.3s)"),
+            Duration::from_millis(300)
+        );
+    }
+
+    /// `fake`, where after the first reading `holder` (with `cgroup`) holds the port instead.
+    fn taken_over(mut fake: FakeOs, holder: Process, cgroup: &str) -> FakeOs {
+        fake.readings.truncate(1);
+        fake.readings.extend(vec![vec![listener(8)]; 100]);
+        fake.holders.insert(8, vec![holder.pid]);
+        fake.cgroups.insert(holder.pid, cgroup.into());
+        fake.processes.insert(holder.pid, holder);
+        fake
+    }
+
+    fn ran(fake: &FakeOs) -> Vec<Vec<String>> {
+        fake.ran.lock().expect("not poisoned").clone()
+    }
+
+    fn said(report: &StopReport) -> String {
+        let mut out = Vec::new();
+        render::stop::text(report, true, &mut out).expect("written");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn force_kills_a_unit_only_while_that_unit_still_holds_the_port() {
+        let nginx = "0::/system.slice/nginx.service\n";
+        let mut fake = host(&[process(700, 1)], 100);
+        fake.cgroups.insert(700, nginx.into());
+        let report = run_stop(&fake, true);
+        assert_eq!(
+            ran(&fake),
+            [
+                vec!["systemctl", "stop", "nginx.service"],
+                vec!["systemctl", "kill", "--signal=SIGKILL", "nginx.service"]
+            ]
+        );
+        assert!(report.held_by_others.is_empty(), "{report:?}");
+        assert_eq!(outcome(&report), Outcome::Fail);
+
+        // Another service took the port once nginx stopped: it is named, and nothing is killed.
+        let mut fake = host(&[process(700, 1)], 1);
+        fake.cgroups.insert(700, nginx.into());
+        let apache = "0::/system.slice/apache2.service\n";
+        let fake = taken_over(fake, process(800, 1), apache);
+        let report = run_stop(&fake, true);
+        assert_eq!(ran(&fake), [["systemctl", "stop", "nginx.service"]]);
+        assert_eq!(
+            report.held_by_others,
+            [Plan::Unit {
+                unit: "apache2.service".into(),
+                socket_unit: None
+            }]
+        );
+        assert_eq!(outcome(&report), Outcome::Fail);
+        assert!(
+            said(&report).contains("now by what was not stopped: unit apache2.service"),
+            "{}",
+            said(&report)
+        );
+    }
+
+    #[test]
+    fn force_kills_a_container_only_while_that_container_still_holds_the_port() {
+        let id = "4f3c1d2e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d";
+        let mut fake = host(&[process(300, 290)], 1);
+        fake.cgroups.insert(
+            300,
+            format!("0::/machine.slice/libpod-{id}.scope/container\n"),
+        );
+        // A plain process, in no unit or container, took the port.
+        let fake = taken_over(fake, process(555, 10), "0::/user.slice\n");
+        let report = run_stop(&fake, true);
+        assert_eq!(ran(&fake), [["podman", "stop", &id[..12]]]);
+        assert!(signalled(&fake).is_empty());
+        assert!(
+            matches!(&report.held_by_others[..], [Plan::Process { holder, .. }] if holder.pid == 555),
+            "{report:?}"
+        );
+        assert_eq!(outcome(&report), Outcome::Fail);
+        assert!(
+            said(&report).contains("now by what was not stopped: server (pid 555"),
+            "{}",
+            said(&report)
+        );
+    }
+
+    fn docker_proxy(pid: u32) -> Process {
+        Process {
+            name: "docker-proxy".into(),
+            cmdline: "/usr/bin/docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 8080 \
+                      -container-ip 172.17.0.2 -container-port 80"
+                .into(),
+            ..process(pid, 1)
+        }
+    }
+
+    #[test]
+    fn docker_proxy_s_container_is_the_one_docker_says_publishes_the_port() {
+        let ps = [
+            "docker",
+            "ps",
+            "--filter",
+            "publish=8080/tcp",
+            "--format",
+            "{{.ID}} {{.Names}}",
+        ];
+        let mut fake = host(&[docker_proxy(500)], 3);
+        fake.tool_outputs
+            .insert("docker".into(), "0123456789ab web\n".into());
+        let report = run_stop(&fake, false);
+        assert_eq!(
+            report.plans,
+            [Plan::Container {
+                runtime: "docker".into(),
+                name: "web".into()
+            }]
+        );
+        // Asked once, however often the port is looked at.
+        assert_eq!(ran(&fake), [ps.to_vec(), vec!["docker", "stop", "web"]]);
+        assert!(signalled(&fake).is_empty());
+        assert_eq!(outcome(&report), Outcome::Pass);
+
+        let refusal = |fake: &FakeOs| {
+            let report = run_stop(fake, false);
+            assert_eq!(outcome(&report), Outcome::Unable);
+            match &report.plans[..] {
+                [Plan::Refuse { reason }] => reason.clone(),
+                other => panic!("not refused: {other:?}"),
+            }
+        };
+        let mut fake = host(&[docker_proxy(500)], 3);
+        fake.tool_outputs.insert(
+            "docker".into(),
+            "0123456789ab web\nba9876543210 api,api-alias\n".into(),
+        );
+        let reason = refusal(&fake);
+        assert!(
+            reason.contains("docker names 2 containers publishing it (web, api)")
+                && reason.contains("`docker ps --filter publish=8080/tcp`"),
+            "{reason}"
+        );
+        assert_eq!(ran(&fake), [ps]);
+
+        let mut fake = host(&[docker_proxy(500)], 3);
+        fake.tool_errors.insert(
+            "docker".into(),
+            "docker is not installed (not found on PATH)".into(),
+        );
+        let reason = refusal(&fake);
+        assert!(
+            reason.contains("docker could not be asked (docker is not installed")
+                && reason.contains("`docker ps --filter publish=8080/tcp`"),
+            "{reason}"
+        );
+        assert!(signalled(&fake).is_empty());
     }
 
     #[test]

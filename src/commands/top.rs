@@ -113,6 +113,9 @@ fn interact(
         let Some(input) = screen.next_input(TICK)? else {
             continue;
         };
+        if let Input::Ended(status) = input {
+            return Ok(Outcome::Signalled(status));
+        }
         if let Input::Key(key) = input {
             match view.key(key) {
                 Action::Quit => return Ok(Outcome::Pass),
@@ -154,6 +157,7 @@ fn plan_stop(reader: &Reader, view: &mut View, mut target: StopTarget) {
             planned = plans.to_vec();
             Ok(false)
         },
+        &mut |_| {},
     );
     match looked {
         Err(error) => view.say(format!("{} not stopped: {error:#}", target.pid)),
@@ -179,6 +183,8 @@ fn stop(reader: &Reader, view: &mut View, target: &StopTarget) {
         &target.socket,
         &reader.stop_options(),
         &mut |plans| Ok(plans == target.plans.as_slice()),
+        // The view is paused meanwhile; how it ended is said in the status line.
+        &mut |_| {},
     );
     match result {
         Err(error) => view.say(format!("{} not stopped: {error:#}", target.pid)),
@@ -192,6 +198,11 @@ fn stop(reader: &Reader, view: &mut View, target: &StopTarget) {
                 "a step failed (portstat who --stop says which)".to_string()
             } else if report.free {
                 format!("{} is free", report.target)
+            } else if !report.held_by_others.is_empty() {
+                format!(
+                    "{} is held now by what was not stopped (portstat who {} says what)",
+                    report.target, target.socket.port
+                )
             } else {
                 format!(
                     "{} is still held after {:.1}s (portstat who --stop --force ends it with \
@@ -291,10 +302,18 @@ impl<'a> Reader<'a> {
         loop {
             loop {
                 let wait = (last + interval).saturating_sub(self.os.monotonic());
-                if wait.is_zero() {
-                    break;
-                }
-                match asked.recv_timeout(wait) {
+                // Looked at even when the next reading is due at once (readings that take
+                // longer than the interval): the key loop gone, this thread must end, or `q`
+                // waits for it forever.
+                let next = if wait.is_zero() {
+                    asked.try_recv().map_err(|error| match error {
+                        TryRecvError::Empty => RecvTimeoutError::Timeout,
+                        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                    })
+                } else {
+                    asked.recv_timeout(wait)
+                };
+                match next {
                     Ok(row) => {
                         let details = Box::new(self.details(&row));
                         if replies.send(Reply::Details(row, details)).is_err() {

@@ -5,12 +5,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::core::cgroup::Manager;
 use crate::core::firewall::published::{self, Placeholder};
-use crate::core::model::{Entry, OwnerNote, Process};
+use crate::core::model::{Entry, OwnerNote, Process, Proto};
 
 /// What ends one listener's hold on the port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,10 @@ pub enum Stop {
     Published {
         placeholder: Placeholder,
         port: u16,
+        proto: Proto,
+        /// Why the container could not be found by asking its runtime, when that was tried
+        /// (docker-proxy's command line names none): `docker names 2 containers ...`.
+        unnamed: Option<String>,
     },
     Kill {
         tops: Vec<u32>,
@@ -108,6 +113,8 @@ pub fn stop_for(entry: &Entry, managers: &HashMap<u32, Manager>) -> Stop {
         return Stop::Published {
             placeholder,
             port: entry.socket.local.port(),
+            proto: entry.socket.proto,
+            unnamed: None,
         };
     }
     let unit_of = |p: &&Process| managers.get(&p.pid).and_then(|m| m.unit.as_deref());
@@ -197,6 +204,30 @@ pub enum Plan {
     Refuse { reason: String },
 }
 
+impl Plan {
+    /// Whether `now`, planned for what holds the port later, names what this plan stopped: the
+    /// same unit, the same container, or one of the same processes (a worker left holding it
+    /// once its master exited too). A refusal names nothing.
+    pub fn same_holder(&self, now: &Plan) -> bool {
+        match (self, now) {
+            (Plan::Unit { unit, .. }, Plan::Unit { unit: now, .. }) => unit == now,
+            (
+                Plan::Container { runtime, name },
+                Plan::Container {
+                    runtime: now_runtime,
+                    name: now_name,
+                },
+            ) => runtime == now_runtime && name == now_name,
+            (Plan::Process { holder, workers }, Plan::Process { holder: now, .. }) => {
+                std::iter::once(holder)
+                    .chain(workers)
+                    .any(|was| was.pid == now.pid && was.start_time == now.start_time)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Who asks: never signalled, and as non-root only its own processes are.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -239,7 +270,12 @@ pub fn plan(stops: &[Stop], entries: &[Entry], caller: &Caller) -> Vec<Plan> {
                      stop it with its orchestrator's tools"
                 ),
             }),
-            Stop::Published { placeholder, port } => {
+            Stop::Published {
+                placeholder,
+                port,
+                proto,
+                unnamed,
+            } => {
                 let name = placeholder.container_name.as_deref().or(placeholder
                     .container_id
                     .as_deref()
@@ -251,11 +287,16 @@ pub fn plan(stops: &[Stop], entries: &[Entry], caller: &Caller) -> Vec<Plan> {
                     },
                     None => Plan::Refuse {
                         reason: format!(
-                            "{holder} holds it for a {runtime} container it does not name: find \
-                             that container with `{runtime} ps --filter publish={port}` and stop \
-                             it",
+                            "{holder} holds it for a {runtime} container it does not name{why}: \
+                             find that container with `{runtime} ps --filter \
+                             publish={port}/{proto}` and stop it",
                             holder = placeholder.holder,
                             runtime = placeholder.runtime,
+                            why = unnamed
+                                .as_deref()
+                                .map(|why| format!(", and {why}"))
+                                .unwrap_or_default(),
+                            proto = proto.as_str(),
                         ),
                     },
                 });
@@ -425,6 +466,18 @@ impl Step {
     }
 }
 
+/// What `who --stop` says as it goes, before the report is complete: each step as it is taken,
+/// and each wait as it begins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress<'a> {
+    Step(&'a Step),
+    /// Looking at `target` again until it is free or `timeout` has passed.
+    Waiting {
+        target: &'a str,
+        timeout: Duration,
+    },
+}
+
 /// What `who --stop` planned, did and found.
 #[derive(Debug, Clone, Serialize)]
 pub struct StopReport {
@@ -438,6 +491,9 @@ pub struct StopReport {
     pub free: bool,
     /// How long it waited for the port to be freed, in seconds.
     pub waited: f64,
+    /// Still held afterwards, by what was not stopped (another process, unit or container took
+    /// the port meanwhile), as what would stop it: `--force` leaves these alone.
+    pub held_by_others: Vec<Plan>,
 }
 
 impl StopReport {
@@ -456,7 +512,7 @@ impl StopReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::{Proto, Socket, State};
+    use crate::core::model::{Socket, State};
 
     fn process(pid: u32, name: &str, ppid: Option<u32>, user: &str) -> Arc<Process> {
         Arc::new(Process {

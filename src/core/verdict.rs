@@ -510,7 +510,9 @@ impl Stop {
                 format!("{runtime} stop {short}")
             }
             Stop::Container(runtime, short) => format!("stop its {runtime} container ({short})"),
-            Stop::Published { placeholder, port } => {
+            Stop::Published {
+                placeholder, port, ..
+            } => {
                 let why = if placeholder.holder == "dockerd" {
                     "dockerd holds the port for a container it publishes; stopping dockerd \
                      would stop every container"

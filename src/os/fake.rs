@@ -100,6 +100,9 @@ pub struct FakeOs {
     pub signalled: Mutex<Vec<(u32, u64, Signal)>>,
     /// Programs that fail (or are missing) with this line; every other one succeeds.
     pub tool_errors: HashMap<String, String>,
+    /// What programs print when [`Os::tool_output`] runs them (by program); every other one
+    /// prints nothing.
+    pub tool_outputs: HashMap<String, String>,
     /// Every command run, in order, program first.
     pub ran: Mutex<Vec<Vec<String>>>,
     /// The answer to every question on the terminal; `None`: there is no terminal.
@@ -153,6 +156,7 @@ impl Default for FakeOs {
             signal_outcomes: HashMap::new(),
             signalled: Mutex::default(),
             tool_errors: HashMap::new(),
+            tool_outputs: HashMap::new(),
             ran: Mutex::default(),
             answer: None,
             asked: Mutex::default(),
@@ -810,6 +814,11 @@ impl Os for FakeOs {
             Some(error) => Err(error.clone()),
             None => Ok(()),
         }
+    }
+
+    fn tool_output(&self, program: &str, args: &[String]) -> Result<String, String> {
+        self.run_tool(program, args)?;
+        Ok(self.tool_outputs.get(program).cloned().unwrap_or_default())
     }
 
     fn confirm(&self, question: &str) -> Result<bool> {

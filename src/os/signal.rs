@@ -72,8 +72,9 @@ pub fn send(_pid: u32, _started: u64, _signal: Signal) -> Signalled {
     Signalled::Failed("stopping a process is supported on Linux only".into())
 }
 
-/// Runs a stop command to its end, its input closed; a missing program or a failure is one line.
-pub fn run(program: &str, args: &[String]) -> Result<(), String> {
+/// Runs a stop command (or a runtime's query) to its end, its input closed, and returns its
+/// standard output; a missing program or a failure is one line.
+pub fn run(program: &str, args: &[String]) -> Result<String, String> {
     let shown = std::iter::once(program)
         .chain(args.iter().map(String::as_str))
         .collect::<Vec<_>>()
@@ -87,7 +88,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), String> {
             _ => format!("{shown} could not be run: {error}"),
         })?;
     if output.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let why = stderr

@@ -1,12 +1,12 @@
-//! `who --stop`: the question asked before anything is stopped, and what was done, one line
-//! per step, then the result. JSON is the [`StopReport`] itself.
+//! `who --stop`: the question asked before anything is stopped, what is done, one line per
+//! step as it is taken, then the result. JSON is the [`StopReport`] itself.
 
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::core::stop::{Holder, Plan, Signalled, Step, StopReport};
+use crate::core::stop::{Holder, Plan, Progress, Signalled, Step, StopReport};
 use crate::core::target::Target;
 use crate::render::printable;
 
@@ -69,6 +69,17 @@ pub fn plan_text(plan: &Plan) -> String {
     printable(&text).into_owned()
 }
 
+/// What a plan would stop, named: `unit nginx.service`, `podman container web`, a process.
+fn holder_of(plan: &Plan) -> String {
+    let text = match plan {
+        Plan::Unit { unit, .. } => format!("unit {unit}"),
+        Plan::Container { runtime, name } => format!("{runtime} container {name}"),
+        Plan::Process { holder, .. } => holder_text(holder),
+        Plan::Refuse { reason } => reason.clone(),
+    };
+    printable(&text).into_owned()
+}
+
 /// The confirmation asked on the terminal.
 pub fn question(target: &Target, plans: &[Plan]) -> String {
     let actions: Vec<String> = plans.iter().map(plan_text).collect();
@@ -124,6 +135,21 @@ fn seconds(waited: f64) -> String {
     format!("{waited:.1}s")
 }
 
+/// One line as `--stop` goes: a step it took, or the wait it begins.
+pub fn progress(progress: &Progress, out: &mut dyn Write) -> io::Result<()> {
+    match progress {
+        Progress::Step(step) => writeln!(out, "{}", step_text(step))?,
+        Progress::Waiting { target, timeout } => writeln!(
+            out,
+            "Waiting up to {} for {target} to be free ...",
+            seconds(timeout.as_secs_f64())
+        )?,
+    }
+    out.flush()
+}
+
+/// The end of `--stop`: why nothing was done, or how it ended. The steps were said as they
+/// were taken ([`progress`]).
 pub fn text(report: &StopReport, force: bool, out: &mut dyn Write) -> io::Result<()> {
     let target = &report.target;
     if report.plans.is_empty() {
@@ -140,8 +166,19 @@ pub fn text(report: &StopReport, force: bool, out: &mut dyn Write) -> io::Result
     if !report.confirmed {
         return writeln!(out, "Nothing was stopped; {target} is still held.");
     }
-    for step in &report.steps {
-        writeln!(out, "{}", step_text(step))?;
+    if !report.free && !report.held_by_others.is_empty() {
+        let others: Vec<String> = report.held_by_others.iter().map(holder_of).collect();
+        let hint = if force {
+            " (--force ends only what was confirmed)"
+        } else {
+            ""
+        };
+        return writeln!(
+            out,
+            "{target} is still held after {}, now by what was not stopped: {}{hint}.",
+            seconds(report.waited),
+            others.join("; ")
+        );
     }
     if report.free {
         writeln!(
@@ -215,13 +252,23 @@ mod tests {
             ],
             free: false,
             waited: 5.04,
+            held_by_others: Vec::new(),
         };
         let mut out = Vec::new();
+        for step in &report.steps {
+            progress(&Progress::Step(step), &mut out).expect("written");
+        }
+        let waiting = Progress::Waiting {
+            target: &report.target,
+            timeout: std::time::Duration::from_secs(5),
+        };
+        progress(&waiting, &mut out).expect("written");
         text(&report, false, &mut out).expect("written");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "Sent SIGTERM to python3 (pid 77).\n\
              Failed: systemctl is not installed (not found on PATH).\n\
+             Waiting up to 5.0s for 0.0.0.0:8080/tcp to be free ...\n\
              0.0.0.0:8080/tcp is still held after 5.0s; --force sends SIGKILL once the timeout \
              has passed.\n"
         );

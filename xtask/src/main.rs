@@ -13,6 +13,7 @@ mod ruleset;
 mod serve_memory;
 mod services;
 mod test;
+mod top_keys;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

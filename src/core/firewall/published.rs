@@ -60,6 +60,31 @@ pub fn placeholder(process: &Process) -> Option<Placeholder> {
     })
 }
 
+/// The command that names the docker containers publishing `port`/`proto`, as [`publishing`]
+/// reads its answer: docker-proxy's command line names none.
+pub fn docker_ps_args(port: u16, proto: &str) -> Vec<String> {
+    vec![
+        "ps".into(),
+        "--filter".into(),
+        format!("publish={port}/{proto}"),
+        "--format".into(),
+        "{{.ID}} {{.Names}}".into(),
+    ]
+}
+
+/// The containers `docker ps --format '{{.ID}} {{.Names}}'` lists: (id, name), the first name
+/// where a container has several (`web,web-alias`).
+pub fn publishing(listing: &str) -> Vec<(String, String)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let (id, names) = line.trim().split_once(' ')?;
+            let name = names.trim().split(',').next()?;
+            (!id.is_empty() && !name.is_empty()).then(|| (id.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
 /// How to end a container: its runtime's stop command, by name where known, else by id.
 pub fn stop_command(runtime: &str, name: Option<&str>, id: Option<&str>) -> Option<String> {
     let which = name.or_else(|| id.map(|id| id.get(..12).unwrap_or(id)))?;
