@@ -124,7 +124,11 @@ pub fn judge(document: &serde_json::Value, expected: &[(String, &str)]) -> Vec<S
             None => wrong.push(format!("{address}: not probed")),
         }
     }
-    wrong.extend(heard.keys().map(|address| format!("{address}: not one of the bench's")));
+    wrong.extend(
+        heard
+            .keys()
+            .map(|address| format!("{address}: not one of the bench's")),
+    );
     wrong
 }
 
@@ -197,8 +201,12 @@ impl ProbeCost {
             );
         }
         for mode in &self.modes {
+            let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
             for wrong in &mode.wrong {
-                let _ = writeln!(text, "\n`{}`: {wrong}", mode.flag);
+                *counted.entry(wrong).or_default() += 1;
+            }
+            for (wrong, runs) in counted {
+                let _ = writeln!(text, "\n`{}`, {runs} of the runs: {wrong}", mode.flag);
             }
         }
         let _ = writeln!(
@@ -567,9 +575,7 @@ mod tests {
             ("127.0.0.1:443".to_string(), "tls"),
             ("127.0.0.2:80".to_string(), "http"),
         ];
-        let listener = |address: &str, protocol: &str| {
-            json!({"port": 1, "probe": {"address": address, "protocol": protocol}})
-        };
+        let listener = |address: &str, protocol: &str| json!({"port": 1, "probe": {"address": address, "protocol": protocol}});
         let right = json!({"listeners": [
             listener("127.0.0.1:443", "tls"),
             listener("127.0.0.2:80", "http"),
@@ -607,7 +613,10 @@ mod tests {
             peak_open: 16,
         };
         let fast = cost(vec![mode(&[900.0, 1200.0, 1000.0], &[])]);
-        assert_eq!((fast.modes[0].median(), fast.slowest_ms()), (1000.0, 1200.0));
+        assert_eq!(
+            (fast.modes[0].median(), fast.slowest_ms()),
+            (1000.0, 1200.0)
+        );
         assert!(fast.met());
         assert!(fast.section().contains("the slowest 1200 ms: met"));
         let one_slow = cost(vec![
