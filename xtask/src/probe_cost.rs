@@ -154,6 +154,8 @@ impl Mode {
 
 pub struct ProbeCost {
     pub modes: Vec<Mode>,
+    /// The median of `audit --json` without `--probe`, in the same rounds.
+    pub unprobed_ms: f64,
     pub runs: usize,
     /// The most connections the servers had open at once.
     pub peak_open: usize,
@@ -213,8 +215,10 @@ impl ProbeCost {
             text,
             "\nThe most connections portstat held open at once, as the servers' kernel saw them \
              (counted at each accept): {} (the probe's limit: 16 listeners at once, one \
-             connection each). Target: every run within 3 s, the slowest {:.0} ms: {}.",
+             connection each). `audit --json` without `--probe`, in the same rounds: {:.0} ms \
+             (median). Target: every run within 3 s, the slowest {:.0} ms: {}.",
             self.peak_open,
+            self.unprobed_ms,
             self.slowest_ms(),
             if self.met() { "met" } else { "missed" }
         );
@@ -442,17 +446,22 @@ pub fn measure(portstat: &Path, runs: usize) -> Result<ProbeCost, String> {
         .map(|(kind, address)| (reached_at(*address), kind.expected()))
         .collect();
     let servers = Servers::start(&mix)?;
-    let audit = |flag: &str| -> Result<(f64, Vec<String>), String> {
+    let audit = |flag: Option<&str>| -> Result<(f64, Vec<String>), String> {
         let started = Instant::now();
         let output = Command::new(portstat)
-            .args(["audit", flag, "--json", "--fail-on", "never"])
+            .arg("audit")
+            .args(flag)
+            .args(["--json", "--fail-on", "never"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
             .map_err(|error| format!("portstat: {error}"))?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if !output.status.success() {
-            return Err(format!("portstat audit {flag}: {}", output.status));
+            return Err(format!("portstat audit {flag:?}: {}", output.status));
+        }
+        if flag.is_none() {
+            return Ok((ms, Vec::new()));
         }
         let wrong = match serde_json::from_slice(&output.stdout) {
             Ok(document) => judge(&document, &expected),
@@ -469,9 +478,17 @@ pub fn measure(portstat: &Path, runs: usize) -> Result<ProbeCost, String> {
         })
         .collect();
     let mut result = Ok(());
+    let mut unprobed = Vec::new();
     'runs: for _ in 0..runs {
+        match audit(None) {
+            Ok((ms, _)) => unprobed.push(ms),
+            Err(error) => {
+                result = Err(error);
+                break 'runs;
+            }
+        }
         for mode in &mut modes {
-            match audit(mode.flag) {
+            match audit(Some(mode.flag)) {
                 Ok((ms, wrong)) => {
                     mode.ms.push(ms);
                     if !wrong.is_empty() {
@@ -493,6 +510,12 @@ pub fn measure(portstat: &Path, runs: usize) -> Result<ProbeCost, String> {
     }
     let peak_open = servers.stop();
     result.map(|()| ProbeCost {
+        unprobed_ms: Mode {
+            flag: "",
+            ms: unprobed,
+            wrong: Vec::new(),
+        }
+        .median(),
         modes,
         runs,
         peak_open,
@@ -611,6 +634,7 @@ mod tests {
             modes,
             runs: 3,
             peak_open: 16,
+            unprobed_ms: 20.0,
         };
         let fast = cost(vec![mode(&[900.0, 1200.0, 1000.0], &[])]);
         assert_eq!(
