@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -100,37 +100,49 @@ pub fn talk_to_all(
     talk: impl Fn(&ProbeRequest, Step, &mut ProbeReading, Instant) -> Option<Step> + Sync,
 ) -> Vec<ProbeReading> {
     let deadline = Instant::now() + TOTAL_CAP;
-    let queue = Mutex::new(
-        (0..requests.len())
+    let queue = Mutex::new(Queue {
+        steps: (0..requests.len())
             .map(|index| (index, Step::Talk))
-            .collect::<VecDeque<_>>(),
-    );
+            .collect(),
+        running: 0,
+    });
+    let changed = Condvar::new();
     let results = Mutex::new(vec![ProbeReading::default(); requests.len()]);
     let work = || {
-        // A worker ends when the queue is empty: a step is only ever queued by a worker, which
-        // then finds it itself if no other took it.
         loop {
-            // Its own statement: the queue is not locked while the step runs.
-            let next = lock(&queue).pop_front();
-            let Some((index, step)) = next else {
-                break;
-            };
-            let Some(request) = requests.get(index) else {
-                continue;
+            let (index, step) = {
+                let mut queue = lock(&queue);
+                loop {
+                    if let Some(next) = queue.steps.pop_front() {
+                        queue.running += 1;
+                        break next;
+                    }
+                    // Nothing queued and no step running that could queue one: all done.
+                    if queue.running == 0 {
+                        return;
+                    }
+                    queue = changed
+                        .wait(queue)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
             };
             let mut reading = std::mem::take(&mut lock(&results)[index]);
-            if Instant::now() >= deadline {
-                if step == Step::Http {
-                    reading.out_of_time = true;
-                    lock(&results)[index] = reading;
+            let next = match requests.get(index) {
+                Some(request) if Instant::now() < deadline => {
+                    talk(request, step, &mut reading, deadline)
                 }
-                continue;
-            }
-            let next = talk(request, step, &mut reading, deadline);
+                _ => {
+                    // A talk not begun is left unprobed; an HTTP request not sent is out of time.
+                    reading.out_of_time |= step == Step::Http;
+                    None
+                }
+            };
             lock(&results)[index] = reading;
-            if let Some(next) = next {
-                lock(&queue).push_back((index, next));
-            }
+            let mut queue = lock(&queue);
+            queue.steps.extend(next.map(|next| (index, next)));
+            queue.running -= 1;
+            drop(queue);
+            changed.notify_all();
         }
     };
     std::thread::scope(|scope| {
@@ -149,6 +161,12 @@ pub fn talk_to_all(
     results
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The steps waiting for a worker, and how many are being taken (each may queue another).
+struct Queue {
+    steps: VecDeque<(usize, Step)>,
+    running: usize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
