@@ -221,7 +221,8 @@ impl ProbeCost {
         let _ = writeln!(
             text,
             "\nThe most connections portstat held open at once, as the servers' kernel saw them \
-             (counted at each accept): {} (the probe's limit: 16 listeners at once, one \
+             (counted at each accept; on a loaded machine a close still queued in the kernel's \
+             loopback can count one more): {} (the probe's limit: 16 listeners at once, one \
              connection each). Target: every run within 3 s, the slowest {:.0} ms: {}.",
             self.peak_open,
             self.slowest_ms(),
