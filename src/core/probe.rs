@@ -19,7 +19,7 @@ pub const BANNER_WAIT: Duration = Duration::from_millis(250);
 /// How long a connection, a TLS handshake or an HTTP reply may take: these are the host's own
 /// listeners, answering over loopback in milliseconds; a listener silent this long after a
 /// ClientHello is not TLS, and the time is better spent on the next one.
-pub const STEP_TIMEOUT: Duration = Duration::from_millis(600);
+pub const STEP_TIMEOUT: Duration = Duration::from_millis(300);
 /// Every probe of one run ends within this: what has not finished by then is a timeout.
 pub const TOTAL_CAP: Duration = Duration::from_millis(2500);
 /// What is kept of a listener's first words: enough for a banner's first line.

@@ -245,12 +245,17 @@ impl Os for LiveOs {
     }
 
     fn probe(&self, requests: &[ProbeRequest]) -> Vec<ProbeReading> {
-        probe::talk_to_all(requests, |request, deadline| {
-            self.inside(request.netns.as_ref(), || probe::talk(request, deadline))
-                .unwrap_or_else(|error| ProbeReading {
+        probe::talk_to_all(requests, |request, step, reading, deadline| {
+            self.inside(request.netns.as_ref(), || {
+                probe::take_step(request, step, reading, deadline)
+            })
+            .unwrap_or_else(|error| {
+                *reading = ProbeReading {
                     connect: Some(ConnectOutcome::Failed(format!("{error:#}"))),
                     ..ProbeReading::default()
-                })
+                };
+                None
+            })
         })
     }
 

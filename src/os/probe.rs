@@ -2,10 +2,10 @@
 //! connection attempt like `nc -z`, and `--probe`'s talk with a listener, in the calling
 //! thread's network namespace.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -81,29 +81,68 @@ fn open(address: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectOutc
     })
 }
 
+/// A part of one listener's probe, queued on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Connect, the banner wait and the ClientHellos: [`talk`].
+    Talk,
+    /// `HEAD / HTTP/1.0` on a new connection: [`ask_http`].
+    Http,
+}
+
 /// Runs `talk` for every request, at most [`AT_ONCE`] at a time, each given the run's
-/// deadline ([`TOTAL_CAP`] from now); a request not begun by then is left unprobed. Results are
-/// in the requests' order.
+/// deadline ([`TOTAL_CAP`] from now). A request's HTTP step, when its talk says one is due, is
+/// queued behind every talk: the workers then end on short steps, not on a silent listener's
+/// last two waits in a row. A talk not begun by the deadline is left unprobed, an HTTP step out
+/// of time. Results are in the requests' order.
 pub fn talk_to_all(
     requests: &[ProbeRequest],
-    talk: impl Fn(&ProbeRequest, Instant) -> ProbeReading + Sync,
+    talk: impl Fn(&ProbeRequest, Step, &mut ProbeReading, Instant) -> Option<Step> + Sync,
 ) -> Vec<ProbeReading> {
     let deadline = Instant::now() + TOTAL_CAP;
-    let next = AtomicUsize::new(0);
+    let queue = Mutex::new(Queue {
+        steps: (0..requests.len())
+            .map(|index| (index, Step::Talk))
+            .collect(),
+        running: 0,
+    });
+    let changed = Condvar::new();
     let results = Mutex::new(vec![ProbeReading::default(); requests.len()]);
     let work = || {
         loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(request) = requests.get(index) else {
-                break;
+            let (index, step) = {
+                let mut queue = lock(&queue);
+                loop {
+                    if let Some(next) = queue.steps.pop_front() {
+                        queue.running += 1;
+                        break next;
+                    }
+                    // Nothing queued and no step running that could queue one: all done.
+                    if queue.running == 0 {
+                        return;
+                    }
+                    queue = changed
+                        .wait(queue)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
             };
-            if Instant::now() >= deadline {
-                continue;
-            }
-            let reading = talk(request, deadline);
-            results
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = reading;
+            let mut reading = std::mem::take(&mut lock(&results)[index]);
+            let next = match requests.get(index) {
+                Some(request) if Instant::now() < deadline => {
+                    talk(request, step, &mut reading, deadline)
+                }
+                _ => {
+                    // A talk not begun is left unprobed; an HTTP request not sent is out of time.
+                    reading.out_of_time |= step == Step::Http;
+                    None
+                }
+            };
+            lock(&results)[index] = reading;
+            let mut queue = lock(&queue);
+            queue.steps.extend(next.map(|next| (index, next)));
+            queue.running -= 1;
+            drop(queue);
+            changed.notify_all();
         }
     };
     std::thread::scope(|scope| {
@@ -124,9 +163,41 @@ pub fn talk_to_all(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The steps waiting for a worker, and how many are being taken (each may queue another).
+struct Queue {
+    steps: VecDeque<(usize, Step)>,
+    running: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One step of a listener's probe, into `reading`; the step due next, if any.
+pub fn take_step(
+    request: &ProbeRequest,
+    step: Step,
+    reading: &mut ProbeReading,
+    deadline: Instant,
+) -> Option<Step> {
+    match step {
+        Step::Talk => {
+            *reading = talk(request, deadline);
+            http_due(request, reading).then_some(Step::Http)
+        }
+        Step::Http => {
+            reading.http = Some(ask_http(request.address, deadline));
+            None
+        }
+    }
+}
+
 /// One listener, as its request says: connect, listen for [`BANNER_WAIT`], then (if it said
-/// nothing and the request allows) a TLS ClientHello on the same connection, and an HTTP request
-/// on a new one. Every connection is closed as soon as its step is done.
+/// nothing and the request allows) a TLS ClientHello on the same connection, and to a TLS server
+/// one offering TLS 1.0/1.1 only on a new one. Every connection is closed as soon as its step
+/// is done. The HTTP request is a step of its own ([`ask_http`]).
 pub fn talk(request: &ProbeRequest, deadline: Instant) -> ProbeReading {
     let left = |limit: Duration| limit.min(deadline.saturating_duration_since(Instant::now()));
     let mut reading = ProbeReading::default();
@@ -172,30 +243,40 @@ pub fn talk(request: &ProbeRequest, deadline: Instant) -> ProbeReading {
             _ => {}
         }
     }
-    let tried_http = request.send == Sending::TlsThenHttp
-        && matches!(handshake, TlsReading::Silent | TlsReading::NotTls(_));
     if matches!(handshake, TlsReading::Silent) && left(STEP_TIMEOUT).is_zero() {
         reading.out_of_time = true;
     }
-    let answered = matches!(&handshake, TlsReading::NotTls(reply) if !reply.is_empty());
     reading.tls = Some(handshake);
-    if tried_http && !answered && !reading.out_of_time {
-        reading.http = Some(
-            open(address, left(STEP_TIMEOUT))
-                .ok()
-                .map(|mut stream| {
-                    let sent = stream
-                        .set_write_timeout(Some(left(STEP_TIMEOUT).max(Duration::from_millis(1))))
-                        .and_then(|()| stream.write_all(b"HEAD / HTTP/1.0\r\n\r\n"));
-                    match sent {
-                        Ok(()) => listen(&mut stream, left(STEP_TIMEOUT)).0,
-                        Err(_) => Vec::new(),
-                    }
-                })
-                .unwrap_or_default(),
-        );
-    }
     reading
+}
+
+/// Whether a talk leaves the listener's HTTP request to be sent: the request allows it and the
+/// ClientHello got no answer (neither TLS nor anything else).
+fn http_due(request: &ProbeRequest, reading: &ProbeReading) -> bool {
+    request.send == Sending::TlsThenHttp
+        && !reading.out_of_time
+        && match &reading.tls {
+            Some(TlsReading::Silent) => true,
+            Some(TlsReading::NotTls(reply)) => reply.is_empty(),
+            _ => false,
+        }
+}
+
+/// `HEAD / HTTP/1.0` on a new connection to `address`, and the first words of the reply.
+pub fn ask_http(address: SocketAddr, deadline: Instant) -> Vec<u8> {
+    let left = |limit: Duration| limit.min(deadline.saturating_duration_since(Instant::now()));
+    open(address, left(STEP_TIMEOUT))
+        .ok()
+        .map(|mut stream| {
+            let sent = stream
+                .set_write_timeout(Some(left(STEP_TIMEOUT).max(Duration::from_millis(1))))
+                .and_then(|()| stream.write_all(b"HEAD / HTTP/1.0\r\n\r\n"));
+            match sent {
+                Ok(()) => listen(&mut stream, left(STEP_TIMEOUT)).0,
+                Err(_) => Vec::new(),
+            }
+        })
+        .unwrap_or_default()
 }
 
 /// What the other end sends within `wait`, up to [`KEEP_BYTES`] or the end of its first line,
@@ -228,6 +309,7 @@ fn listen(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn address(text: &str) -> SocketAddr {
         text.parse().expect("test address")
@@ -265,6 +347,56 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("[fe80::1%INTERFACE]:5353"), "{message}");
+    }
+
+    #[test]
+    fn every_talk_is_done_and_each_http_step_after_its_own_talk() {
+        let requests: Vec<ProbeRequest> = (1..=40)
+            .map(|port| ProbeRequest {
+                netns: None,
+                address: SocketAddr::from(([127, 0, 0, 1], port)),
+                send: if port % 3 == 0 {
+                    Sending::TlsThenHttp
+                } else {
+                    Sending::Tls
+                },
+            })
+            .collect();
+        let steps = Mutex::new(Vec::new());
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let readings = talk_to_all(&requests, |request, step, reading, _| {
+            let port = request.address.port();
+            steps.lock().expect("steps").push((port, step));
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            running.fetch_sub(1, Ordering::SeqCst);
+            match step {
+                Step::Talk => {
+                    assert_eq!(*reading, ProbeReading::default());
+                    reading.banner = port.to_string().into_bytes();
+                    (request.send == Sending::TlsThenHttp).then_some(Step::Http)
+                }
+                Step::Http => {
+                    assert_eq!(reading.banner, port.to_string().into_bytes());
+                    reading.http = Some(b"HTTP/1.0 200 OK".to_vec());
+                    None
+                }
+            }
+        });
+        for (request, reading) in requests.iter().zip(&readings) {
+            let port = request.address.port();
+            assert_eq!(reading.banner, port.to_string().into_bytes());
+            assert_eq!(reading.http.is_some(), port % 3 == 0, "port {port}");
+        }
+        let most = most.into_inner();
+        assert!((2..=AT_ONCE).contains(&most), "{most} steps at once");
+        let steps = steps.into_inner().expect("steps");
+        assert_eq!(steps.len(), 40 + 13);
+        for port in (3..=40).step_by(3) {
+            let at = |step| steps.iter().position(|s| *s == (port, step));
+            assert!(at(Step::Talk) < at(Step::Http), "port {port}: {steps:?}");
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 
+use crate::probe_cost::ProbeCost;
+
 const CHANGES_HEADING: &str = "## What each change bought";
 
 /// `top`'s keys are timed from this scale up (where a refresh takes long enough to matter).
@@ -1034,16 +1036,21 @@ fn bench(options: &Options) -> Result<(), String> {
             None
         }
     };
+    // After the firewall cost, whose listeners are gone: the probe's must be all there is.
+    eprintln!("bench: probe cost: audit --probe over 100 listeners");
+    let probe = crate::probe_cost::measure(&programs.portstat, 10)?;
+    println!("{}", probe.section());
     eprintln!("bench: serve memory: 1,000 scrapes");
     let serve = crate::serve_memory::measure(&programs.portstat, 1000)?;
     println!("{}", serve.section());
     let total = started.elapsed().as_secs_f64();
-    let report = report(options, &programs, &floor, &results, &date, total);
-    println!("{}", summary(&results));
+    let report = report(options, &programs, &floor, &results, &probe, &date, total);
+    println!("{}", summary(&results, &probe));
     let old = std::fs::read_to_string(&options.out).unwrap_or_default();
     let firewall = firewall.map_or(String::new(), |cost| format!("{}\n", cost.section()));
     let document = format!(
-        "{report}\n{firewall}{}\n{}",
+        "{report}\n{firewall}{}\n{}\n{}",
+        probe.section(),
         serve.section(),
         changes_section(&old)
     );
@@ -1285,7 +1292,7 @@ struct Target {
     met: Option<bool>,
 }
 
-fn targets(results: &[ScaleResult]) -> Vec<Target> {
+fn targets(results: &[ScaleResult], probe: &ProbeCost) -> Vec<Target> {
     let find = |sockets: usize| results.iter().find(|r| r.sockets == sockets);
     let mut targets = Vec::new();
     let mut ratio_target = |label: &str, result: Option<&ScaleResult>, limit: f64| {
@@ -1365,6 +1372,14 @@ fn targets(results: &[ScaleResult]) -> Vec<Target> {
             met: peak.map(|p| p < 64.0),
         });
     }
+    // Issue 19: the slowest run of either probe mode; a run with a wrong probe misses it.
+    targets.push(Target {
+        what: "`portstat audit --probe` (and `--probe=http`), slowest run, ms".into(),
+        scale: "100 listeners".into(),
+        measured: Some(probe.slowest_ms()),
+        goal: format!("≤ {}", crate::probe_cost::LIMIT_MS),
+        met: Some(probe.met()),
+    });
     // Linear: 10x the sockets costs at most 1.25 x 10x the time (per-socket cost within 25%).
     let json = label_of("portstat -a -n --json");
     let mut scaled: Vec<&ScaleResult> = results.iter().filter(|r| r.sockets >= 1000).collect();
@@ -1391,10 +1406,10 @@ fn targets(results: &[ScaleResult]) -> Vec<Target> {
     targets
 }
 
-fn summary(results: &[ScaleResult]) -> String {
+fn summary(results: &[ScaleResult], probe: &ProbeCost) -> String {
     let mut text =
         String::from("| target | scale | measured | goal | met |\n|---|---|---:|---|---|\n");
-    for target in targets(results) {
+    for target in targets(results, probe) {
         let _ = writeln!(
             text,
             "| {} | {} | {} | {} | {} |",
@@ -1417,6 +1432,7 @@ fn report(
     programs: &Programs,
     floor: &Floor,
     results: &[ScaleResult],
+    probe: &ProbeCost,
     date: &str,
     seconds: f64,
 ) -> String {
@@ -1460,7 +1476,7 @@ fn report(
         floor.rss_mib(),
         options.session.as_secs()
     );
-    let _ = writeln!(text, "## Targets\n\n{}", summary(results));
+    let _ = writeln!(text, "## Targets\n\n{}", summary(results, probe));
     let _ = writeln!(text, "## Results\n");
     for result in results {
         let _ = writeln!(text, "{}", scale_table(result));

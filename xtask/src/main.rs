@@ -9,6 +9,7 @@ mod firewall_cost;
 mod fixtures;
 #[cfg(test)] // the bench compiles it on its own (measure.rs says why); a module for the tests
 mod measure;
+mod probe_cost;
 mod ruleset;
 mod serve_memory;
 mod services;
@@ -50,6 +51,9 @@ enum Task {
     /// The bench's firewall cost alone, as root, in a private network namespace: what reading
     /// and judging a 1,000-rule ruleset adds to `portstat audit`
     FirewallCost(firewall_cost::FirewallCostArgs),
+    /// The bench's probe cost alone, as root, in a private network namespace: `audit --probe`
+    /// over 100 listeners of many kinds (issue 19: within 3 s)
+    ProbeCost(probe_cost::ProbeCostArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Task::Check(args) => check::run(&args),
         Task::Deb(args) => deb::run(&args),
         Task::FirewallCost(args) => firewall_cost::task(&args),
+        Task::ProbeCost(args) => probe_cost::task(&args),
     }
 }
 
