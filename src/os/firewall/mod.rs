@@ -12,6 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use serde_json::Value;
+
 use crate::core::firewall::{Chain, Origin, Ruleset, TableFamily};
 
 pub mod iptables;
@@ -127,36 +129,35 @@ fn iptables_named_tables_of(document: &serde_json::Value) -> [bool; 2] {
     let mut found = [false, false];
     let objects = document["nftables"].as_array().into_iter().flatten();
     for object in objects {
-        let (item, iptables_like) = if let Some(chain) = object.get("chain") {
-            let name = chain["name"].as_str().unwrap_or("");
-            (chain, BUILT_IN.contains(&name))
-        } else if let Some(rule) = object.get("rule") {
-            (rule, holds_xt(&rule["expr"]))
-        } else {
+        let Some(item) = object.get("chain").or_else(|| object.get("rule")) else {
             continue;
         };
-        let named = item["table"]
-            .as_str()
+        let index = match item.get("family").and_then(Value::as_str) {
+            Some("ip") => 0,
+            Some("ip6") => 1,
+            _ => continue,
+        };
+        let named = item
+            .get("table")
+            .and_then(Value::as_str)
             .is_some_and(|name| NAMES.contains(&name));
-        if !named || !iptables_like {
+        // The name and family first: walking a rule for `xt` is the dear part.
+        if found[index] || !named {
             continue;
         }
-        match item["family"].as_str() {
-            Some("ip") => found[0] = true,
-            Some("ip6") => found[1] = true,
-            _ => {}
-        }
+        found[index] = match item.get("name").and_then(Value::as_str) {
+            Some(name) => BUILT_IN.contains(&name),
+            None => item.get("expr").is_some_and(holds_xt),
+        };
     }
     found
 }
 
 /// Whether an `xt` expression is anywhere in `value`.
-fn holds_xt(value: &serde_json::Value) -> bool {
+fn holds_xt(value: &Value) -> bool {
     match value {
-        serde_json::Value::Object(object) => {
-            object.contains_key("xt") || object.values().any(holds_xt)
-        }
-        serde_json::Value::Array(items) => items.iter().any(holds_xt),
+        Value::Object(object) => object.contains_key("xt") || object.values().any(holds_xt),
+        Value::Array(items) => items.iter().any(holds_xt),
         _ => false,
     }
 }

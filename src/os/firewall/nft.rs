@@ -90,8 +90,12 @@ pub fn parse_document(document: &Value) -> Result<Vec<Chain>> {
             sets: &sets,
         };
         let read = rules_of(rule, &context);
-        for &index in indices.iter() {
-            chains[index].rules.extend(read.iter().cloned());
+        // One copy per device of a base chain on several; the last takes the rules themselves.
+        if let Some((&last, others)) = indices.split_last() {
+            for &index in others {
+                chains[index].rules.extend(read.iter().cloned());
+            }
+            chains[last].rules.extend(read);
         }
     }
 
@@ -335,12 +339,13 @@ fn rules_of(rule: &Object, table: &Table) -> Vec<Rule> {
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let text = rule_text(statements, comment.as_deref());
-    let made = |matches: Vec<Match>, action: Action| Rule {
+    // What every rule this one becomes shares; moved, not copied, into the one rule of most.
+    let template = Rule {
         handle,
-        text: text.clone(),
-        comment: comment.clone(),
-        matches,
-        action,
+        text,
+        comment,
+        matches: Vec::new(),
+        action: Action::Continue,
     };
 
     let mut matches = Vec::new();
@@ -350,7 +355,11 @@ fn rules_of(rule: &Object, table: &Table) -> Vec<Rule> {
             Step::Passes => {}
             Step::Ends(implied, action) => {
                 add_matches(&mut matches, implied);
-                return vec![made(matches, action)];
+                return vec![Rule {
+                    matches,
+                    action,
+                    ..template
+                }];
             }
             Step::Branches(branches) => {
                 return branches
@@ -358,13 +367,20 @@ fn rules_of(rule: &Object, table: &Table) -> Vec<Rule> {
                     .map(|(tests, action)| {
                         let mut all = matches.clone();
                         add_matches(&mut all, tests);
-                        made(all, action)
+                        Rule {
+                            matches: all,
+                            action,
+                            ..template.clone()
+                        }
                     })
                     .collect();
             }
         }
     }
-    vec![made(matches, Action::Continue)]
+    vec![Rule {
+        matches,
+        ..template
+    }]
 }
 
 /// Adds matches, leaving out those already there: an implied `meta l4proto tcp` may be
