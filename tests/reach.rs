@@ -226,6 +226,39 @@ fn root_reach_nft_accept_from_one_source_is_restricted() {
     );
 }
 
+/// Marks the packets of one client in prerouting, copies the mark to the connection, and
+/// accepts by the connection's mark: what netavark's nftables driver does for a published port.
+const ACCEPT_BY_MARK_NFT: &str = "table inet pstest {
+    chain prerouting {
+        type filter hook prerouting priority mangle; policy accept;
+        ip saddr 10.231.0.3 meta mark set meta mark | 0x10
+        ct mark set meta mark & 0x10
+    }
+    chain input {
+        type filter hook input priority 0; policy drop;
+        ct state established,related accept
+        ct mark & 0x10 == 0x10 tcp dport 5000 accept
+    }
+}
+";
+
+#[test]
+#[ignore = "needs root"]
+fn root_reach_nft_accept_by_a_mark_set_for_one_source_is_restricted() {
+    assert!(is_root(), "run as root");
+    let _serial = serial();
+    let lab = Lab::new();
+    let _web = lab.listen(Proto::Tcp, addr(SERVER, 5000));
+    lab.nft(ACCEPT_BY_MARK_NFT);
+
+    let report = audit(&lab);
+    let web = listener_on(&report, 5000);
+    assert_verdict(web, "restricted", &measure(&lab, 5000));
+    assert_eq!(sources(web), ["10.231.0.3/32"], "{web:#}");
+    assert_eq!(rule_field(web, "chain"), "input");
+    assert!(rule_text(web).starts_with("ct mark & "), "{web:#}");
+}
+
 /// The iptables variants of the two rulesets above; `legacy` picks the backend.
 fn iptables_case(legacy: bool) {
     {

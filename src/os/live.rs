@@ -196,7 +196,12 @@ impl Os for LiveOs {
             let dumps = self
                 .inside(netns, super::firewall::dump)
                 .map_err(|error| format!("{error:#}"))??;
-            super::firewall::assemble(&dumps)
+            let ruleset = super::firewall::assemble(&dumps);
+            // A large ruleset's netlink document is tens of thousands of small allocations:
+            // freed on a thread of its own, the command does not wait for that walk (if no
+            // thread can start, the closure is dropped, and the document with it, here).
+            let _ = std::thread::Builder::new().spawn(move || drop(dumps));
+            ruleset
         }
         #[cfg(not(target_os = "linux"))]
         {

@@ -37,8 +37,8 @@ impl FirewallCost {
         let _ = writeln!(text, "| {} rules | {:.1} |", self.rules, self.with_ms);
         let _ = writeln!(
             text,
-            "\nAdded by reading (`nft -j list ruleset`, the iptables save tools) and judging: \
-             {:.1} ms (target: at most 50 ms).",
+            "\nAdded by reading (the nf_tables netlink dump, the iptables save tools where \
+             needed) and judging: {:.1} ms (target: at most 50 ms).",
             self.added_ms()
         );
         text

@@ -30,8 +30,8 @@ use serde::{Serialize, Serializer};
 
 use self::space::{Bits, Intervals, address_number, prefix_length, space_end, version_of};
 use super::{
-    Action, AddressRange, AddressType, Chain, ChainKind, ConnectionState, Hook, IpVersion, Match,
-    Origin, Policy, PortSpan, Rule, Ruleset, TableFamily, Test,
+    Action, AddressRange, AddressType, Chain, ChainKind, ConnectionState, Hook, IpVersion, Mark,
+    MarkSet, Match, Origin, Policy, PortSpan, Rule, Ruleset, TableFamily, Test,
 };
 use crate::core::model::Proto;
 
@@ -196,6 +196,8 @@ struct CompiledRule {
     /// Matches in the order they are tried: those that are the same for every packet of a
     /// question first, so most rules are passed over after a test or two.
     checks: Vec<Check>,
+    /// Set on the packets the rule's matches hold for, before its action.
+    marks: Vec<MarkSet>,
     action: Step,
     /// What the rule's protocol and port tests allow, checked before anything else: in a
     /// ruleset of a thousand `tcp dport N accept`, nearly every rule is passed over here.
@@ -271,6 +273,11 @@ enum CompiledTest {
         dnat: bool,
     },
     DestinationType(Vec<AddressType>),
+    Mark {
+        mark: Mark,
+        mask: u32,
+        values: Vec<(u32, u32)>,
+    },
     Unknown(String),
 }
 
@@ -469,6 +476,7 @@ impl<'a> Evaluator<'a> {
             sources: Intervals::span(0, space_end(walk.version)),
             nat: None,
             accepted_by: None,
+            marks: Marks::new(),
         };
         let mut cells = vec![start];
 
@@ -638,9 +646,10 @@ impl<'a> Evaluator<'a> {
             };
             let split = stage.split(rule, pending, port);
             pending = split.unmatched;
-            for (cell, reason) in split.undecided {
+            for (mut cell, reason) in split.undecided {
                 if matches!(rule.action, Step::Continue) {
                     // Matched or not, the packet goes on to the next rule.
+                    cell.marks.unsettle(&rule.marks, &reason);
                     pending.push(cell);
                 } else {
                     exits.unknown(cell, decider, reason);
@@ -649,7 +658,12 @@ impl<'a> Evaluator<'a> {
             if split.matched.is_empty() {
                 continue;
             }
-            let matched = split.matched;
+            let mut matched = split.matched;
+            if !rule.marks.is_empty() {
+                for cell in &mut matched {
+                    cell.marks.set(&rule.marks);
+                }
+            }
             match &rule.action {
                 Step::Accept => exits.accepted.extend(matched.into_iter().map(|mut cell| {
                     // A nat chain's accept only means "no translation": no filter decision.
@@ -899,6 +913,7 @@ fn compile_rule(
     let prefilter = Prefilter::of(&checks);
     CompiledRule {
         checks,
+        marks: rule.marks.clone(),
         action,
         prefilter,
     }
@@ -938,6 +953,11 @@ fn compile_match(m: &Match) -> Check {
             dnat: states.contains(&ConnectionState::Dnat),
         },
         Test::DestinationType(types) => CompiledTest::DestinationType(types.clone()),
+        Test::Mark { mark, mask, values } => CompiledTest::Mark {
+            mark: *mark,
+            mask: *mask,
+            values: values.clone(),
+        },
         Test::Unknown(text) => CompiledTest::Unknown(text.clone()),
     };
     Check {
@@ -959,7 +979,8 @@ impl CompiledTest {
             | CompiledTest::DestinationAddress(_)
             | CompiledTest::InInterface(_)
             | CompiledTest::OutInterface(_)
-            | CompiledTest::DestinationType(_) => 1,
+            | CompiledTest::DestinationType(_)
+            | CompiledTest::Mark { .. } => 1,
             CompiledTest::SourcePort(_) | CompiledTest::Unknown(_) => 2,
         }
     }
@@ -995,6 +1016,66 @@ struct Cell {
     nat: Option<Nat>,
     /// The accepting rule (or policy) of the last base chain that decided.
     accepted_by: Option<Decider>,
+    marks: Marks,
+}
+
+/// The packet's mark and its connection's, as the rules so far set them; `Err` says why one
+/// isn't known.
+#[derive(Debug, Clone)]
+struct Marks {
+    packet: Result<u32, String>,
+    connection: Result<u32, String>,
+}
+
+impl Marks {
+    /// A new inbound packet's: nothing has marked it or its new connection yet.
+    fn new() -> Marks {
+        Marks {
+            packet: Ok(0),
+            connection: Ok(0),
+        }
+    }
+
+    fn get(&self, mark: Mark) -> &Result<u32, String> {
+        match mark {
+            Mark::Packet => &self.packet,
+            Mark::Connection => &self.connection,
+        }
+    }
+
+    fn slot(&mut self, mark: Mark) -> &mut Result<u32, String> {
+        match mark {
+            Mark::Packet => &mut self.packet,
+            Mark::Connection => &mut self.connection,
+        }
+    }
+
+    /// The rule's sets, in order (a later one sees what an earlier one set).
+    fn set(&mut self, sets: &[MarkSet]) {
+        for set in sets {
+            let value = match &set.value {
+                Ok(value) => match (&self.packet, &self.connection) {
+                    (Err(why), _) if value.reads(Mark::Packet) => Err(why.clone()),
+                    (_, Err(why)) if value.reads(Mark::Connection) => Err(why.clone()),
+                    (packet, connection) => Ok(value.apply(
+                        *packet.as_ref().unwrap_or(&0),
+                        *connection.as_ref().unwrap_or(&0),
+                    )),
+                },
+                Err(text) => Err(format!("a rule sets it to `{text}`, which isn't modelled")),
+            };
+            *self.slot(set.mark) = value;
+        }
+    }
+
+    /// After a rule that may or may not have set them (one of its matches can't be decided).
+    fn unsettle(&mut self, sets: &[MarkSet], reason: &str) {
+        for set in sets {
+            *self.slot(set.mark) = Err(format!(
+                "a rule that may or may not hold for these packets sets it ({reason})"
+            ));
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1404,6 +1485,20 @@ impl StageWalk<'_> {
                         .out_interface(address)
                         .map(|name| interface_matches(name, patterns))
                 }),
+            },
+            CompiledTest::Mark { mark, mask, values } => match cell.marks.get(*mark) {
+                Ok(value) => {
+                    let masked = value & mask;
+                    known(
+                        values
+                            .iter()
+                            .any(|(first, last)| *first <= masked && masked <= *last),
+                    )
+                }
+                Err(why) => Division::Undecided(format!(
+                    "the rule tests `{}`, which isn't known here: {why}",
+                    mark.name()
+                )),
             },
             CompiledTest::Unknown(text) => Division::Undecided(format!("the rule tests `{text}`")),
         }

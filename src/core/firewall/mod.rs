@@ -125,7 +125,105 @@ pub struct Rule {
     /// the container there.
     pub comment: Option<String>,
     pub matches: Vec<Match>,
+    /// The marks the rule sets when its matches hold, in order, before its action (`ct mark
+    /// set meta mark | 0x1000 dnat to ...`, `-j MARK --set-xmark`).
+    pub marks: Vec<MarkSet>,
     pub action: Action,
+}
+
+/// The two marks a packet carries through the walk: its own (nft's `meta mark`, iptables'
+/// `-m mark` and `-j MARK`) and its connection's (`ct mark`, `-m connmark`, `-j CONNMARK`).
+/// Both are 0 for a new inbound packet: nothing has marked it yet, and a new connection's
+/// conntrack entry starts at 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mark {
+    Packet,
+    Connection,
+}
+
+impl Mark {
+    /// As nft writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mark::Packet => "meta mark",
+            Mark::Connection => "ct mark",
+        }
+    }
+}
+
+/// A mark set to `(packet mark & packet_mask) ^ (connection mark & connection_mask) ^ xor`:
+/// a constant, a copy of either mark, and their `&`, `|` and `^` with constants all are one
+/// (`| C` is `& !C ^ C`; iptables' `--set-xmark V/M` is `& !M ^ V`, its `--save-mark` copies
+/// the packet's mark into the connection's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkValue {
+    pub packet_mask: u32,
+    pub connection_mask: u32,
+    pub xor: u32,
+}
+
+impl MarkValue {
+    pub fn constant(value: u32) -> MarkValue {
+        MarkValue {
+            packet_mask: 0,
+            connection_mask: 0,
+            xor: value,
+        }
+    }
+
+    /// The mark's own value, unchanged.
+    pub fn of(mark: Mark) -> MarkValue {
+        match mark {
+            Mark::Packet => MarkValue {
+                packet_mask: u32::MAX,
+                ..MarkValue::constant(0)
+            },
+            Mark::Connection => MarkValue {
+                connection_mask: u32::MAX,
+                ..MarkValue::constant(0)
+            },
+        }
+    }
+
+    pub fn and(self, mask: u32) -> MarkValue {
+        MarkValue {
+            packet_mask: self.packet_mask & mask,
+            connection_mask: self.connection_mask & mask,
+            xor: self.xor & mask,
+        }
+    }
+
+    pub fn xor(self, value: u32) -> MarkValue {
+        MarkValue {
+            xor: self.xor ^ value,
+            ..self
+        }
+    }
+
+    pub fn or(self, value: u32) -> MarkValue {
+        self.and(!value).xor(value)
+    }
+
+    /// Whether the value reads `mark` at all.
+    pub fn reads(&self, mark: Mark) -> bool {
+        match mark {
+            Mark::Packet => self.packet_mask != 0,
+            Mark::Connection => self.connection_mask != 0,
+        }
+    }
+
+    pub fn apply(&self, packet: u32, connection: u32) -> u32 {
+        (packet & self.packet_mask) ^ (connection & self.connection_mask) ^ self.xor
+    }
+}
+
+/// One mark a rule sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkSet {
+    pub mark: Mark,
+    /// `Err`: a value the model can't compute (from a map, a hash, another field), as the
+    /// reader's text of it; the mark is then unknown for the packets the rule sets it on.
+    pub value: Result<MarkValue, String>,
 }
 
 /// A test on the packet, or its negation (`!=`, iptables' `!`).
@@ -173,7 +271,15 @@ pub enum Test {
     ConnectionState(Vec<ConnectionState>),
     /// The type of the destination address: `fib daddr type`, `-m addrtype --dst-type`.
     DestinationType(Vec<AddressType>),
-    /// Anything else (marks, rate limits, ipset, string matches, ...): the reader's text of it.
+    /// A mark masked (`meta mark & 0x1000 == 0x1000`, `-m mark --mark 0x1000/0x1000`; a
+    /// plain `meta mark 5` has the full mask): holds when `mark & mask` is in one of the
+    /// inclusive ranges.
+    Mark {
+        mark: Mark,
+        mask: u32,
+        values: Vec<(u32, u32)>,
+    },
+    /// Anything else (rate limits, ipset, string matches, ...): the reader's text of it.
     Unknown(String),
 }
 

@@ -21,8 +21,8 @@ use std::net::IpAddr;
 use anyhow::{Result, bail};
 
 use crate::core::firewall::{
-    Action, AddressRange, AddressType, BaseChain, Chain, ChainKind, ConnectionState, Hook, Match,
-    Origin, Policy, PortSpan, Rule, TableFamily, Test,
+    Action, AddressRange, AddressType, BaseChain, Chain, ChainKind, ConnectionState, Hook, Mark,
+    MarkSet, MarkValue, Match, Origin, Policy, PortSpan, Rule, TableFamily, Test,
 };
 
 /// A document's chains and what in it could not be read into them.
@@ -143,6 +143,7 @@ struct PendingRule {
     text: String,
     comment: Option<String>,
     matches: Vec<Match>,
+    marks: Vec<MarkSet>,
     target: PendingTarget,
 }
 
@@ -388,6 +389,7 @@ impl Reader {
                     text: pending.text,
                     comment: pending.comment,
                     matches: pending.matches,
+                    marks: pending.marks,
                     action,
                 });
             }
@@ -396,6 +398,7 @@ impl Reader {
                     handle: rules.len() as u64 + 1,
                     text: why.clone(),
                     comment: None,
+                    marks: Vec::new(),
                     matches: vec![Match {
                         negated: false,
                         test: Test::Unknown(why.clone()),
@@ -1014,6 +1017,7 @@ fn parse_rule(text: &str, rest: &str, family: TableFamily) -> PendingRule {
         text: text.to_string(),
         comment: None,
         matches: Vec::new(),
+        marks: Vec::new(),
         target: PendingTarget::Action(Action::Continue),
     };
     let tokens = match tokenize(rest) {
@@ -1038,10 +1042,144 @@ fn parse_rule(text: &str, rest: &str, family: TableFamily) -> PendingRule {
     if !comments.is_empty() {
         rule.comment = Some(comments.join("; "));
     }
-    rule.target = target.map_or(PendingTarget::Action(Action::Continue), |spec| {
-        target_of(spec, family)
-    });
+    rule.target = match target {
+        None => PendingTarget::Action(Action::Continue),
+        Some(spec) => match mark_target(&spec) {
+            Some(set) => {
+                rule.marks.push(set);
+                PendingTarget::Action(Action::Continue)
+            }
+            None => target_of(spec, family),
+        },
+    };
     rule
+}
+
+/// What `-j MARK` and `-j CONNMARK` set, as iptables-save prints them (`--set-xmark V/M`,
+/// `--save-mark --nfmask N --ctmask C`, `--restore-mark ...`) and as they may be written
+/// (`--set-mark`, `--or-mark`, `--and-mark`, `--xor-mark`, `--mask`). `None` for other
+/// targets; options it can't read (a shift) make the mark's value unknown.
+fn mark_target(spec: &TargetSpec) -> Option<MarkSet> {
+    let connmark = match spec.name.as_str() {
+        "MARK" => false,
+        "CONNMARK" => true,
+        _ => return None,
+    };
+    let arg = |name: &str| -> Result<Option<u32>, String> {
+        match spec.opts.iter().find(|opt| opt.name == name) {
+            None => Ok(None),
+            Some(opt) => opt
+                .single_arg()
+                .and_then(mark_number)
+                .map(Some)
+                .ok_or_else(|| format!("`{}` is no mark", opt.raw)),
+        }
+    };
+    let valued = |opt: &Opt| -> Result<(u32, Option<u32>), String> {
+        opt.single_arg()
+            .and_then(mark_and_mask)
+            .ok_or_else(|| format!("`{}` is no mark", opt.raw))
+    };
+    let mode = spec.opts.iter().find(|opt| {
+        matches!(
+            opt.name.as_str(),
+            "--set-xmark"
+                | "--set-mark"
+                | "--or-mark"
+                | "--and-mark"
+                | "--xor-mark"
+                | "--save-mark"
+                | "--restore-mark"
+        )
+    });
+    let target = if connmark {
+        Mark::Connection
+    } else {
+        Mark::Packet
+    };
+    let restore = mode.is_some_and(|opt| opt.name == "--restore-mark");
+    let mark = if restore { Mark::Packet } else { target };
+    let computed = (|| -> Result<MarkValue, String> {
+        let known = [
+            "--set-xmark",
+            "--set-mark",
+            "--or-mark",
+            "--and-mark",
+            "--xor-mark",
+            "--save-mark",
+            "--restore-mark",
+            "--nfmask",
+            "--ctmask",
+            "--mask",
+        ];
+        if let Some(other) = spec.opts.iter().find(|o| !known.contains(&o.name.as_str())) {
+            return Err(format!("`{}` is not modelled", other.raw));
+        }
+        let Some(mode) = mode else {
+            return Err("no mark to set".to_string());
+        };
+        let own = MarkValue::of(target);
+        Ok(match mode.name.as_str() {
+            // (mark & !M) ^ V
+            "--set-xmark" => {
+                let (value, mask) = valued(mode)?;
+                own.and(!mask.unwrap_or(u32::MAX)).xor(value)
+            }
+            // (mark & !(M | V)) ^ V: iptables widens the mask by the value.
+            "--set-mark" => {
+                let (value, mask) = valued(mode)?;
+                own.and(!(mask.unwrap_or(u32::MAX) | value)).xor(value)
+            }
+            "--or-mark" => own.or(valued(mode)?.0),
+            "--and-mark" => own.and(valued(mode)?.0),
+            "--xor-mark" => own.xor(valued(mode)?.0),
+            save_or_restore => {
+                let mask = arg("--mask")?.unwrap_or(u32::MAX);
+                let nfmask = arg("--nfmask")?.unwrap_or(mask);
+                let ctmask = arg("--ctmask")?.unwrap_or(mask);
+                if save_or_restore == "--save-mark" {
+                    // ct = (ct & !ctmask) ^ (mark & nfmask)
+                    MarkValue {
+                        packet_mask: nfmask,
+                        connection_mask: !ctmask,
+                        xor: 0,
+                    }
+                } else {
+                    // mark = (mark & !nfmask) ^ (ct & ctmask)
+                    MarkValue {
+                        packet_mask: !nfmask,
+                        connection_mask: ctmask,
+                        xor: 0,
+                    }
+                }
+            }
+        })
+    })();
+    Some(MarkSet {
+        mark,
+        value: computed.map_err(|why| format!("{}: {why}", spec.text())),
+    })
+}
+
+/// A mark as iptables reads one (`strtoul` base 0: hex, octal, decimal).
+fn mark_number(text: &str) -> Option<u32> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        return u32::from_str_radix(hex, 16).ok();
+    }
+    if text.len() > 1
+        && let Some(octal) = text.strip_prefix('0')
+    {
+        return u32::from_str_radix(octal, 8).ok();
+    }
+    text.parse().ok()
+}
+
+/// `VALUE[/MASK]`.
+fn mark_and_mask(text: &str) -> Option<(u32, Option<u32>)> {
+    match text.split_once('/') {
+        Some((value, mask)) => Some((mark_number(value)?, Some(mark_number(mask)?))),
+        None => Some((mark_number(text)?, None)),
+    }
 }
 
 fn tested(negated: bool, result: Result<Test, String>, raw: &str) -> Match {
@@ -1189,7 +1327,30 @@ fn module_matches(
                 matches.push(tested(opt.negated, test, &prefixed(opt)));
             }
         }
-        // ipset, marks, rate limits, recent lists, ICMP types, owners, strings ...
+        "mark" | "connmark" => {
+            let mark = if module.name == "mark" {
+                Mark::Packet
+            } else {
+                Mark::Connection
+            };
+            for opt in &module.opts {
+                let test = match opt.name.as_str() {
+                    // (mark & MASK) == VALUE, the mask all ones when not given.
+                    "--mark" => opt
+                        .single_arg()
+                        .and_then(mark_and_mask)
+                        .map(|(value, mask)| Test::Mark {
+                            mark,
+                            mask: mask.unwrap_or(u32::MAX),
+                            values: vec![(value, value)],
+                        })
+                        .ok_or_else(|| "one VALUE[/MASK] expected".to_string()),
+                    _ => Err("not a test portstat models".to_string()),
+                };
+                matches.push(tested(opt.negated, test, &prefixed(opt)));
+            }
+        }
+        // ipset, rate limits, recent lists, ICMP types, owners, strings ...
         _ => matches.push(whole()),
     }
 }
@@ -1839,7 +2000,14 @@ mod tests {
             "a rule without -j decides nothing"
         );
 
-        assert!(unknown_says(rule(input, "--mark"), "-m mark --mark 0x1"));
+        assert_eq!(
+            rule(input, "--mark").matches,
+            [is(Test::Mark {
+                mark: Mark::Packet,
+                mask: u32::MAX,
+                values: vec![(1, 1)],
+            })]
+        );
         assert_eq!(
             rule(input, "BROADCAST").matches,
             vec![is(Test::DestinationType(vec![AddressType::Broadcast]))]
@@ -1934,9 +2102,15 @@ mod tests {
         let mss = rule(mangle_forward, "TCPMSS");
         assert_eq!(mss.action, Action::Continue);
         assert!(unknown_says(mss, "--tcp-flags SYN,RST SYN"));
+        let mark = rule(chain(&parsed.chains, "mangle", "PREROUTING"), "MARK");
+        assert_eq!(mark.action, Action::Continue);
+        // --set-xmark 0x1/0xffffffff: (mark & 0) ^ 1.
         assert_eq!(
-            rule(chain(&parsed.chains, "mangle", "PREROUTING"), "MARK").action,
-            Action::Continue
+            mark.marks,
+            [MarkSet {
+                mark: Mark::Packet,
+                value: Ok(MarkValue::constant(1)),
+            }]
         );
         assert_eq!(
             rule(chain(&parsed.chains, "security", "INPUT"), "631").matches,
@@ -2229,12 +2403,27 @@ mod tests {
         assert_eq!(dn.rules[2].action, dnat("10.88.0.2", 80));
         let setmark = chain(&parsed.chains, "nat", "NETAVARK-HOSTPORT-SETMARK");
         assert_eq!(setmark.rules[0].action, Action::Continue);
+        // --set-xmark 0x2000/0x2000: an or of 0x2000.
+        assert_eq!(
+            setmark.rules[0].marks,
+            [MarkSet {
+                mark: Mark::Packet,
+                value: Ok(MarkValue::of(Mark::Packet).or(0x2000)),
+            }]
+        );
         let masq = chain(&parsed.chains, "nat", "NETAVARK-HOSTPORT-MASQ");
         assert_eq!(
             masq.rules[0].comment.as_deref(),
             Some("netavark portfw masq mark")
         );
-        assert!(unknown_says(&masq.rules[0], "-m mark --mark 0x2000/0x2000"));
+        assert_eq!(
+            masq.rules[0].matches,
+            [is(Test::Mark {
+                mark: Mark::Packet,
+                mask: 0x2000,
+                values: vec![(0x2000, 0x2000)],
+            })]
+        );
         let forward = chain(&parsed.chains, "filter", "FORWARD");
         assert_eq!(
             forward.rules[0].comment.as_deref(),

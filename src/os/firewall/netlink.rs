@@ -554,7 +554,7 @@ fn decode_messages(capture: &Capture) -> Result<Value, Broken> {
             sets: &sets,
             interfaces: &capture.interfaces,
             wanted: &mut wanted,
-            registers: HashMap::new(),
+            registers: std::array::from_fn(|_| None),
             statements: Vec::new(),
             network: network_of_family(rule.family),
             transport: None,
@@ -777,6 +777,14 @@ impl Source {
         }
     }
 
+    /// [`Source::left`] of a source no longer needed: its field moved out, not copied.
+    fn into_left(self) -> Value {
+        match self {
+            Source::Field { left, .. } => left,
+            other => other.left(),
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self {
             Source::Field { kind, .. } => kind.clone(),
@@ -858,7 +866,7 @@ struct Decoder<'a, 'b> {
     /// How each named set's elements read, from the field that looks them up.
     wanted: &'b mut HashMap<SetKey<'a>, Kind>,
     /// By 4-byte slot (`NFT_REG_1` is slots 0-3, `NFT_REG32_00` slot 0).
-    registers: HashMap<usize, (Source, usize)>,
+    registers: [Option<(Source, usize)>; REGISTER_SLOTS],
     /// Each statement, and whether it was dropped as a dependency a later one implies.
     statements: Vec<(Value, bool)>,
     /// The network header's protocol: the table's, or a `meta nfproto` match's.
@@ -1487,9 +1495,11 @@ impl<'a> Decoder<'a, '_> {
             .saturating_add(length.div_ceil(4).max(1))
             .min(REGISTER_SLOTS);
         for covered in slot..end {
-            self.registers.remove(&covered);
+            self.registers[covered] = None;
         }
-        self.registers.insert(slot, (source, length));
+        if let Some(register) = self.registers.get_mut(slot) {
+            *register = Some((source, length));
+        }
     }
 
     /// What a register holds over `length` bytes: one source, or the concatenation of those
@@ -1501,7 +1511,7 @@ impl<'a> Decoder<'a, '_> {
         let mut parts = Vec::new();
         let mut covered = 0;
         while covered < length {
-            let Some((source, loaded)) = self.registers.get(&at) else {
+            let Some((source, loaded)) = self.registers.get(at).and_then(Option::as_ref) else {
                 return Source::Opaque("register".into());
             };
             parts.push((source.clone(), *loaded));
@@ -1511,8 +1521,8 @@ impl<'a> Decoder<'a, '_> {
         if parts.len() == 1 {
             return parts.remove(0).0;
         }
-        let lefts: Vec<Value> = parts.iter().map(|(s, _)| s.left()).collect();
         let kinds = parts.iter().map(|(s, l)| (s.kind(), *l)).collect();
+        let lefts: Vec<Value> = parts.into_iter().map(|(s, _)| s.into_left()).collect();
         Source::field(one("concat", Value::Array(lefts)), Kind::Concat(kinds))
     }
 
@@ -1588,11 +1598,11 @@ impl<'a> Decoder<'a, '_> {
                         let value = value_of(&kind, xor, self.interfaces);
                         match (or, full) {
                             (true, _) => Source::field(
-                                one("|", Value::Array(vec![source.left(), value])),
+                                one("|", Value::Array(vec![source.into_left(), value])),
                                 kind,
                             ),
                             (_, true) => Source::field(
-                                one("^", Value::Array(vec![source.left(), value])),
+                                one("^", Value::Array(vec![source.into_left(), value])),
                                 kind,
                             ),
                             _ => Source::Opaque("bitwise".into()),
@@ -1742,7 +1752,7 @@ impl<'a> Decoder<'a, '_> {
                     .map_or(4, |s| s.key_len);
                 let key = self.read(a.u32(4), key_length);
                 self.note_field(&key);
-                let key = key.left();
+                let key = key.into_left();
                 // With statements of its own (NFTA_DYNSET_EXPR, _EXPRESSIONS) it is a meter.
                 if a.get(7).is_some() || a.get(10).is_some() {
                     self.push(json!({"meter": {"key": key, "name": set}}));
@@ -1778,10 +1788,9 @@ impl<'a> Decoder<'a, '_> {
         if let Some(sreg) = a.u32(5) {
             // A write: the packet is rewritten.
             let value = self.read(Some(sreg), length);
-            let key = field.left();
             self.push(one(
                 "mangle",
-                object([("key", key), ("value", value.left())]),
+                object([("key", field.into_left()), ("value", value.into_left())]),
             ));
             return;
         }
@@ -1850,7 +1859,7 @@ impl<'a> Decoder<'a, '_> {
             let value = self.read(Some(sreg), 4);
             let value = match value {
                 Source::Value(bytes) => value_of(&kind, &bytes, self.interfaces),
-                other => other.left(),
+                other => other.into_left(),
             };
             self.push(one("mangle", object([("key", left), ("value", value)])));
             return;
@@ -1884,7 +1893,7 @@ impl<'a> Decoder<'a, '_> {
         if let Some(sreg) = a.u32(4) {
             let value = match self.read(Some(sreg), 4) {
                 Source::Value(bytes) => value_of(&kind, &bytes, self.interfaces),
-                other => other.left(),
+                other => other.into_left(),
             };
             self.push(one("mangle", object([("key", left), ("value", value)])));
             return;
@@ -1928,7 +1937,9 @@ impl<'a> Decoder<'a, '_> {
         {
             let names = value_of(&inner.kind(), mask, self.interfaces);
             let op = if op == "!=" { "in" } else { "!=" };
-            self.push(matched(op, inner.left(), names));
+            if let Source::Masked { inner, .. } = source {
+                self.push(matched(op, inner.into_left(), names));
+            }
             return;
         }
         if let Source::Masked { inner, mask } = &source
@@ -1939,7 +1950,9 @@ impl<'a> Decoder<'a, '_> {
             let address = value_of(&inner.kind(), data, self.interfaces);
             self.note_field(inner);
             let prefix = prefix(address, length as usize);
-            self.push(matched(op, inner.left(), prefix));
+            if let Source::Masked { inner, .. } = source {
+                self.push(matched(op, inner.into_left(), prefix));
+            }
             return;
         }
         let right = match &source {
@@ -1962,10 +1975,11 @@ impl<'a> Decoder<'a, '_> {
             },
         };
         self.note_field(&source);
-        let at = self.push(matched(op, source.left(), right));
         if op == "==" {
-            self.note_dependency(&source, data, at);
+            // The index the match is about to get.
+            self.note_dependency(&source, data, self.statements.len());
         }
+        self.push(matched(op, source.into_left(), right));
     }
 
     /// `>= first` then `<= last` on one register: `first-last`.
@@ -1994,7 +2008,7 @@ impl<'a> Decoder<'a, '_> {
             value_of(&kind, to, self.interfaces),
         );
         self.note_field(&source);
-        self.push(matched(op, source.left(), right));
+        self.push(matched(op, source.into_left(), right));
     }
 
     /// A match on `meta nfproto` or `meta l4proto` fixes which header later fields are in, and
@@ -2101,7 +2115,7 @@ impl<'a> Decoder<'a, '_> {
             Some(0) => {
                 self.push(one(
                     "vmap",
-                    object([("key", source.left()), ("data", reference)]),
+                    object([("key", source.into_left()), ("data", reference)]),
                 ));
             }
             Some(register) => {
@@ -2114,14 +2128,13 @@ impl<'a> Decoder<'a, '_> {
             None => {
                 let inverted = a.u32(5).unwrap_or(0) & NFT_LOOKUP_F_INV != 0;
                 let op = if inverted { "!=" } else { "==" };
-                if kind == Kind::Protocol
-                    && source.left().get("meta").is_some()
-                    && set.flags & NFT_SET_ANONYMOUS != 0
-                {
+                let meta =
+                    matches!(&source, Source::Field { left, .. } if left.get("meta").is_some());
+                if kind == Kind::Protocol && meta && set.flags & NFT_SET_ANONYMOUS != 0 {
                     // `meta l4proto { tcp, udp }`: the transport header is then `th`.
                     self.transport = None;
                 }
-                self.push(matched(op, source.left(), reference));
+                self.push(matched(op, source.into_left(), reference));
             }
         }
     }
@@ -2158,7 +2171,7 @@ impl<'a> Decoder<'a, '_> {
         let min = min?;
         let port = |register| match self.read(Some(register), 2) {
             Source::Value(bytes) => value_of(&Kind::Port, &bytes, &[]),
-            other => other.left(),
+            other => other.into_left(),
         };
         let first = port(min);
         match max {
@@ -2192,7 +2205,7 @@ impl<'a> Decoder<'a, '_> {
         let length = if family == NFPROTO_IPV6 { 16 } else { 4 };
         let address = |register| match self.read(Some(register), length) {
             Source::Value(bytes) => value_of(&address_kind, &bytes, self.interfaces),
-            other => other.left(),
+            other => other.into_left(),
         };
         let mut body = Map::new();
         if self.family == NFPROTO_INET {

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::core::firewall::{
     Action, AddressRange, AddressType, BaseChain, Chain, ChainKind, ConnectionState, Hook,
-    IpVersion, Match, Origin, Policy, PortSpan, Rule, TableFamily, Test,
+    IpVersion, Mark, MarkSet, MarkValue, Match, Origin, Policy, PortSpan, Rule, TableFamily, Test,
 };
 
 type Object = Map<String, Value>;
@@ -90,8 +90,12 @@ pub fn parse_document(document: &Value) -> Result<Vec<Chain>> {
             sets: &sets,
         };
         let read = rules_of(rule, &context);
-        for &index in indices.iter() {
-            chains[index].rules.extend(read.iter().cloned());
+        // One copy per device of a base chain on several; the last takes the rules themselves.
+        if let Some((&last, others)) = indices.split_last() {
+            for &index in others {
+                chains[index].rules.extend(read.iter().cloned());
+            }
+            chains[last].rules.extend(read);
         }
     }
 
@@ -267,6 +271,7 @@ fn chain_gap(what: String) -> Rule {
         text: what.clone(),
         comment: None,
         matches: Vec::new(),
+        marks: Vec::new(),
         action: Action::Unknown(format!("chain {what}")),
     }
 }
@@ -335,22 +340,44 @@ fn rules_of(rule: &Object, table: &Table) -> Vec<Rule> {
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let text = rule_text(statements, comment.as_deref());
-    let made = |matches: Vec<Match>, action: Action| Rule {
+    // What every rule this one becomes shares; moved, not copied, into the one rule of most.
+    let mut template = Rule {
         handle,
-        text: text.clone(),
-        comment: comment.clone(),
-        matches,
-        action,
+        text,
+        comment,
+        matches: Vec::new(),
+        marks: Vec::new(),
+        action: Action::Continue,
     };
 
     let mut matches = Vec::new();
     for statement in statements {
         match step_of(statement, table) {
-            Step::Tests(tests) => add_matches(&mut matches, tests),
+            Step::Tests(mut tests) => {
+                // The model tests a rule's marks before it sets any: a test of a mark the
+                // rule has already set would read the old value.
+                for test in &mut tests {
+                    if let Test::Mark { mark, .. } = test.test
+                        && template.marks.iter().any(|set| set.mark == mark)
+                    {
+                        test.test = Test::Unknown(format!(
+                            "{} after the rule sets it: {}",
+                            mark.name(),
+                            statement_text(statement)
+                        ));
+                    }
+                }
+                add_matches(&mut matches, tests);
+            }
             Step::Passes => {}
+            Step::Sets(set) => template.marks.push(set),
             Step::Ends(implied, action) => {
                 add_matches(&mut matches, implied);
-                return vec![made(matches, action)];
+                return vec![Rule {
+                    matches,
+                    action,
+                    ..template
+                }];
             }
             Step::Branches(branches) => {
                 return branches
@@ -358,13 +385,20 @@ fn rules_of(rule: &Object, table: &Table) -> Vec<Rule> {
                     .map(|(tests, action)| {
                         let mut all = matches.clone();
                         add_matches(&mut all, tests);
-                        made(all, action)
+                        Rule {
+                            matches: all,
+                            action,
+                            ..template.clone()
+                        }
                     })
                     .collect();
             }
         }
     }
-    vec![made(matches, Action::Continue)]
+    vec![Rule {
+        matches,
+        ..template
+    }]
 }
 
 /// Adds matches, leaving out those already there: an implied `meta l4proto tcp` may be
@@ -381,8 +415,10 @@ fn add_matches(matches: &mut Vec<Match>, found: Vec<Match>) {
 enum Step {
     /// Tests the packet.
     Tests(Vec<Match>),
-    /// Changes nothing a later decision depends on (counter, log, marks, source NAT).
+    /// Changes nothing a later decision depends on (counter, log, priority, source NAT).
     Passes,
+    /// Sets the packet's or the connection's mark.
+    Sets(MarkSet),
     /// Decides: the matches the statement implies, and the rule's action. Statements after it
     /// are not reached.
     Ends(Vec<Match>, Action),
@@ -413,7 +449,17 @@ fn step_of(statement: &Value, table: &Table) -> Step {
             negated: false,
             test: Test::Unknown(statement_text(statement)),
         }]),
-        "mangle" if sets_only_marks(body) => Step::Passes,
+        "mangle" => match mangled_mark(body) {
+            Some(mark) => Step::Sets(MarkSet {
+                mark,
+                value: body
+                    .get("value")
+                    .and_then(mark_value)
+                    .ok_or_else(|| statement_text(statement)),
+            }),
+            None if sets_nothing_tested(body) => Step::Passes,
+            None => unknown(),
+        },
         "xt" if body.get("type").and_then(Value::as_str) == Some("match") => {
             Step::Tests(vec![Match {
                 negated: false,
@@ -451,16 +497,70 @@ fn verdict_of(verdict: &Value) -> Action {
     action.unwrap_or_else(|| Action::Unknown(expression_text(verdict, Words::Plain)))
 }
 
-/// Marks, priorities and trace flags: setting them moves nothing the model tests.
-fn sets_only_marks(mangle: &Value) -> bool {
+/// Priorities, trace flags, security marks and labels: setting them moves nothing the model
+/// tests.
+fn sets_nothing_tested(mangle: &Value) -> bool {
     let Some((kind, key)) = mangle.get("key").and_then(single_key) else {
         return false;
     };
     let key = key.get("key").and_then(Value::as_str).unwrap_or("");
     match kind {
-        "meta" => matches!(key, "mark" | "priority" | "nftrace" | "secmark"),
-        "ct" => matches!(key, "mark" | "label" | "event" | "secmark"),
+        "meta" => matches!(key, "priority" | "nftrace" | "secmark"),
+        "ct" => matches!(key, "label" | "event" | "secmark"),
         _ => false,
+    }
+}
+
+/// `meta mark` or `ct mark` (of the connection as a whole, no direction), the left of a test
+/// or the key of a `mangle`.
+fn mark_of(expression: &Value) -> Option<Mark> {
+    let (kind, body) = single_key(expression)?;
+    if body.get("key").and_then(Value::as_str) != Some("mark") {
+        return None;
+    }
+    match kind {
+        "meta" => Some(Mark::Packet),
+        "ct" if body.get("dir").is_none() => Some(Mark::Connection),
+        _ => None,
+    }
+}
+
+fn mangled_mark(mangle: &Value) -> Option<Mark> {
+    mark_of(mangle.get("key")?)
+}
+
+/// A mark's number: nft writes it as a number; the netlink reader, and hand-written JSON,
+/// may write hex.
+fn mark_number(value: &Value) -> Option<u32> {
+    match value {
+        Value::Number(number) => u32::try_from(number.as_u64()?).ok(),
+        Value::String(text) => match text.strip_prefix("0x") {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => text.parse().ok(),
+        },
+        _ => None,
+    }
+}
+
+/// What a mark is set to, where it is a constant, a mark, or their `&`, `|`, `^` with
+/// constants; `None` for anything else (a map, a hash, a shift).
+fn mark_value(value: &Value) -> Option<MarkValue> {
+    if let Some(number) = mark_number(value) {
+        return Some(MarkValue::constant(number));
+    }
+    if let Some(mark) = mark_of(value) {
+        return Some(MarkValue::of(mark));
+    }
+    let (operator, operands) = single_key(value)?;
+    let [inner, constant] = operands.as_array()?.as_slice() else {
+        return None;
+    };
+    let (inner, constant) = (mark_value(inner)?, mark_number(constant)?);
+    match operator {
+        "&" => Some(inner.and(constant)),
+        "|" => Some(inner.or(constant)),
+        "^" => Some(inner.xor(constant)),
+        _ => None,
     }
 }
 
@@ -615,9 +715,14 @@ enum Field {
     OutInterface,
     ConnectionState,
     DestinationType,
+    /// A mark, and the mask it is tested under (all ones for `meta mark 5`).
+    Mark(Mark, u32),
 }
 
 fn field_of(left: &Value) -> Option<Field> {
+    if let Some(mark) = mark_of(left) {
+        return Some(Field::Mark(mark, u32::MAX));
+    }
     let (kind, body) = single_key(left)?;
     let text = |name| body.get(name).and_then(Value::as_str);
     Some(match kind {
@@ -656,6 +761,12 @@ fn field_of(left: &Value) -> Option<Field> {
                 return None;
             }
             Field::DestinationType
+        }
+        "&" => {
+            let [mark, mask] = body.as_array()?.as_slice() else {
+                return None;
+            };
+            Field::Mark(mark_of(mark)?, mark_number(mask)?)
         }
         _ => return None,
     })
@@ -702,11 +813,31 @@ impl Field {
             Field::OutInterface => Test::OutInterface(all(values, interface_name)?),
             Field::ConnectionState => Test::ConnectionState(all(values, connection_state)?),
             Field::DestinationType => Test::DestinationType(all(values, address_type)?),
+            Field::Mark(mark, mask) => Test::Mark {
+                mark,
+                mask,
+                values: all(values, mark_span)?,
+            },
         })
     }
 
     /// `tcp dport < 1024` and the like, as the ports they leave.
     fn compared(self, op: &str, right: &Value) -> Option<Test> {
+        if let Field::Mark(mark, mask) = self {
+            let bound = mark_number(element_value(right))?;
+            let span = match op {
+                "<" => bound.checked_sub(1).map(|last| (0, last)),
+                "<=" => Some((0, bound)),
+                ">" => bound.checked_add(1).map(|first| (first, u32::MAX)),
+                ">=" => Some((bound, u32::MAX)),
+                _ => return None,
+            };
+            return Some(Test::Mark {
+                mark,
+                mask,
+                values: span.into_iter().collect(),
+            });
+        }
         let port = u16::try_from(element_value(right).as_u64()?).ok()?;
         let span = match op {
             "<" => port.checked_sub(1).map(|last| (0, last)),
@@ -751,6 +882,20 @@ fn address_range(value: &Value) -> Option<AddressRange> {
             }
             _ => None,
         },
+    }
+}
+
+/// A mark value or range (`meta mark 0x10-0x20`).
+fn mark_span(value: &Value) -> Option<(u32, u32)> {
+    match single_key(value) {
+        Some(("range", Value::Array(ends))) => {
+            let [first, last] = ends.as_slice() else {
+                return None;
+            };
+            let (first, last) = (mark_number(first)?, mark_number(last)?);
+            (first <= last).then_some((first, last))
+        }
+        _ => mark_number(value).map(|number| (number, number)),
     }
 }
 
@@ -1219,10 +1364,10 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
-    use super::parse;
+    use super::{parse, parse_document};
     use crate::core::firewall::{
         Action, AddressRange, AddressType, Chain, ChainKind, ConnectionState, Hook, IpVersion,
-        Match, Policy, PortSpan, Rule, TableFamily, Test,
+        Mark, MarkSet, MarkValue, Match, Policy, PortSpan, Rule, TableFamily, Test,
     };
 
     const BASIC: &[u8] = include_bytes!("../../../fixtures/firewall/nft/basic.json");
@@ -1521,13 +1666,34 @@ mod tests {
         let counted = rule(input, "tcp dport 3000 counter accept");
         assert_eq!(counted.action, Action::Accept);
         let marks = "tcp dport 7900 meta mark set 0x00000002 ct mark set 0x00000003 accept";
-        assert_eq!(rule(input, marks).action, Action::Accept);
+        let marks = rule(input, marks);
+        assert_eq!(marks.action, Action::Accept);
+        assert_eq!(
+            marks.marks,
+            [
+                MarkSet {
+                    mark: Mark::Packet,
+                    value: Ok(MarkValue::constant(2)),
+                },
+                MarkSet {
+                    mark: Mark::Connection,
+                    value: Ok(MarkValue::constant(3)),
+                },
+            ]
+        );
 
         let limited = rule(input, "tcp dport 2222 limit rate 10/minute accept");
         assert_eq!(unknown_test(limited), vec!["limit rate 10/minute"]);
         assert_eq!(limited.action, Action::Accept);
         let mark = rule(input, "meta mark 0x00000001 accept");
-        assert_eq!(unknown_test(mark), vec!["meta mark 0x00000001"]);
+        assert_eq!(
+            mark.matches,
+            [is(Test::Mark {
+                mark: Mark::Packet,
+                mask: u32::MAX,
+                values: vec![(1, 1)],
+            })]
+        );
         let icmp = rule(
             input,
             "icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept",
@@ -1678,9 +1844,23 @@ mod tests {
         let forward = rule(dnat_chain, text);
         assert_eq!(forward.matches, vec![tcp(), dport(8080, 8080), v4()]);
         assert_eq!(forward.action, dnat("10.88.0.2", 80, 80));
+        assert_eq!(
+            forward.marks,
+            [MarkSet {
+                mark: Mark::Connection,
+                value: Ok(MarkValue::of(Mark::Packet).or(0x1000)),
+            }]
+        );
 
         let setmark = chain(&chains, inet, "netavark", "NETAVARK-HOSTPORT-SETMARK");
         assert_eq!(setmark.rules[0].action, Action::Continue);
+        assert_eq!(
+            setmark.rules[0].marks,
+            [MarkSet {
+                mark: Mark::Packet,
+                value: Ok(MarkValue::of(Mark::Packet).or(0x2000)),
+            }]
+        );
         let hostport = chain(&chains, inet, "netavark", "NETAVARK-HOSTPORT-DNAT");
         let jump = rule(
             hostport,
@@ -1694,9 +1874,30 @@ mod tests {
         let filter = chain(&chains, inet, "netavark", "FORWARD");
         let marked = rule(filter, "ct mark & 0x00001000 == 0x00001000 accept");
         assert_eq!(
-            unknown_test(marked),
-            vec!["ct mark & 0x00001000 == 0x00001000"]
+            marked.matches,
+            [is(Test::Mark {
+                mark: Mark::Connection,
+                mask: 0x1000,
+                values: vec![(0x1000, 0x1000)],
+            })]
         );
+        // A map's answer is no value the model computes.
+        let hashed = json!({"nftables": [
+            {"chain": {"family": "inet", "table": "t", "name": "c"}},
+            {"rule": {"family": "inet", "table": "t", "chain": "c", "handle": 1, "expr": [
+                {"mangle": {"key": {"meta": {"key": "mark"}},
+                    "value": {"jhash": {"expr": {"payload": {"protocol": "ip", "field": "saddr"}},
+                        "mod": 2}}}},
+                {"match": {"op": "==", "left": {"meta": {"key": "mark"}}, "right": 1}},
+                {"accept": null}]}}]});
+        let hashed = parse_document(&hashed).expect("parsed");
+        let hashed = &hashed[0].rules[0];
+        assert!(
+            matches!(hashed.marks[..], [MarkSet { value: Err(_), .. }]),
+            "{hashed:?}"
+        );
+        // Tested after it is set in the same rule: not what the model can say.
+        assert_eq!(unknown_test(hashed).len(), 1, "{hashed:?}");
         let input = chain(&chains, inet, "netavark", "INPUT");
         let dns = rule(
             input,

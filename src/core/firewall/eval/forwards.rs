@@ -175,6 +175,7 @@ impl Path {
                 CompiledTest::SourcePort(_)
                 | CompiledTest::InInterface(_)
                 | CompiledTest::OutInterface(_)
+                | CompiledTest::Mark { .. }
                 | CompiledTest::Unknown(_) => {}
             }
         }

@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::core::firewall::BaseChain;
+use crate::core::firewall::{BaseChain, MarkValue};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("test address")
@@ -60,6 +60,7 @@ fn rule(handle: u64, text: &str, matches: Vec<Match>, action: Action) -> Rule {
         text: text.to_string(),
         comment: None,
         matches,
+        marks: Vec::new(),
         action,
     }
 }
@@ -1639,4 +1640,174 @@ fn a_forward_chain_accepting_dnat_state_lets_the_forward_through() {
         reach.rule.map(|rule| rule.chain),
         Some("FORWARD".to_string())
     );
+}
+
+fn mark_is(mark: Mark, mask: u32, value: u32) -> Match {
+    is(Test::Mark {
+        mark,
+        mask,
+        values: vec![(value, value)],
+    })
+}
+
+fn marking(handle: u64, text: &str, matches: Vec<Match>, marks: Vec<MarkSet>) -> Rule {
+    Rule {
+        marks,
+        ..rule(handle, text, matches, Action::Continue)
+    }
+}
+
+fn set(mark: Mark, value: MarkValue) -> MarkSet {
+    MarkSet {
+        mark,
+        value: Ok(value),
+    }
+}
+
+/// A prerouting (mangle-like) chain that marks, and an input chain with policy drop that
+/// accepts by the mark.
+fn marked_input(marks: Vec<Rule>, accept: Match) -> Vec<Chain> {
+    vec![
+        INET_FILTER.base(
+            "prerouting",
+            Hook::Prerouting,
+            -150,
+            ChainKind::Filter,
+            Policy::Accept,
+            marks,
+        ),
+        INET_FILTER.input(
+            Policy::Drop,
+            vec![rule(9, "marked accept", vec![accept], Action::Accept)],
+        ),
+    ]
+}
+
+#[test]
+fn a_mark_set_in_prerouting_is_what_input_tests() {
+    let chains = marked_input(
+        vec![marking(
+            1,
+            "meta mark set meta mark | 0x2000",
+            Vec::new(),
+            vec![set(Mark::Packet, MarkValue::of(Mark::Packet).or(0x2000))],
+        )],
+        mark_is(Mark::Packet, 0x2000, 0x2000),
+    );
+    let reach = tcp_reach(chains, &Host::v4(), 8080);
+    assert_eq!(reach.verdict, Verdict::Open, "{reach:?}");
+    assert_eq!(rule_text(&reach), Some("marked accept"));
+
+    // Never set: a new packet's mark is 0, and `ct mark` is another mark.
+    let unmarked = marked_input(Vec::new(), mark_is(Mark::Packet, 0x2000, 0x2000));
+    assert_eq!(
+        tcp_reach(unmarked, &Host::v4(), 8080).verdict,
+        Verdict::Blocked
+    );
+    let other = marked_input(
+        vec![marking(
+            1,
+            "meta mark set 0x2000",
+            Vec::new(),
+            vec![set(Mark::Packet, MarkValue::constant(0x2000))],
+        )],
+        mark_is(Mark::Connection, 0x2000, 0x2000),
+    );
+    assert_eq!(
+        tcp_reach(other, &Host::v4(), 8080).verdict,
+        Verdict::Blocked
+    );
+}
+
+#[test]
+fn where_a_rule_splits_the_sources_each_part_keeps_its_own_marks() {
+    let chains = marked_input(
+        vec![marking(
+            1,
+            "ip saddr 10.0.0.0/8 ct mark set 0x1",
+            vec![is(saddr(&["10.0.0.0/8"]))],
+            vec![set(Mark::Connection, MarkValue::constant(1))],
+        )],
+        mark_is(Mark::Connection, u32::MAX, 1),
+    );
+    let reach = tcp_reach(chains, &Host::v4(), 443);
+    assert_eq!(reach.verdict, Verdict::Restricted, "{reach:?}");
+    assert_eq!(reach.sources, ["10.0.0.0/8"]);
+}
+
+#[test]
+fn xor_and_and_compute_the_mark_and_a_save_copies_it_to_the_connection() {
+    // mark = 0 ^ 0xff = 0xff; & 0x0f = 0x0f; ct = mark & 0xf0 = 0 (xor 0x30: 0x30).
+    let chains = marked_input(
+        vec![
+            marking(
+                1,
+                "meta mark set meta mark ^ 0xff",
+                Vec::new(),
+                vec![set(Mark::Packet, MarkValue::of(Mark::Packet).xor(0xff))],
+            ),
+            marking(
+                2,
+                "meta mark set meta mark & 0x0f",
+                Vec::new(),
+                vec![set(Mark::Packet, MarkValue::of(Mark::Packet).and(0x0f))],
+            ),
+            marking(
+                3,
+                "ct mark set meta mark & 0xf0 ^ 0x30",
+                Vec::new(),
+                vec![set(
+                    Mark::Connection,
+                    MarkValue::of(Mark::Packet).and(0xf0).xor(0x30),
+                )],
+            ),
+        ],
+        mark_is(Mark::Connection, u32::MAX, 0x30),
+    );
+    assert_eq!(
+        tcp_reach(chains.clone(), &Host::v4(), 80).verdict,
+        Verdict::Open
+    );
+    let mut packet = chains;
+    packet[1].rules = vec![rule(
+        9,
+        "meta mark 0x0f accept",
+        vec![mark_is(Mark::Packet, u32::MAX, 0x0f)],
+        Action::Accept,
+    )];
+    assert_eq!(tcp_reach(packet, &Host::v4(), 80).verdict, Verdict::Open);
+}
+
+#[test]
+fn a_mark_set_from_what_the_model_cant_compute_is_unknown_for_the_packets_it_marks() {
+    let chains = marked_input(
+        vec![
+            marking(
+                1,
+                "ip saddr 10.0.0.0/8 meta mark set jhash ip saddr mod 2",
+                vec![is(saddr(&["10.0.0.0/8"]))],
+                vec![MarkSet {
+                    mark: Mark::Packet,
+                    value: Err("jhash ip saddr mod 2".into()),
+                }],
+            ),
+            // Copies the unknown mark on: the connection's is unknown for them too.
+            marking(
+                2,
+                "ct mark set meta mark",
+                Vec::new(),
+                vec![set(Mark::Connection, MarkValue::of(Mark::Packet))],
+            ),
+        ],
+        mark_is(Mark::Connection, 0x1, 0x1),
+    );
+    let reach = tcp_reach(chains, &Host::v4(), 80);
+    assert_eq!(reach.verdict, Verdict::Unknown, "{reach:?}");
+    let reason = reach.reason.unwrap_or_default();
+    assert!(
+        reason.contains("ct mark") && reason.contains("jhash"),
+        "{reason}"
+    );
+    // The other sources were judged: their mark is 0, so the input drops them.
+    assert_eq!(reach.sources, Vec::<String>::new());
 }
