@@ -6,7 +6,7 @@
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, terminal};
@@ -27,6 +27,7 @@ static ENDED_BY: AtomicU8 = AtomicU8::new(0);
 /// How long the key loop has to give the terminal back after SIGTERM or SIGHUP before the
 /// signal's thread does it: the loop looks every tick, unless it is busy (`k` waiting for a
 /// port to be free).
+#[cfg(unix)]
 const SIGNAL_GRACE: Duration = Duration::from_millis(500);
 
 /// What happened at the terminal.
@@ -138,7 +139,7 @@ fn catch_termination() {
             };
             let status = u8::try_from(128 + signal).unwrap_or(u8::MAX);
             ENDED_BY.store(status, Ordering::SeqCst);
-            let asked = Instant::now();
+            let asked = std::time::Instant::now();
             while TAKEN.load(Ordering::SeqCst) && asked.elapsed() < SIGNAL_GRACE {
                 std::thread::sleep(Duration::from_millis(10));
             }
