@@ -148,17 +148,10 @@ pub struct FirewallCostArgs {
 /// `cargo xtask firewall-cost`: [`measure`] in a namespace of its own, printed as the bench's
 /// section (BENCHMARKS.md is left alone).
 pub fn task(args: &FirewallCostArgs) -> std::process::ExitCode {
-    // SAFETY: no thread has been started; unshare only changes this process's namespaces.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        eprintln!(
-            "firewall-cost: unshare(CLONE_NEWNET): {} (needs root)",
-            std::io::Error::last_os_error()
-        );
+    if let Err(error) = crate::private_netns() {
+        eprintln!("firewall-cost: {error}");
         return std::process::ExitCode::FAILURE;
     }
-    let _ = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status();
     match measure(&args.portstat, args.rules, args.runs) {
         Ok(cost) => {
             println!("{}", cost.section());

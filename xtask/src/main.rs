@@ -72,6 +72,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Moves the calling thread, and what it starts from then on, into a new network namespace
+/// with loopback up: the measurements that bind fixed ports or load a firewall run there.
+pub fn private_netns() -> Result<(), String> {
+    // SAFETY: unshare(CLONE_NEWNET) changes only the calling thread's namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "unshare(CLONE_NEWNET): {} (needs root)",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let status = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .map_err(|error| format!("ip link set lo up: {error}"))?;
+    if !status.success() {
+        return Err(format!("ip link set lo up: {status}"));
+    }
+    Ok(())
+}
+
 /// The repository's root (the parent of this crate's folder), wherever xtask is run from.
 pub fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -547,17 +547,7 @@ pub fn measure_apart(portstat: &Path, runs: usize) -> Result<ProbeCost, String> 
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                // SAFETY: unshare(CLONE_NEWNET) moves only the calling thread.
-                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                    return Err(format!(
-                        "unshare(CLONE_NEWNET): {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
-                Command::new("ip")
-                    .args(["link", "set", "lo", "up"])
-                    .status()
-                    .map_err(|error| format!("ip link set lo up: {error}"))?;
+                crate::private_netns()?;
                 measure(portstat, runs)
             })
             .join()
@@ -566,17 +556,10 @@ pub fn measure_apart(portstat: &Path, runs: usize) -> Result<ProbeCost, String> 
 }
 
 pub fn task(args: &ProbeCostArgs) -> std::process::ExitCode {
-    // SAFETY: no thread has been started; unshare only changes this process's namespaces.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        eprintln!(
-            "probe-cost: unshare(CLONE_NEWNET): {} (needs root)",
-            std::io::Error::last_os_error()
-        );
+    if let Err(error) = crate::private_netns() {
+        eprintln!("probe-cost: {error}");
         return std::process::ExitCode::FAILURE;
     }
-    let _ = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status();
     let runs = usize::try_from(args.runs).unwrap_or(usize::MAX);
     match measure(&args.portstat, runs) {
         Ok(cost) => {
