@@ -230,7 +230,7 @@ impl Look<'_> {
 fn ask_docker(os: &dyn Os, port: u16, proto: Proto) -> Published {
     let args = published::docker_ps_args(port, proto.as_str());
     let listing = os
-        .tool_output("docker", &args)
+        .run_tool("docker", &args)
         .map_err(|error| format!("docker could not be asked ({error})"))?;
     match published::publishing(&listing).as_slice() {
         [one] => Ok(one.clone()),

@@ -100,7 +100,7 @@ pub struct FakeOs {
     pub signalled: Mutex<Vec<(u32, u64, Signal)>>,
     /// Programs that fail (or are missing) with this line; every other one succeeds.
     pub tool_errors: HashMap<String, String>,
-    /// What programs print when [`Os::tool_output`] runs them (by program); every other one
+    /// What programs print when [`Os::run_tool`] runs them (by program); every other one
     /// prints nothing.
     pub tool_outputs: HashMap<String, String>,
     /// Every command run, in order, program first.
@@ -805,20 +805,15 @@ impl Os for FakeOs {
             .unwrap_or(Signalled::Sent)
     }
 
-    fn run_tool(&self, program: &str, args: &[String]) -> Result<(), String> {
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<String, String> {
         let command = std::iter::once(program.to_string())
             .chain(args.iter().cloned())
             .collect();
         lock(&self.ran).push(command);
         match self.tool_errors.get(program) {
             Some(error) => Err(error.clone()),
-            None => Ok(()),
+            None => Ok(self.tool_outputs.get(program).cloned().unwrap_or_default()),
         }
-    }
-
-    fn tool_output(&self, program: &str, args: &[String]) -> Result<String, String> {
-        self.run_tool(program, args)?;
-        Ok(self.tool_outputs.get(program).cloned().unwrap_or_default())
     }
 
     fn confirm(&self, question: &str) -> Result<bool> {

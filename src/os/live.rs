@@ -153,11 +153,7 @@ impl Os for LiveOs {
         signal::send(pid, started, which)
     }
 
-    fn run_tool(&self, program: &str, args: &[String]) -> Result<(), String> {
-        signal::run(program, args).map(|_| ())
-    }
-
-    fn tool_output(&self, program: &str, args: &[String]) -> Result<String, String> {
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<String, String> {
         signal::run(program, args)
     }
 

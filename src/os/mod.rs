@@ -122,13 +122,9 @@ pub trait Os: Sync {
     /// since is never signalled.
     fn signal(&self, pid: u32, started: u64, signal: Signal) -> Signalled;
 
-    /// Runs `program` with `args` to its end (`systemctl stop nginx.service`); a missing
-    /// program or a failure is one line saying so.
-    fn run_tool(&self, program: &str, args: &[String]) -> Result<(), String>;
-
-    /// Runs `program` with `args` to its end (`docker ps ...`) and returns its standard output;
-    /// a missing program or a failure is one line saying so.
-    fn tool_output(&self, program: &str, args: &[String]) -> Result<String, String>;
+    /// Runs `program` with `args` to its end (`systemctl stop nginx.service`, `docker ps ...`)
+    /// and returns its standard output; a missing program or a failure is one line saying so.
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<String, String>;
 
     /// Asks `question` on the controlling terminal and says whether the answer was yes; an
     /// error when there is no terminal.
