@@ -15,7 +15,7 @@ use crate::core::firewall::published;
 use crate::core::meaning::{self, Listeners, Meaning, WalkLimits};
 use crate::core::model::{
     Backend, ContainerLabel, Entry, EphemeralRange, Holders, Namespace, NetnsLabel, Process, Proto,
-    Socket, Source, State, TableRead, Zones, zone_of,
+    Saves, Socket, Source, State, TableRead, TableRequest, Zones, zone_of,
 };
 use crate::core::query::{NetnsSelection, PortSpec, Query};
 use crate::core::services::Services;
@@ -71,11 +71,11 @@ pub fn scan(
         && query.endpoint.is_none();
     let (reading, walked) = if early {
         super::alongside(
-            || read(os, query, backend, source, netns),
+            || read(os, query, backend, source, netns, Saves::Time),
             || Some(os.find_holders(None)),
         )
     } else {
-        (read(os, query, backend, source, netns), None)
+        (read(os, query, backend, source, netns, Saves::Time), None)
     };
     let mut reading = reading?;
     let candidates = std::mem::take(&mut reading.candidates);
@@ -114,10 +114,15 @@ pub fn read(
     backend: Backend,
     source: &Source,
     netns: &NetnsSelection,
+    saves: Saves,
 ) -> Result<Reading> {
+    let wanted = TableRequest {
+        saves,
+        ..query.tables()
+    };
     let (read, labels, namespaces) = match (netns, source) {
         (NetnsSelection::Own, _) => (
-            os.read_tables(backend, source, None, query.tables())?,
+            os.read_tables(backend, source, None, wanted)?,
             HashMap::new(),
             Vec::new(),
         ),
@@ -127,7 +132,7 @@ pub fn read(
             )
             .into());
         }
-        (selection, Source::Live) => read_namespaces(os, selection, backend, query)?,
+        (selection, Source::Live) => read_namespaces(os, selection, backend, &wanted)?,
     };
     let facts = os.host_facts(None)?;
     let ephemeral = facts.ephemeral;
@@ -409,7 +414,7 @@ fn read_namespaces(
     os: &dyn Os,
     selection: &NetnsSelection,
     backend: Backend,
-    query: &Query,
+    wanted: &TableRequest,
 ) -> Result<(TableRead, Labels, Vec<Namespace>)> {
     let (namespaces, mut warnings) = os.namespaces(selection)?;
     let mut read = TableRead {
@@ -426,7 +431,7 @@ fn read_namespaces(
             container,
             host: namespace.own,
         };
-        match os.read_tables(backend, &Source::Live, Some(namespace), query.tables()) {
+        match os.read_tables(backend, &Source::Live, Some(namespace), wanted.clone()) {
             Ok(mut tables) => {
                 for socket in &mut tables.sockets {
                     socket.netns = namespace.inode;

@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::scan::{self, Names};
 use super::{Context, Outcome};
 use crate::cli::WatchArgs;
-use crate::core::model::{Backend, EphemeralRange, Namespace, Source};
+use crate::core::model::{Backend, EphemeralRange, Namespace, Saves, Source};
 use crate::core::query::{NetnsSelection, Query};
 use crate::core::text;
 use crate::core::watch::{Change, Event, Follower};
@@ -42,7 +42,14 @@ pub fn run(args: &WatchArgs, context: &mut Context) -> Result<Outcome> {
     // Subscribed before the first reading, so no close after it goes unreported.
     let mut reports = Reports::subscribe(os, args.scan.backend, &netns, &query)?;
     loop {
-        let mut reading = scan::read(os, &query, args.scan.backend, &Source::Live, &netns)?;
+        let mut reading = scan::read(
+            os,
+            &query,
+            args.scan.backend,
+            &Source::Live,
+            &netns,
+            Saves::Cpu,
+        )?;
         let ephemeral = reading.ephemeral;
         reports.join(os, &reading.namespaces);
         let candidates = std::mem::take(&mut reading.candidates);

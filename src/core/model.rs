@@ -679,6 +679,18 @@ pub struct TableRequest {
     /// The extra views asked for: netlink asks the kernel for TCP internals and memory only
     /// then.
     pub extensions: Extensions,
+    /// What to spend less of where a backend must choose.
+    pub saves: Saves,
+}
+
+/// What a read of the tables keeps small where time and CPU pull apart (netlink: both TCP
+/// tables in one walk of the kernel's hash tables, or one walk per family on two cores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saves {
+    /// A one-off answer: as soon as it can be had.
+    Time,
+    /// One reading of many (`watch`, every interval for hours): the least CPU.
+    Cpu,
 }
 
 impl TableRequest {
@@ -690,6 +702,7 @@ impl TableRequest {
         states: StateSet::EMPTY,
         filter: None,
         extensions: Extensions::NONE,
+        saves: Saves::Time,
     };
 
     pub fn wants(&self, proto: Proto, ipv6: bool) -> bool {
@@ -710,6 +723,7 @@ impl TableRequest {
             states: self.states,
             filter: self.filter.clone(),
             extensions: self.extensions,
+            saves: self.saves,
         }
     }
 }

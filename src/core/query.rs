@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::core::filter::{Filter, Prefix, Side};
 use crate::core::model::{Entry, EphemeralRange, Family, PortRange, Proto, Socket, State, zone_of};
-use crate::core::model::{Extensions, TableRequest};
+use crate::core::model::{Extensions, Saves, TableRequest};
 use crate::core::target::Endpoint;
 use crate::core::text::quoted;
 
@@ -270,6 +270,7 @@ impl Query {
             states,
             filter: self.filter().map(Arc::new),
             extensions: self.extensions,
+            saves: Saves::Time,
         }
     }
 

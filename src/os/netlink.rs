@@ -2,7 +2,8 @@
 //! `ss` reads.
 //!
 //! One `SOCK_DIAG_BY_FAMILY` dump request (`inet_diag_req_v2`, `NLM_F_DUMP`) per wanted table
-//! (tcp, tcp6, udp, udp6), asking the kernel only for the states the query can show; the kernel
+//! (tcp, tcp6, udp, udp6), or one `TCPDIAG_GETSOCK` request for both TCP tables (see
+//! [`both_tcp_request`]), asking the kernel only for the states the query can show; the kernel
 //! answers with one `inet_diag_msg` per socket (`inet_sk_diag_fill`, `inet_twsk_diag_fill` and
 //! `inet_req_diag_fill` in `net/ipv4/inet_diag.c`), batched into datagrams of at most 32 KiB, and
 //! ends the dump with `NLMSG_DONE`. Unlike `/proc/net/tcp`, whose every read walks the whole
@@ -38,7 +39,7 @@ use super::bytecode;
 use super::kernel::{EVERY_STATE, kernel_state, state_of};
 use crate::core::model::TABLES;
 use crate::core::model::{
-    Extensions, Proto, Socket, SocketDetails, SocketMemory, State, StateSet, TableRead,
+    Extensions, Proto, Saves, Socket, SocketDetails, SocketMemory, State, StateSet, TableRead,
     TableRequest, TcpInfo, Timer, TimerKind, needs_zone,
 };
 
@@ -85,59 +86,54 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
         inodes_known: true,
         ..TableRead::default()
     };
-    let chosen: Vec<_> = TABLES
-        .into_iter()
-        .filter(|&(_, proto, ipv6)| wanted.wants(proto, ipv6))
-        .collect();
-    if chosen.is_empty() {
+    let walks = walks(&wanted);
+    if walks.is_empty() {
         return Ok((read, Vec::new()));
     }
-    // Asking for connections makes the kernel walk its whole established hash table once per
-    // TCP table; two such walks run side by side on two threads.
-    let walks_connections = |proto: Proto| {
-        proto == Proto::Tcp && state_mask(proto, wanted.states) & !(1 << TCP_LISTEN) != 0
-    };
-    let heavy = chosen
+    // Two walks of the established hash table (one per family, when time is what a request
+    // saves) run side by side on two threads.
+    let heavy = walks
         .iter()
-        .filter(|&&(_, proto, _)| walks_connections(proto))
+        .filter(|walk| walk.proto() == Proto::Tcp && walks_connections(&wanted))
         .count();
     let wanted = &wanted;
     let bytecode = wanted.filter.as_deref().and_then(bytecode::compile);
     let bytecode = bytecode.as_deref();
-    let mut outcomes: Vec<Result<Dumped>> = if heavy >= 2 {
-        let dump_alone = move |sequence: u32, proto: Proto, ipv6: bool| -> Result<Dumped> {
-            let mut link = Link::open().context("could not open a sock_diag netlink socket")?;
-            dump_table(&mut link, sequence, proto, ipv6, wanted, bytecode)
+    // Sequence numbers three apart: a walk of both TCP tables that fails is asked again as
+    // two, on the same link, and each request's answer must be told from another's.
+    let numbered = (1..).step_by(3).zip(walks.iter().copied());
+    let mut outcomes: Vec<Walked> = if heavy >= 2 {
+        let walk_alone = move |sequence: u32, walk: Walk| -> Vec<Walked> {
+            match Link::open().context("could not open a sock_diag netlink socket") {
+                Ok(mut link) => walk.run(&mut link, sequence, wanted, bytecode),
+                Err(error) => walk.failed(error),
+            }
         };
         std::thread::scope(|scope| {
             // A table whose thread cannot be had (a process limit, no address space for its
             // stack) is dumped here, on the calling thread, while the others run.
-            let handles: Vec<_> = (1..)
-                .zip(&chosen)
-                .map(|(sequence, &(_, proto, ipv6))| {
+            let handles: Vec<_> = numbered
+                .map(|(sequence, walk)| {
                     let handle = std::thread::Builder::new()
-                        .spawn_scoped(scope, move || dump_alone(sequence, proto, ipv6))
+                        .spawn_scoped(scope, move || walk_alone(sequence, walk))
                         .ok();
-                    (sequence, proto, ipv6, handle)
+                    (sequence, walk, handle)
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|(sequence, proto, ipv6, handle)| match handle {
+                .flat_map(|(sequence, walk, handle)| match handle {
                     Some(handle) => handle
                         .join()
-                        .unwrap_or_else(|_| Err(anyhow!("the dump thread failed"))),
-                    None => dump_alone(sequence, proto, ipv6),
+                        .unwrap_or_else(|_| walk.failed(anyhow!("the dump thread failed"))),
+                    None => walk_alone(sequence, walk),
                 })
                 .collect()
         })
     } else {
         let mut link = Link::open().context("could not open a sock_diag netlink socket")?;
-        (1..)
-            .zip(&chosen)
-            .map(|(sequence, &(_, proto, ipv6))| {
-                dump_table(&mut link, sequence, proto, ipv6, wanted, bytecode)
-            })
+        numbered
+            .flat_map(|(sequence, walk)| walk.run(&mut link, sequence, wanted, bytecode))
             .collect()
     };
 
@@ -147,16 +143,22 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
     let largest = outcomes
         .iter()
         .enumerate()
-        .filter_map(|(index, outcome)| Some((outcome.as_ref().ok()?.sockets.capacity(), index)))
+        .filter_map(|(index, walked)| {
+            Some((walked.dumped.as_ref().ok()?.sockets.capacity(), index))
+        })
         .max()
         .map(|(_, index)| index);
-    if let Some(Some(Ok(dumped))) = largest.map(|index| outcomes.get_mut(index)) {
+    if let Some(Some(Walked {
+        dumped: Ok(dumped), ..
+    })) = largest.map(|index| outcomes.get_mut(index))
+    {
         read.sockets = std::mem::take(&mut dumped.sockets);
     }
     let mut failures = Vec::new();
     let mut any_read = false;
-    for (&(table, proto, ipv6), outcome) in chosen.iter().zip(outcomes) {
-        match outcome {
+    for Walked { walk, dumped } in outcomes {
+        let table = walk.tables();
+        match dumped {
             Ok(mut dumped) => {
                 any_read = true;
                 read.sockets.append(&mut dumped.sockets);
@@ -176,7 +178,7 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
             }
             Err(error) => failures.push(Failure {
                 table,
-                only: wanted.only(proto, ipv6),
+                only: walk.only(wanted),
                 error,
             }),
         }
@@ -196,6 +198,131 @@ pub fn read_tables(wanted: TableRequest) -> Result<(TableRead, Vec<Failure>)> {
     Ok((read, failures))
 }
 
+/// One dump request's worth of the wanted tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// One of [`TABLES`]: its name, protocol and whether it is IPv6's.
+    Table(&'static str, Proto, bool),
+    /// Both TCP tables in one walk of the kernel's TCP hash tables (see [`both_tcp_request`]),
+    /// where two requests, one per family, would each walk all of them.
+    BothTcp,
+}
+
+/// The walks that read the wanted tables, in [`TABLES`]' order. Both TCP tables are one walk,
+/// except when the request saves time and asks for connections: two walks, one per family,
+/// then finish sooner side by side than the one, on a machine with a core to spare.
+fn walks(wanted: &TableRequest) -> Vec<Walk> {
+    let mut walks: Vec<Walk> = TABLES
+        .into_iter()
+        .filter(|&(_, proto, ipv6)| wanted.wants(proto, ipv6))
+        .map(|(table, proto, ipv6)| Walk::Table(table, proto, ipv6))
+        .collect();
+    let apart = wanted.saves == Saves::Time && walks_connections(wanted);
+    if wanted.wants(Proto::Tcp, false) && wanted.wants(Proto::Tcp, true) && !apart {
+        walks.retain(|walk| walk.proto() != Proto::Tcp);
+        walks.insert(0, Walk::BothTcp);
+    }
+    walks
+}
+
+/// Whether the TCP tables are asked for more than listeners: the kernel then walks its whole
+/// established hash table, every socket of every namespace, for each request.
+fn walks_connections(wanted: &TableRequest) -> bool {
+    state_mask(Proto::Tcp, wanted.states) & !(1 << TCP_LISTEN) != 0
+}
+
+/// What one request read.
+struct Walked {
+    walk: Walk,
+    dumped: Result<Dumped>,
+}
+
+impl Walk {
+    fn proto(self) -> Proto {
+        match self {
+            Walk::Table(_, proto, _) => proto,
+            Walk::BothTcp => Proto::Tcp,
+        }
+    }
+
+    /// The `/proc/net` names of the tables it reads.
+    fn tables(self) -> &'static str {
+        match self {
+            Walk::Table(table, _, _) => table,
+            Walk::BothTcp => "tcp and tcp6",
+        }
+    }
+
+    /// Just its tables, as [`TableRequest`], to read them some other way.
+    fn only(self, wanted: &TableRequest) -> TableRequest {
+        match self {
+            Walk::Table(_, proto, ipv6) => wanted.only(proto, ipv6),
+            Walk::BothTcp => TableRequest {
+                udp: false,
+                ..wanted.clone()
+            },
+        }
+    }
+
+    /// The two single-family walks that read what [`Walk::BothTcp`] does.
+    fn apart(self) -> Vec<Walk> {
+        match self {
+            Walk::BothTcp => TABLES
+                .into_iter()
+                .filter(|&(_, proto, _)| proto == Proto::Tcp)
+                .map(|(table, proto, ipv6)| Walk::Table(table, proto, ipv6))
+                .collect(),
+            table => vec![table],
+        }
+    }
+
+    /// Dumps its tables over `link`, asking with sequence numbers from `sequence` on (three at
+    /// most). A kernel that refuses the walk of both TCP tables (it is the older request, and
+    /// a kernel could drop it) is asked for each table alone.
+    fn run(
+        self,
+        link: &mut Link,
+        sequence: u32,
+        wanted: &TableRequest,
+        bytecode: Option<&[u8]>,
+    ) -> Vec<Walked> {
+        match dump(link, sequence, self, wanted, bytecode) {
+            Err(_) if self == Walk::BothTcp => (sequence + 1..)
+                .zip(self.apart())
+                .flat_map(|(sequence, table)| table.run(link, sequence, wanted, bytecode))
+                .collect(),
+            dumped => vec![Walked { walk: self, dumped }],
+        }
+    }
+
+    /// Every table it reads failed with `error`.
+    fn failed(self, error: anyhow::Error) -> Vec<Walked> {
+        self.apart()
+            .into_iter()
+            .map(|walk| Walked {
+                walk,
+                dumped: Err(anyhow!("{error:#}")),
+            })
+            .collect()
+    }
+
+    /// Its dump request, for the kernel states in `states`.
+    fn request(
+        self,
+        sequence: u32,
+        states: u32,
+        bytecode: Option<&[u8]>,
+        extensions: Extensions,
+    ) -> Vec<u8> {
+        match self {
+            Walk::Table(_, proto, ipv6) => {
+                request(sequence, proto, ipv6, states, bytecode, extensions)
+            }
+            Walk::BothTcp => both_tcp_request(sequence, states, bytecode, extensions),
+        }
+    }
+}
+
 /// One table as dumped: all of it or, on error, none of it.
 struct Dumped {
     sockets: Vec<Socket>,
@@ -203,27 +330,27 @@ struct Dumped {
     malformed: usize,
 }
 
-fn dump_table(
+fn dump(
     link: &mut Link,
     sequence: u32,
-    proto: Proto,
-    ipv6: bool,
+    walk: Walk,
     wanted: &TableRequest,
     bytecode: Option<&[u8]>,
 ) -> Result<Dumped> {
     let mut sockets = Vec::new();
+    let proto = walk.proto();
     let states = state_mask(proto, wanted.states);
     let mut dump = Dump::new(sequence, proto, &mut sockets);
     if states != 0 {
         let asked = link.dump(
-            &request(sequence, proto, ipv6, states, bytecode, wanted.extensions),
+            &walk.request(sequence, states, bytecode, wanted.extensions),
             &mut dump,
         );
         match asked {
             // A kernel older than an op the program uses refuses it: the query filters anyway,
             // so the same dump without one loses nothing.
             Err(error) if bytecode.is_some() && errno(&error) == Some(libc::EINVAL) => link.dump(
-                &request(sequence, proto, ipv6, states, None, wanted.extensions),
+                &walk.request(sequence, states, None, wanted.extensions),
                 &mut dump,
             )?,
             asked => asked?,
@@ -287,6 +414,48 @@ fn request(
     message.finalize();
     let mut bytes = vec![0; message.buffer_len()];
     message.serialize(&mut bytes);
+    if let Some(code) = bytecode.filter(|code| !code.is_empty()) {
+        append_bytecode(&mut bytes, code);
+    }
+    bytes
+}
+
+/// `TCPDIAG_GETSOCK` (`linux/inet_diag.h`): the request before `SOCK_DIAG_BY_FAMILY`.
+const TCPDIAG_GETSOCK: u16 = 18;
+
+/// One dump request for both TCP tables: the older `TCPDIAG_GETSOCK` with its `inet_diag_req`,
+/// which the kernel still answers (`inet_diag_rcv_msg_compat`) by dumping with `sdiag_family`
+/// AF_UNSPEC, every family in one walk. The hash tables are shared by every namespace and sized
+/// by the host's memory (262,144 established buckets at 24 GiB), so a walk costs milliseconds
+/// even where there are no sockets; one walk instead of two is a third less CPU for a TCP dump
+/// at 10k sockets. The answers are `inet_diag_msg`s, typed `TCPDIAG_GETSOCK`; states,
+/// extensions and the filter program mean what they mean in a v2 request.
+fn both_tcp_request(
+    sequence: u32,
+    states: u32,
+    bytecode: Option<&[u8]>,
+    extensions: Extensions,
+) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(16 + 60);
+    // nlmsghdr: length (set once the message is whole), type, flags, sequence, port 0.
+    bytes.extend(0u32.to_ne_bytes());
+    bytes.extend(TCPDIAG_GETSOCK.to_ne_bytes());
+    bytes.extend((NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    bytes.extend(sequence.to_ne_bytes());
+    bytes.extend(0u32.to_ne_bytes());
+    // inet_diag_req: idiag_family (a dump ignores it), idiag_src_len, idiag_dst_len,
+    // idiag_ext; a zeroed inet_diag_sockid (every socket); idiag_states; idiag_dbs (unused).
+    bytes.extend([
+        AF_INET,
+        0,
+        0,
+        extension_flags(Proto::Tcp, extensions).bits(),
+    ]);
+    bytes.extend([0; 48]);
+    bytes.extend(states.to_ne_bytes());
+    bytes.extend(0u32.to_ne_bytes());
+    let length = (bytes.len() as u32).to_ne_bytes();
+    bytes[..4].copy_from_slice(&length);
     if let Some(code) = bytecode.filter(|code| !code.is_empty()) {
         append_bytecode(&mut bytes, code);
     }
@@ -426,7 +595,7 @@ impl<'a> Dump<'a> {
                         return Ok(true);
                     }
                     NLMSG_OVERRUN => bail!("the kernel reported a netlink overrun"),
-                    SOCK_DIAG_BY_FAMILY => {
+                    SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                         match socket_of(self.proto, payload, &mut self.congestion) {
                             Ok(Some(socket)) => self.sockets.push(socket),
                             Ok(None) => self.unknown_states += 1,
@@ -1136,6 +1305,151 @@ mod tests {
         let tcp4 = request(1, Proto::Tcp, false, EVERY_STATE, None, Extensions::NONE);
         let inet = NetlinkBuffer::new_checked(&tcp4[..]).unwrap().payload();
         assert_eq!((inet[0], inet[1]), (AF_INET, IPPROTO_TCP));
+    }
+
+    #[test]
+    fn both_tcp_tables_are_one_tcpdiag_getsock_dump() {
+        let bytes = both_tcp_request(5, 1 << 10 | 1 << 1, None, Extensions::NONE);
+        let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
+        assert_eq!(message.length() as usize, bytes.len());
+        assert_eq!(message.message_type(), TCPDIAG_GETSOCK);
+        assert_eq!(message.flags(), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(message.sequence_number(), 5);
+        // inet_diag_req: 4 bytes, a 48-byte socket id, states, dbs.
+        let inet = message.payload();
+        assert_eq!(inet.len(), 60);
+        assert_eq!(inet[3], 0, "no extensions unless asked");
+        assert!(inet[4..52].iter().all(|&b| b == 0), "every socket");
+        let states = u32::from_ne_bytes(inet[52..56].try_into().unwrap());
+        assert_eq!(states, 1 << 10 | 1 << 1);
+        let info = Extensions {
+            info: true,
+            ..Extensions::NONE
+        };
+        let with_info = both_tcp_request(5, EVERY_STATE, None, info);
+        let inet = NetlinkBuffer::new_checked(&with_info[..])
+            .unwrap()
+            .payload();
+        assert_eq!(
+            inet[3],
+            (ExtensionFlags::INFO | ExtensionFlags::CONG).bits()
+        );
+        // The filter program follows as its attribute, as in a v2 request.
+        let code = bytecode::compile(&Filter::ports(Side::Local, &[22..=22])).unwrap();
+        let filtered = both_tcp_request(5, EVERY_STATE, Some(&code), Extensions::NONE);
+        let message = NetlinkBuffer::new_checked(&filtered[..]).unwrap();
+        assert_eq!(message.length() as usize, filtered.len());
+        assert_eq!(&message.payload()[60 + 4..], &code[..]);
+    }
+
+    #[test]
+    fn both_tcp_tables_are_walked_once_and_udp_apart() {
+        let walk = |wanted: &TableRequest| walks(wanted);
+        let udp = [
+            Walk::Table("udp", Proto::Udp, false),
+            Walk::Table("udp6", Proto::Udp, true),
+        ];
+        let frugal = TableRequest {
+            saves: Saves::Cpu,
+            ..TableRequest::ALL
+        };
+        assert_eq!(walk(&frugal), [&[Walk::BothTcp][..], &udp].concat());
+        // Saving time, connections are walked once per family, side by side.
+        assert_eq!(
+            walk(&TableRequest::ALL),
+            [&Walk::BothTcp.apart()[..], &udp].concat()
+        );
+        // Listeners alone are no walk of the established table: one request is less.
+        let listeners = TableRequest {
+            states: StateSet::of([State::Listen, State::Unconn]),
+            ..TableRequest::ALL
+        };
+        assert_eq!(walk(&listeners), [&[Walk::BothTcp][..], &udp].concat());
+        let ipv4 = TableRequest {
+            ipv6: false,
+            ..TableRequest::ALL
+        };
+        assert_eq!(
+            walk(&ipv4),
+            [
+                Walk::Table("tcp", Proto::Tcp, false),
+                Walk::Table("udp", Proto::Udp, false)
+            ]
+        );
+        let tcp6 = TableRequest {
+            udp: false,
+            ipv4: false,
+            ..TableRequest::ALL
+        };
+        assert_eq!(walk(&tcp6), [Walk::Table("tcp6", Proto::Tcp, true)]);
+        // Asked apart, and read another way on failure, it is the two TCP tables.
+        assert_eq!(
+            Walk::BothTcp.apart(),
+            walk(&TableRequest {
+                udp: false,
+                ..ipv4.clone()
+            })
+            .into_iter()
+            .chain(walk(&tcp6))
+            .collect::<Vec<_>>()
+        );
+        let only = Walk::BothTcp.only(&TableRequest::ALL);
+        assert!(only.wants(Proto::Tcp, false) && only.wants(Proto::Tcp, true));
+        assert!(!only.wants(Proto::Udp, false) && !only.wants(Proto::Udp, true));
+        let failed = Walk::BothTcp.failed(anyhow!("no netlink"));
+        let tables: Vec<_> = failed.iter().map(|walked| walked.walk.tables()).collect();
+        assert_eq!(tables, ["tcp", "tcp6"]);
+        assert!(failed.iter().all(|walked| {
+            walked
+                .dumped
+                .as_ref()
+                .is_err_and(|error| error.to_string() == "no netlink")
+        }));
+    }
+
+    /// The live kernel: one walk of both TCP tables sends what the two per-family requests do.
+    #[test]
+    fn one_walk_of_both_tcp_tables_reads_what_two_requests_do() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let clients = [
+            std::net::TcpStream::connect(v4.local_addr().unwrap()).unwrap(),
+            std::net::TcpStream::connect(v6.local_addr().unwrap()).unwrap(),
+        ];
+        let ours: Vec<SocketAddr> = [v4.local_addr().unwrap(), v6.local_addr().unwrap()]
+            .into_iter()
+            .chain(clients.iter().map(|client| client.local_addr().unwrap()))
+            .collect();
+        let read = |walks: &[Walk]| {
+            let mut link = Link::open().unwrap();
+            let walked: Vec<Walked> = (1..)
+                .step_by(3)
+                .zip(walks)
+                .flat_map(|(sequence, walk)| {
+                    walk.run(&mut link, sequence, &TableRequest::ALL, None)
+                })
+                .collect();
+            let done: Vec<Walk> = walked.iter().map(|walked| walked.walk).collect();
+            let mut sockets: Vec<Socket> = walked
+                .into_iter()
+                .flat_map(|walked| walked.dumped.unwrap().sockets)
+                .filter(|socket| {
+                    ours.contains(&socket.local)
+                        || socket.remote.is_some_and(|remote| ours.contains(&remote))
+                })
+                .collect();
+            sockets.sort_by_key(|socket| (socket.local, socket.remote));
+            (done, sockets)
+        };
+        let (done, one) = read(&[Walk::BothTcp]);
+        assert_eq!(done, [Walk::BothTcp], "this kernel answers the one walk");
+        let (_, two) = read(&Walk::BothTcp.apart());
+        // Two listeners, and both ends of each connection.
+        assert_eq!(one.len(), 6, "{one:?}");
+        assert!(one.iter().any(|socket| socket.local.is_ipv6()));
+        assert!(one.iter().any(|socket| socket.local.is_ipv4()));
+        assert_eq!(one, two);
+        drop(clients);
     }
 
     #[test]
