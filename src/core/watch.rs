@@ -315,17 +315,15 @@ impl Follower {
     /// reject. The first reading only sets the baseline.
     pub fn update(
         &mut self,
-        current: Vec<Socket>,
+        mut current: Vec<Socket>,
         baseline: bool,
         describe: impl FnOnce(Vec<Socket>) -> Vec<Entry>,
     ) -> Vec<Change> {
         // Two rows with one key are one socket as far as anyone can tell (a backend without
         // inodes): the first stands for both, so every count is of the sockets followed.
         let mut seen: HashSet<Key> = HashSet::with_capacity(current.len());
-        let current: Vec<Socket> = current
-            .into_iter()
-            .filter(|socket| seen.insert(key(socket)))
-            .collect();
+        // `retain` moves no socket before the first duplicate, and most readings have none.
+        current.retain(|socket| seen.insert(key(socket)));
         self.readings += 1;
         let readings = self.readings;
         self.closed
