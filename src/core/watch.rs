@@ -3,7 +3,7 @@
 //! in, changes out. What it remembers is what exists now (and the cookies of what closed in the
 //! last two readings), so memory stays flat however many events it has seen.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
