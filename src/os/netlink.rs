@@ -1285,15 +1285,20 @@ mod tests {
         assert_eq!(state_mask(Proto::Tcp, StateSet::of([State::Unconn])), 0);
     }
 
+    /// Checks `bytes` is one whole dump request of `kind` numbered `sequence`; its payload.
+    fn dump_payload(bytes: &[u8], kind: u16, sequence: u32) -> &[u8] {
+        let message = NetlinkBuffer::new_checked(bytes).unwrap();
+        assert_eq!(message.length() as usize, bytes.len());
+        assert_eq!(message.message_type(), kind);
+        assert_eq!(message.flags(), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(message.sequence_number(), sequence);
+        message.payload()
+    }
+
     #[test]
     fn the_request_is_an_inet_diag_req_v2_dump() {
         let bytes = request(7, Proto::Udp, true, 1 << 7 | 1 << 1, None, Extensions::NONE);
-        let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
-        assert_eq!(message.length() as usize, bytes.len());
-        assert_eq!(message.message_type(), SOCK_DIAG_BY_FAMILY);
-        assert_eq!(message.flags(), NLM_F_REQUEST | NLM_F_DUMP);
-        assert_eq!(message.sequence_number(), 7);
-        let inet = message.payload();
+        let inet = dump_payload(&bytes, SOCK_DIAG_BY_FAMILY, 7);
         assert_eq!(inet.len(), 56);
         assert_eq!((inet[0], inet[1], inet[2]), (AF_INET6, IPPROTO_UDP, 0));
         let states = u32::from_ne_bytes(inet[4..8].try_into().unwrap());
@@ -1310,13 +1315,8 @@ mod tests {
     #[test]
     fn both_tcp_tables_are_one_tcpdiag_getsock_dump() {
         let bytes = both_tcp_request(5, 1 << 10 | 1 << 1, None, Extensions::NONE);
-        let message = NetlinkBuffer::new_checked(&bytes[..]).unwrap();
-        assert_eq!(message.length() as usize, bytes.len());
-        assert_eq!(message.message_type(), TCPDIAG_GETSOCK);
-        assert_eq!(message.flags(), NLM_F_REQUEST | NLM_F_DUMP);
-        assert_eq!(message.sequence_number(), 5);
         // inet_diag_req: 4 bytes, a 48-byte socket id, states, dbs.
-        let inet = message.payload();
+        let inet = dump_payload(&bytes, TCPDIAG_GETSOCK, 5);
         assert_eq!(inet.len(), 60);
         assert_eq!(inet[3], 0, "no extensions unless asked");
         assert!(inet[4..52].iter().all(|&b| b == 0), "every socket");
