@@ -47,6 +47,11 @@ fn start(mut command: Command) -> Child {
     child
 }
 
+fn drain_stdout(child: &mut Child) {
+    let mut stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+}
+
 fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<i32> {
     let deadline = Instant::now() + limit;
     loop {
@@ -128,7 +133,10 @@ fn watch_prints_a_line_per_event_in_text() {
 fn watch_ends_cleanly_on_duration_ctrl_c_and_a_closed_pipe() {
     let _serial = serial();
     let started = Instant::now();
+    // Unfiltered, these two print every change other tests make meanwhile: unread, their
+    // output would fill the pipe and block them.
     let mut timed = start_watch(&["--duration", "0.3", "--interval", "0.1"]);
+    drain_stdout(&mut timed);
     assert_eq!(
         wait_with_deadline(&mut timed, Duration::from_secs(10)),
         Some(0)
@@ -136,6 +144,7 @@ fn watch_ends_cleanly_on_duration_ctrl_c_and_a_closed_pipe() {
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let mut interrupted = start_watch(&["--interval", "0.1"]);
+    drain_stdout(&mut interrupted);
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(interrupted.id() as i32, libc::SIGINT) };
     assert_eq!(

@@ -222,9 +222,11 @@ fn ephemeral_ports_are_flagged_with_whether_a_connection_holds_them() {
     assert!(notes.contains("ephemeral range"), "{notes}");
     // The listener it talks to is on another port, out of this question's view: the
     // connection's direction can't be told, and it is counted as one that may be outgoing.
+    // Another test's connection to elsewhere may share the local port (Linux shares an
+    // ephemeral port between connections to different peers), so the count is not checked.
+    assert!(notes.contains("right now"), "{notes}");
     assert!(
-        notes.contains("one outgoing connection holds it right now")
-            || notes.contains("one connection of unknown direction holds it right now"),
+        notes.contains("outgoing connection") || notes.contains("of unknown direction"),
         "{notes}"
     );
     assert!(notes.contains("ip_local_reserved_ports"), "{notes}");
@@ -312,19 +314,26 @@ fn a_free_port_can_be_bound_and_the_exit_status_says_so() {
 #[test]
 fn udp_port_bound_by_a_socket_is_taken() {
     let _serial = serial();
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    let port = socket.local_addr().expect("address").port();
-    let (status, report) = who_json(&[&format!("127.0.0.1:{port}/udp")]);
-    assert_eq!(status, 1);
-    assert_eq!(report["target"]["proto"], "udp");
+    // The same port over TCP is free, unless another test's connection took that number
+    // meanwhile: one of a few fresh ports must show it, and a `who` that confused the two
+    // protocols would answer "taken" for every one.
+    let tcp_free_once = (0..5).any(|_| {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = socket.local_addr().expect("address").port();
+        let (status, report) = who_json(&[&format!("127.0.0.1:{port}/udp")]);
+        assert_eq!(status, 1);
+        assert_eq!(report["target"]["proto"], "udp");
+        assert!(
+            message(&report).contains("is bound on 127.0.0.1:"),
+            "{report:#}"
+        );
+        assert_eq!(report["listeners"][0]["state"], "UNCONN");
+        who_json(&[&format!("127.0.0.1:{port}")]).0 == 0
+    });
     assert!(
-        message(&report).contains("is bound on 127.0.0.1:"),
-        "{report:#}"
+        tcp_free_once,
+        "the UDP socket's port was taken over TCP 5 times"
     );
-    assert_eq!(report["listeners"][0]["state"], "UNCONN");
-    // The same port over TCP is free.
-    let (status, _) = who_json(&[&format!("127.0.0.1:{port}")]);
-    assert_eq!(status, 0);
 }
 
 #[test]
